@@ -1,0 +1,249 @@
+// The only file that knows Python: exposes the core as shenjing._core. It checks buffers
+// (dtype, contiguity, bounds) and releases the GIL around every batch call.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstring>
+#include <string>
+
+#include "kernels/kernels.hpp"
+#include "shenjing/shenjing.hpp"
+
+namespace py = pybind11;
+using namespace shenjing;
+
+namespace {
+
+// A float32, C-contiguous array, or TypeError naming the argument.
+const float* f32(const py::array& a, const char* what) {
+  if (!py::isinstance<py::array_t<float>>(a) || !(a.flags() & py::array::c_style))
+    throw TypeError(std::string(what) + " must be a C-contiguous float32 array, received dtype " +
+                    py::str(a.dtype()).cast<std::string>() + ".");
+  return static_cast<const float*>(a.data());
+}
+
+float* f32_mut(py::array& a, const char* what) {
+  const float* p = f32(a, what);
+  if (!a.writeable()) throw ValueError(std::string(what) + " must be writeable.");
+  return const_cast<float*>(p);
+}
+
+void check_rows(const py::array& a, long long row, long long rows_needed, const char* what) {
+  if (a.ndim() == 0 || a.size() != a.shape(0) * row || a.shape(0) < rows_needed)
+    throw ValueError(std::string(what) + ": expected at least " + std::to_string(rows_needed) +
+                     " rows of " + std::to_string(row) + " values, received an array of " +
+                     std::to_string(a.size()) + " values.");
+}
+
+struct Batch {
+  const float* x;
+  const float* y;
+  int y_width;
+  const long long* idx;
+  int n;
+};
+
+// Resolves (x, y, idx or start, count) into pointers after checking every bound.
+Batch batch_args(Model& m, const py::array& x, const py::array& y, const py::object& idx,
+                 long long start, int count) {
+  if (count <= 0) throw ValueError("batch size must be positive.");
+  const long long row = shape_size(m.input_shape());
+  const float* xp = f32(x, "x");
+  const float* yp = f32(y, "y");
+  const long long rows = x.ndim() ? x.shape(0) : 0;
+  check_rows(x, row, 1, "x");
+  if (y.ndim() == 0 || y.shape(0) != rows)
+    throw ValueError("x and y must have the same number of samples.");
+  const int y_width = (int)(y.size() / rows);
+  Batch b{xp, yp, y_width, nullptr, count};
+  if (!idx.is_none()) {
+    auto ia = idx.cast<py::array>();
+    if (!py::isinstance<py::array_t<long long>>(ia) || !(ia.flags() & py::array::c_style) ||
+        ia.size() < start + count || start < 0)
+      throw TypeError("indices must be a C-contiguous int64 array covering the batch.");
+    b.idx = static_cast<const long long*>(ia.data()) + start;
+    for (int i = 0; i < count; ++i)
+      if (b.idx[i] < 0 || b.idx[i] >= rows) throw ValueError("batch index out of range.");
+  } else {
+    if (start < 0 || start + count > rows) throw ValueError("batch rows out of range.");
+    b.x += start * row;
+    b.y += start * y_width;
+  }
+  return b;
+}
+
+py::tuple stats_tuple(const BatchStats& s) { return py::make_tuple(s.loss_sum, s.metric_sums); }
+
+Activation act_arg(const std::string& name) { return activation_from_name(name); }
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "shenjing C++ core (internal; use the shenjing package)";
+  py::register_exception<TypeError>(m, "CoreTypeError", PyExc_TypeError);
+
+  m.def("set_num_threads", &set_num_threads);
+  m.def("get_num_threads", &get_num_threads);
+  m.def("isa", &isa);
+  m.def("build_info", &build_info);
+
+  py::class_<Model>(m, "Model")
+      .def(py::init<const Shape&>())
+      .def("add_dense",
+           [](Model& self, int units, const std::string& act, float alpha, bool use_bias,
+              float l1, float l2, const std::string& name) {
+             DenseOptions o;
+             o.units = units;
+             o.activation = act_arg(act);
+             o.activation_alpha = alpha;
+             o.use_bias = use_bias;
+             o.kernel_l1 = l1;
+             o.kernel_l2 = l2;
+             auto l = make_dense(o);
+             l->set_name(name);
+             self.add(std::move(l));
+           })
+      .def("add_activation",
+           [](Model& self, const std::string& act, float alpha, const std::string& name) {
+             auto l = make_activation(act_arg(act), alpha);
+             l->set_name(name);
+             self.add(std::move(l));
+           })
+      .def("add_dropout",
+           [](Model& self, float rate, unsigned long long seed, const std::string& name) {
+             auto l = make_dropout(rate, seed);
+             l->set_name(name);
+             self.add(std::move(l));
+           })
+      .def("add_reshape",
+           [](Model& self, const Shape& target, const std::string& type, const std::string& name) {
+             auto l = make_reshape(target, type == "Flatten" ? "Flatten" : "Reshape");
+             l->set_name(name);
+             self.add(std::move(l));
+           })
+      .def_property_readonly("output_shape", &Model::output_shape)
+      .def("layer_output_shape", [](Model& self, int i) { return self.layers().at(i)->output_shape(); })
+      .def("params",
+           [](py::object self, int i) {
+             Model& mdl = self.cast<Model&>();
+             py::list out;
+             for (Param& p : mdl.layers().at(i)->params()) {
+               std::vector<py::ssize_t> shape(p.shape.begin(), p.shape.end());
+               out.append(py::make_tuple(p.name, py::array_t<float>(shape, p.value.data(), self),
+                                         py::array_t<float>(shape, p.grad.data(), self)));
+             }
+             return out;
+           },
+           "(name, value view, grad view) for each parameter of layer i; the views share memory")
+      .def("compile",
+           [](Model& self, int loss, bool from_logits, float delta, py::dict o,
+              const std::vector<int>& metrics) {
+             LossOptions lo{static_cast<LossKind>(loss), from_logits, delta};
+             OptimizerOptions oo;
+             oo.kind = static_cast<OptimizerKind>(o["kind"].cast<int>());
+             oo.learning_rate = o["learning_rate"].cast<float>();
+             oo.momentum = o["momentum"].cast<float>();
+             oo.nesterov = o["nesterov"].cast<bool>();
+             oo.beta_1 = o["beta_1"].cast<float>();
+             oo.beta_2 = o["beta_2"].cast<float>();
+             oo.epsilon = o["epsilon"].cast<float>();
+             oo.amsgrad = o["amsgrad"].cast<bool>();
+             oo.weight_decay = o["weight_decay"].cast<float>();
+             oo.rho = o["rho"].cast<float>();
+             oo.centered = o["centered"].cast<bool>();
+             oo.initial_accumulator_value = o["initial_accumulator_value"].cast<float>();
+             std::vector<MetricKind> mk;
+             for (int k : metrics) mk.push_back(static_cast<MetricKind>(k));
+             self.compile(lo, oo, mk);
+           })
+      .def("set_metrics",
+           [](Model& self, const std::vector<int>& metrics) {
+             std::vector<MetricKind> mk;
+             for (int k : metrics) mk.push_back(static_cast<MetricKind>(k));
+             self.set_metrics(mk);
+           })
+      .def_property("learning_rate",
+                    [](Model& self) { return self.optimizer().options().learning_rate; },
+                    [](Model& self, float lr) { self.optimizer().set_learning_rate(lr); })
+      .def_property_readonly("iterations", [](Model& self) { return self.optimizer().iterations(); })
+      .def("train_step",
+           [](Model& self, const py::array& x, const py::array& y, const py::object& idx,
+              long long start, int count) {
+             Batch b = batch_args(self, x, y, idx, start, count);
+             BatchStats s;
+             {
+               py::gil_scoped_release nogil;
+               s = self.train_step(b.x, b.y, b.y_width, b.idx, b.n);
+             }
+             return stats_tuple(s);
+           })
+      .def("test_step",
+           [](Model& self, const py::array& x, const py::array& y, const py::object& idx,
+              long long start, int count) {
+             Batch b = batch_args(self, x, y, idx, start, count);
+             BatchStats s;
+             {
+               py::gil_scoped_release nogil;
+               s = self.test_step(b.x, b.y, b.y_width, b.idx, b.n);
+             }
+             return stats_tuple(s);
+           })
+      .def("predict",
+           [](Model& self, const py::array& x, py::array& out, long long start, int count) {
+             const long long row = shape_size(self.input_shape());
+             const long long orow = shape_size(self.output_shape());
+             const float* xp = f32(x, "x");
+             float* op = f32_mut(out, "out");
+             check_rows(x, row, start + count, "x");
+             check_rows(out, orow, start + count, "out");
+             if (count <= 0 || start < 0) throw ValueError("batch rows out of range.");
+             py::gil_scoped_release nogil;
+             self.predict(xp + start * row, count, op + start * orow);
+           });
+
+  // Test hooks for the kernels.
+  m.def("_isas", []() {
+    const kernels::KernelTable* t[8];
+    int n = kernels::available_tables(t, 8);
+    py::list out;
+    for (int i = 0; i < n; ++i) out.append(t[i]->isa);
+    return out;
+  });
+  m.def("_sgemm", [](const py::array& a, const py::array& b, bool ta, bool tb, float alpha,
+                     float beta, py::object c, py::object bias, const std::string& isa) {
+    const kernels::KernelTable* tabs[8];
+    const int nt = kernels::available_tables(tabs, 8);
+    const kernels::KernelTable* t = nullptr;
+    for (int i = 0; i < nt; ++i)
+      if (isa == tabs[i]->isa) t = tabs[i];
+    if (!t) throw ValueError("ISA '" + isa + "' is not available on this CPU/build.");
+    if (a.ndim() != 2 || b.ndim() != 2) throw ValueError("_sgemm needs 2-D arrays.");
+    const float* ap = f32(a, "a");
+    const float* bp = f32(b, "b");
+    const int M = (int)(ta ? a.shape(1) : a.shape(0)), K = (int)(ta ? a.shape(0) : a.shape(1));
+    const int Kb = (int)(tb ? b.shape(1) : b.shape(0)), N = (int)(tb ? b.shape(0) : b.shape(1));
+    if (K != Kb) throw ValueError("_sgemm: inner dimensions differ.");
+    py::array_t<float> out({M, N});
+    if (!c.is_none()) {
+      py::array ca = c.cast<py::array>();
+      f32(ca, "c");
+      if (ca.ndim() != 2 || ca.shape(0) != M || ca.shape(1) != N) throw ValueError("_sgemm: bad C shape.");
+      std::memcpy(out.mutable_data(), ca.data(), sizeof(float) * M * N);
+    }
+    const float* biasp = nullptr;
+    py::array bias_arr;
+    if (!bias.is_none()) {
+      bias_arr = bias.cast<py::array>();
+      biasp = f32(bias_arr, "bias");
+      if (bias_arr.size() != N) throw ValueError("_sgemm: bias must have N values.");
+    }
+    float* cp = out.mutable_data();
+    {
+      py::gil_scoped_release nogil;
+      t->sgemm(ta, tb, M, N, K, alpha, ap, (int)a.shape(1), bp, (int)b.shape(1), beta, cp, N,
+               biasp);
+    }
+    return out;
+  });
+}

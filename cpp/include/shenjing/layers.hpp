@@ -1,0 +1,79 @@
+// Layers of a Sequential model. Tensors are float32, row-major, batch first; a layer sees
+// per-sample shapes and a batch size n. Layouts are channels-last, as in Keras.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "shenjing/activations.hpp"
+#include "shenjing/errors.hpp"
+
+namespace shenjing {
+
+// A trainable buffer and its gradient, owned by the layer; Python sees both as numpy views.
+struct Param {
+  std::string name;  // "kernel", "bias"
+  Shape shape;
+  std::vector<float> value;
+  std::vector<float> grad;
+  // Weight penalty added to the loss: l1 * sum|w| + l2 * sum w^2 (Keras regularizers).
+  float l1 = 0.0f, l2 = 0.0f;
+};
+
+struct RunContext {
+  bool training = false;
+};
+
+class Layer {
+ public:
+  virtual ~Layer() = default;
+  virtual const char* type() const = 0;  // Keras class name: "Dense", "Dropout", ...
+  const std::string& name() const { return name_; }
+  void set_name(std::string n) { name_ = std::move(n); }
+
+  // Fixes the input shape and computes the output shape; throws ValueError naming the layer
+  // when the input does not fit.
+  virtual void build(const Shape& input) = 0;
+  const Shape& input_shape() const { return in_; }
+  const Shape& output_shape() const { return out_; }
+
+  // True when the output is the input unchanged (Flatten, Reshape, Dropout at inference):
+  // the model then passes the buffer through without calling forward/backward.
+  virtual bool passthrough(const RunContext&) const { return false; }
+
+  // y = layer(x) for a batch of n samples.
+  virtual void forward(const float* x, float* y, int n, const RunContext& ctx) = 0;
+  // Given dL/dy, writes dL/dx (skipped when dx is null: the first layer) and overwrites the
+  // gradients of the parameters. x and y are what forward saw and produced.
+  virtual void backward(const float* x, const float* y, const float* dy, float* dx, int n,
+                        const RunContext& ctx) = 0;
+
+  // The activation applied last by this layer (Dense, Activation), or Linear.
+  virtual Activation output_activation() const { return Activation::Linear; }
+  // Called by the model when the loss takes the gradient with respect to the pre-activation
+  // itself (softmax/sigmoid + cross-entropy fused): backward then treats dy as dL/dz.
+  virtual void fuse_activation_into_loss() {}
+
+  std::vector<Param>& params() { return params_; }
+  const std::vector<Param>& params() const { return params_; }
+
+ protected:
+  std::string name_;
+  Shape in_, out_;
+  std::vector<Param> params_;
+};
+
+struct DenseOptions {
+  int units = 0;
+  Activation activation = Activation::Linear;
+  float activation_alpha = 0.0f;
+  bool use_bias = true;
+  float kernel_l1 = 0.0f, kernel_l2 = 0.0f;
+};
+std::unique_ptr<Layer> make_dense(const DenseOptions& opt);
+std::unique_ptr<Layer> make_activation(Activation act, float alpha);
+std::unique_ptr<Layer> make_dropout(float rate, unsigned long long seed);
+// Reshape to `target` (one entry may be -1); Flatten is Reshape({-1}).
+std::unique_ptr<Layer> make_reshape(const Shape& target, const char* type_name);
+
+}  // namespace shenjing

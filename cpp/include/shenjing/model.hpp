@@ -1,0 +1,68 @@
+// A Sequential model: layers, a loss, an optimizer and workspaces, with one call per batch for
+// training, evaluation and inference.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "shenjing/layers.hpp"
+#include "shenjing/losses.hpp"
+#include "shenjing/optimizers.hpp"
+
+namespace shenjing {
+
+// Sums over one batch: loss * n (regularization included) and metric sums; divide by the
+// sample count to get means.
+struct BatchStats {
+  double loss_sum = 0.0;
+  std::vector<double> metric_sums;
+};
+
+class Model {
+ public:
+  explicit Model(const Shape& input_shape);
+  // Builds the layer on the current output shape and appends it.
+  void add(std::unique_ptr<Layer> layer);
+  const Shape& input_shape() const { return input_; }
+  const Shape& output_shape() const;
+  std::vector<std::unique_ptr<Layer>>& layers() { return layers_; }
+
+  void compile(const LossOptions& loss, const OptimizerOptions& opt,
+               const std::vector<MetricKind>& metrics);
+  void set_metrics(const std::vector<MetricKind>& metrics) { metrics_ = metrics; }
+  bool compiled() const { return optimizer_ != nullptr; }
+  Optimizer& optimizer() { return *optimizer_; }
+
+  // One training step on rows idx[0..n) of x (all_rows x input) and y (all_rows x y_width):
+  // forward, loss, backward, optimizer update, metric sums. idx may be null for rows 0..n.
+  BatchStats train_step(const float* x, const float* y, int y_width, const long long* idx,
+                        int n);
+  // Loss and metric sums at inference behaviour (no dropout, no update).
+  BatchStats test_step(const float* x, const float* y, int y_width, const long long* idx,
+                       int n);
+  // Writes n rows of predictions (n x output size) into out.
+  void predict(const float* x, int n, float* out);
+
+  // Sum of the weight penalties (l1/l2) over every parameter.
+  double regularization_loss() const;
+
+ private:
+  const float* run_forward(const float* x, const long long* idx, int n, const RunContext& ctx);
+  void reserve(int n);
+
+  Shape input_;
+  std::vector<std::unique_ptr<Layer>> layers_;
+  LossOptions loss_;
+  std::vector<MetricKind> metrics_;
+  std::unique_ptr<Optimizer> optimizer_;
+  bool fused_ = false;
+
+  // Workspaces, sized for the largest batch seen: acts_[i] is the input of layer i.
+  int capacity_ = 0;
+  std::vector<std::vector<float>> acts_;
+  std::vector<const float*> act_ptr_;
+  std::vector<float> grad_a_, grad_b_;
+  std::vector<float> ybatch_;
+  std::vector<Param*> param_list_;
+};
+
+}  // namespace shenjing

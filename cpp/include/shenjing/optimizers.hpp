@@ -1,0 +1,41 @@
+// Optimizers with Keras 3 update rules and defaults; state is one buffer set per parameter.
+#pragma once
+#include <vector>
+
+#include "shenjing/layers.hpp"
+
+namespace shenjing {
+
+enum class OptimizerKind : int { SGD = 0, Adam, AdamW, RMSprop, Adagrad };
+
+struct OptimizerOptions {
+  OptimizerKind kind = OptimizerKind::SGD;
+  float learning_rate = 0.01f;
+  float momentum = 0.0f;   // SGD, RMSprop
+  bool nesterov = false;   // SGD
+  float beta_1 = 0.9f, beta_2 = 0.999f;  // Adam, AdamW
+  float epsilon = 1e-7f;
+  bool amsgrad = false;    // Adam, AdamW
+  float weight_decay = 0.0f;  // AdamW (0.004 by default in Keras)
+  float rho = 0.9f;        // RMSprop
+  bool centered = false;   // RMSprop
+  float initial_accumulator_value = 0.1f;  // Adagrad
+};
+
+class Optimizer {
+ public:
+  explicit Optimizer(const OptimizerOptions& opt) : opt_(opt) {}
+  // Applies one update to every parameter from its gradient; creates state on first use.
+  void apply(std::vector<Param*>& params);
+  long long iterations() const { return iterations_; }
+  const OptimizerOptions& options() const { return opt_; }
+  void set_learning_rate(float lr) { opt_.learning_rate = lr; }
+
+ private:
+  OptimizerOptions opt_;
+  long long iterations_ = 0;
+  // slots_[i][s]: state buffer s (momentum, velocity, ...) of parameter i.
+  std::vector<std::vector<std::vector<float>>> slots_;
+};
+
+}  // namespace shenjing

@@ -1,0 +1,47 @@
+// Shape helpers and activation names shared by every layer.
+#include <cstring>
+#include <sstream>
+
+#include "shenjing/activations.hpp"
+#include "shenjing/errors.hpp"
+
+namespace shenjing {
+
+std::string shape_str(const Shape& s) {
+  std::ostringstream os;
+  os << "(None";
+  for (int d : s) os << ", " << d;
+  os << ")";
+  return os.str();
+}
+
+long long shape_size(const Shape& s) {
+  long long n = 1;
+  for (int d : s) n *= d;
+  return n;
+}
+
+namespace {
+const char* const kActivationNames[] = {"linear", "relu", "sigmoid", "tanh", "softmax",
+                                        "leaky_relu", "elu", "gelu", "softplus", "swish"};
+}
+
+Activation activation_from_name(const std::string& name) {
+  if (name.empty() || name == "None") return Activation::Linear;
+  if (name == "silu") return Activation::Swish;
+  for (int i = 0; i < 10; ++i)
+    if (name == kActivationNames[i]) return static_cast<Activation>(i);
+  std::string known;
+  for (const char* n : kActivationNames) known += std::string(known.empty() ? "" : ", ") + n;
+  throw ValueError("Unknown activation '" + name + "'. Known activations: " + known + ".");
+}
+
+const char* activation_name(Activation a) { return kActivationNames[static_cast<int>(a)]; }
+
+float activation_default_alpha(Activation a) {
+  if (a == Activation::LeakyRelu) return 0.2f;
+  if (a == Activation::Elu) return 1.0f;
+  return 0.0f;
+}
+
+}  // namespace shenjing

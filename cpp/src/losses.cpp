@@ -1,0 +1,181 @@
+// Losses (value and gradient in one pass) and metric sums, following Keras 3's definitions:
+// per-sample losses are means over the last axis (sums over classes for cross-entropy), then
+// the batch mean. Probabilities are clipped to [1e-7, 1 - 1e-7] as Keras does.
+#include <algorithm>
+#include <cmath>
+
+#include "shenjing/losses.hpp"
+
+namespace shenjing {
+namespace {
+
+constexpr float kEps = 1e-7f;
+
+inline float clip_prob(float p) { return std::min(std::max(p, kEps), 1.0f - kEps); }
+
+int argmax(const float* v, int w) {
+  int best = 0;
+  for (int j = 1; j < w; ++j)
+    if (v[j] > v[best]) best = j;
+  return best;
+}
+
+// Row softmax with its log, used for from_logits cross-entropy.
+void softmax_row(const float* z, float* p, int w, double* log_sum) {
+  float mx = z[0];
+  for (int j = 1; j < w; ++j) mx = std::max(mx, z[j]);
+  double s = 0.0;
+  for (int j = 0; j < w; ++j) s += std::exp((double)(z[j] - mx));
+  *log_sum = mx + std::log(s);
+  for (int j = 0; j < w; ++j) p[j] = (float)std::exp(z[j] - *log_sum);
+}
+
+int label_of(const float* y, int i, int w) {
+  const float v = y[i];
+  const int c = (int)v;
+  if (!(v >= 0.0f) || c >= w || (float)c != v)
+    throw ValueError("sparse_categorical_crossentropy: label " + std::to_string(v) +
+                     " at sample " + std::to_string(i) + " is not an integer class in [0, " +
+                     std::to_string(w) + ").");
+  return c;
+}
+
+// Cross-entropy over one row of class weights t (one-hot or soft) given probabilities or logits.
+double ce_row(const float* pred, const float* t, int sparse_label, int w, bool logits, bool fused,
+              float scale, float* g, float* tmp) {
+  auto target = [&](int j) { return sparse_label >= 0 ? (j == sparse_label ? 1.0f : 0.0f) : t[j]; };
+  float tsum = 0.0f;
+  for (int j = 0; j < w; ++j) tsum += target(j);
+  double loss = 0.0;
+  if (logits) {
+    double lse;
+    softmax_row(pred, tmp, w, &lse);
+    for (int j = 0; j < w; ++j) loss -= target(j) * ((double)pred[j] - lse);
+    if (g)
+      for (int j = 0; j < w; ++j) g[j] = (tmp[j] * tsum - target(j)) * scale;
+    return loss;
+  }
+  // Probabilities: Keras renormalises the row, clips, and takes -sum t log p.
+  float s = 0.0f;
+  for (int j = 0; j < w; ++j) s += pred[j];
+  if (!(s > 0.0f)) s = kEps;
+  for (int j = 0; j < w; ++j) loss -= target(j) * std::log((double)clip_prob(pred[j] / s));
+  if (g) {
+    if (fused) {  // d/dz of softmax + CE: p * sum(t) - t
+      for (int j = 0; j < w; ++j) g[j] = (pred[j] * tsum - target(j)) * scale;
+    } else {
+      for (int j = 0; j < w; ++j) {
+        const float q = pred[j] / s;
+        const float dq = (q > kEps && q < 1.0f - kEps) ? -target(j) / q : 0.0f;
+        g[j] = (dq / s + tsum / s) * scale;
+      }
+    }
+  }
+  return loss;
+}
+
+}  // namespace
+
+double loss_forward_backward(const LossOptions& opt, const float* pred, const float* y, int n,
+                             int width, bool fused, float* grad) {
+  double total = 0.0;
+  const size_t len = (size_t)n * width;
+  switch (opt.kind) {
+    case LossKind::MeanSquaredError: {
+      const float s = 2.0f / (float)len;
+      for (size_t i = 0; i < len; ++i) {
+        const float e = pred[i] - y[i];
+        total += (double)e * e;
+        if (grad) grad[i] = s * e;
+      }
+      return total / (double)len;
+    }
+    case LossKind::MeanAbsoluteError: {
+      const float s = 1.0f / (float)len;
+      for (size_t i = 0; i < len; ++i) {
+        const float e = pred[i] - y[i];
+        total += std::fabs(e);
+        if (grad) grad[i] = e > 0.0f ? s : (e < 0.0f ? -s : 0.0f);
+      }
+      return total / (double)len;
+    }
+    case LossKind::Huber: {
+      const float d = opt.delta, s = 1.0f / (float)len;
+      for (size_t i = 0; i < len; ++i) {
+        const float e = pred[i] - y[i], a = std::fabs(e);
+        total += a <= d ? 0.5 * (double)e * e : (double)d * a - 0.5 * (double)d * d;
+        if (grad) grad[i] = s * (a <= d ? e : (e > 0.0f ? d : -d));
+      }
+      return total / (double)len;
+    }
+    case LossKind::BinaryCrossentropy: {
+      const float s = 1.0f / (float)len;
+      for (size_t i = 0; i < len; ++i) {
+        const float t = y[i];
+        if (opt.from_logits) {
+          const float z = pred[i];
+          total += std::max(z, 0.0f) - z * t + std::log1p(std::exp(-std::fabs(z)));
+          if (grad) grad[i] = s * (1.0f / (1.0f + std::exp(-z)) - t);
+        } else {
+          const float p = clip_prob(pred[i]);
+          total -= t * std::log((double)p) + (1.0 - t) * std::log(1.0 - (double)p);
+          if (grad) {
+            if (fused) grad[i] = s * (pred[i] - t);
+            else if (pred[i] <= kEps || pred[i] >= 1.0f - kEps) grad[i] = 0.0f;
+            else grad[i] = s * (p - t) / (p * (1.0f - p));
+          }
+        }
+      }
+      return total / (double)len;
+    }
+    case LossKind::CategoricalCrossentropy:
+    case LossKind::SparseCategoricalCrossentropy: {
+      const bool sparse = opt.kind == LossKind::SparseCategoricalCrossentropy;
+      const float s = 1.0f / (float)n;
+      static thread_local std::vector<float> tmp;  // reused: no allocation per batch
+      if (tmp.size() < (size_t)width) tmp.resize(width);
+      for (int i = 0; i < n; ++i) {
+        const int label = sparse ? label_of(y, i, width) : -1;
+        total += ce_row(pred + (size_t)i * width, sparse ? nullptr : y + (size_t)i * width,
+                        label, width, opt.from_logits, fused, s,
+                        grad ? grad + (size_t)i * width : nullptr, tmp.data());
+      }
+      return total / (double)n;
+    }
+  }
+  return 0.0;
+}
+
+double metric_sum(MetricKind kind, const float* pred, const float* y, int n, int width) {
+  double total = 0.0;
+  for (int i = 0; i < n; ++i) {
+    const float* p = pred + (size_t)i * width;
+    switch (kind) {
+      case MetricKind::BinaryAccuracy: {
+        int hits = 0;
+        for (int j = 0; j < width; ++j) hits += ((p[j] > 0.5f ? 1.0f : 0.0f) == y[(size_t)i * width + j]);
+        total += (double)hits / width;
+        break;
+      }
+      case MetricKind::CategoricalAccuracy:
+        total += argmax(p, width) == argmax(y + (size_t)i * width, width);
+        break;
+      case MetricKind::SparseCategoricalAccuracy:
+        total += (float)argmax(p, width) == y[i];
+        break;
+      case MetricKind::MeanSquaredError:
+      case MetricKind::MeanAbsoluteError: {
+        double s = 0.0;
+        for (int j = 0; j < width; ++j) {
+          const double e = (double)p[j] - y[(size_t)i * width + j];
+          s += kind == MetricKind::MeanSquaredError ? e * e : std::fabs(e);
+        }
+        total += s / width;
+        break;
+      }
+    }
+  }
+  return total;
+}
+
+}  // namespace shenjing

@@ -1,0 +1,86 @@
+"""Weight initializers with Keras names and formulas, drawn from shenjing's seeded generator."""
+import numpy as np
+
+from shenjing import _random
+
+
+def _fans(shape):
+    if len(shape) < 1:
+        return 1, 1
+    if len(shape) == 1:
+        return shape[0], shape[0]
+    receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
+    return shape[-2] * receptive, shape[-1] * receptive
+
+
+class Initializer:
+    def __init__(self, seed=None):
+        self.seed = seed
+
+    def _rng(self):
+        return np.random.default_rng(self.seed) if self.seed is not None else _random.generator()
+
+    def __call__(self, shape, dtype=None):
+        return self.sample(tuple(int(s) for s in shape)).astype(np.float32)
+
+    def get_config(self):
+        return {"seed": self.seed}
+
+
+class Zeros(Initializer):
+    def sample(self, shape):
+        return np.zeros(shape)
+
+
+class Ones(Initializer):
+    def sample(self, shape):
+        return np.ones(shape)
+
+
+class GlorotUniform(Initializer):
+    """Uniform in [-limit, limit], limit = sqrt(6 / (fan_in + fan_out))."""
+
+    def sample(self, shape):
+        fan_in, fan_out = _fans(shape)
+        limit = np.sqrt(6.0 / (fan_in + fan_out))
+        return self._rng().uniform(-limit, limit, shape)
+
+
+class HeUniform(Initializer):
+    """Uniform in [-limit, limit], limit = sqrt(6 / fan_in)."""
+
+    def sample(self, shape):
+        limit = np.sqrt(6.0 / _fans(shape)[0])
+        return self._rng().uniform(-limit, limit, shape)
+
+
+class HeNormal(Initializer):
+    """Truncated normal (cut at 2 stddev), stddev = sqrt(2 / fan_in), as Keras."""
+
+    def sample(self, shape):
+        std = np.sqrt(2.0 / _fans(shape)[0])
+        rng = self._rng()
+        out = rng.normal(0.0, 1.0, shape)
+        bad = np.abs(out) > 2
+        while bad.any():
+            out[bad] = rng.normal(0.0, 1.0, int(bad.sum()))
+            bad = np.abs(out) > 2
+        return out * std
+
+
+zeros, ones = Zeros, Ones
+glorot_uniform, he_uniform, he_normal = GlorotUniform, HeUniform, HeNormal
+_BY_NAME = {"zeros": Zeros, "ones": Ones, "glorot_uniform": GlorotUniform,
+            "he_uniform": HeUniform, "he_normal": HeNormal}
+
+
+def get(identifier):
+    """An initializer from a name ('glorot_uniform', ...), a class, or an instance."""
+    if isinstance(identifier, Initializer):
+        return identifier
+    if isinstance(identifier, type) and issubclass(identifier, Initializer):
+        return identifier()
+    if isinstance(identifier, str) and identifier in _BY_NAME:
+        return _BY_NAME[identifier]()
+    raise ValueError(f"Unknown initializer {identifier!r}. Known initializers: "
+                     f"{', '.join(_BY_NAME)}.")

@@ -1,0 +1,88 @@
+"""Dense, Activation and Dropout layers."""
+import numbers
+
+from shenjing import _random, activations, initializers, regularizers
+from shenjing.layers.base import Layer
+
+_ALPHA = {"leaky_relu": 0.2, "elu": 1.0}
+
+
+class Dense(Layer):
+    """Densely connected layer: ``output = activation(dot(input, kernel) + bias)``.
+
+    Applied to the last axis of its input, as in Keras.
+
+    Args:
+        units: positive integer, size of the output.
+        activation: name or function from ``shenjing.activations``; None means linear.
+        use_bias: whether to add a bias vector (True by default).
+        kernel_initializer: 'glorot_uniform' by default.
+        bias_initializer: 'zeros' by default.
+        kernel_regularizer: None, 'l1', 'l2', or a ``shenjing.regularizers`` instance.
+    """
+
+    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(units, bool) or not isinstance(units, numbers.Integral) or units <= 0:
+            raise ValueError(f"Dense: units must be a positive integer, received {units!r}.")
+        self.units = int(units)
+        self.activation = activations.get_name(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+
+    def _add_to(self, core):
+        reg = self.kernel_regularizer
+        core.add_dense(self.units, self.activation, _ALPHA.get(self.activation, 0.0),
+                       self.use_bias, reg.l1 if reg else 0.0, reg.l2 if reg else 0.0, self.name)
+
+    def _initial_values(self, name, shape):
+        init = self.kernel_initializer if name == "kernel" else self.bias_initializer
+        return init(shape)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "activation": self.activation,
+                "use_bias": self.use_bias}
+
+
+class Activation(Layer):
+    """Applies an activation function (a name or a ``shenjing.activations`` function)."""
+
+    def __init__(self, activation, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = activations.get_name(activation)
+
+    def _add_to(self, core):
+        core.add_activation(self.activation, _ALPHA.get(self.activation, 0.0), self.name)
+
+    def get_config(self):
+        return {**super().get_config(), "activation": self.activation}
+
+
+class Dropout(Layer):
+    """Randomly sets inputs to 0 with frequency ``rate`` during training, scaling the rest by
+    ``1 / (1 - rate)``; does nothing in ``predict``/``evaluate``.
+
+    Args:
+        rate: float in [0, 1), fraction of the inputs to drop.
+        seed: integer seed for the dropout masks; drawn from the package generator (see
+            ``shenjing.utils.set_random_seed``) when None.
+    """
+
+    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(rate, numbers.Real) or not 0 <= rate < 1:
+            raise ValueError(f"Dropout: rate must be a float in [0, 1), received {rate!r}.")
+        if noise_shape is not None:
+            raise ValueError("Dropout: noise_shape is not supported.")
+        self.rate = float(rate)
+        self.seed = seed
+
+    def _add_to(self, core):
+        seed = self.seed if self.seed is not None else _random.draw_seed()
+        core.add_dropout(self.rate, int(seed) % 2**64, self.name)
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}

@@ -1,0 +1,162 @@
+"""Losses with Keras 3 names. Training computes them in C++ (fused with softmax/sigmoid);
+calling a loss object on arrays computes the same value in NumPy."""
+import numpy as np
+
+_EPS = 1e-7
+
+
+def _arrays(y_true, y_pred):
+    y_pred = np.asarray(y_pred, dtype=np.float64)
+    y_true = np.asarray(y_true, dtype=np.float64)
+    if y_true.shape != y_pred.shape and y_true.size == y_pred.size:
+        y_true = y_true.reshape(y_pred.shape)
+    return y_true, y_pred
+
+
+def mean_squared_error(y_true, y_pred):
+    y_true, y_pred = _arrays(y_true, y_pred)
+    return np.mean(np.square(y_pred - y_true), axis=-1)
+
+
+def mean_absolute_error(y_true, y_pred):
+    y_true, y_pred = _arrays(y_true, y_pred)
+    return np.mean(np.abs(y_pred - y_true), axis=-1)
+
+
+def huber(y_true, y_pred, delta=1.0):
+    y_true, y_pred = _arrays(y_true, y_pred)
+    e = np.abs(y_pred - y_true)
+    return np.mean(np.where(e <= delta, 0.5 * e**2, delta * e - 0.5 * delta**2), axis=-1)
+
+
+def binary_crossentropy(y_true, y_pred, from_logits=False):
+    y_true, y_pred = _arrays(y_true, y_pred)
+    if from_logits:
+        z = y_pred
+        return np.mean(np.maximum(z, 0) - z * y_true + np.log1p(np.exp(-np.abs(z))), axis=-1)
+    p = np.clip(y_pred, _EPS, 1 - _EPS)
+    return np.mean(-(y_true * np.log(p) + (1 - y_true) * np.log(1 - p)), axis=-1)
+
+
+def categorical_crossentropy(y_true, y_pred, from_logits=False):
+    y_true, y_pred = _arrays(y_true, y_pred)
+    if from_logits:
+        z = y_pred - y_pred.max(axis=-1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    else:
+        p = y_pred / y_pred.sum(axis=-1, keepdims=True)
+        logp = np.log(np.clip(p, _EPS, 1 - _EPS))
+    return -np.sum(y_true * logp, axis=-1)
+
+
+def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False):
+    y_pred = np.asarray(y_pred, dtype=np.float64)
+    labels = np.asarray(y_true).reshape(y_pred.shape[:-1]).astype(np.int64)
+    onehot = np.eye(y_pred.shape[-1])[labels]
+    return categorical_crossentropy(onehot, y_pred, from_logits=from_logits)
+
+
+class Loss:
+    """Base class: ``loss(y_true, y_pred)`` returns the batch mean, as Keras does."""
+
+    _kind = None
+    _fn = None
+
+    def __init__(self, name=None, reduction="sum_over_batch_size", from_logits=False):
+        if reduction != "sum_over_batch_size":
+            raise ValueError("Only reduction='sum_over_batch_size' (the Keras default) is "
+                             "supported.")
+        self.name = name or self._default_name
+        self.reduction = reduction
+        self.from_logits = bool(from_logits)
+        self.delta = 1.0
+
+    def call(self, y_true, y_pred):
+        return type(self)._fn(y_true, y_pred)
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        if sample_weight is not None:
+            raise ValueError("sample_weight is not supported.")
+        return float(np.mean(self.call(y_true, y_pred)))
+
+    def _spec(self):
+        return self._kind, self.from_logits, self.delta
+
+    def get_config(self):
+        return {"name": self.name, "reduction": self.reduction}
+
+
+class MeanSquaredError(Loss):
+    _kind, _default_name, _fn = 0, "mean_squared_error", mean_squared_error
+
+    def __init__(self, reduction="sum_over_batch_size", name=None):
+        super().__init__(name=name, reduction=reduction)
+
+
+class MeanAbsoluteError(Loss):
+    _kind, _default_name, _fn = 1, "mean_absolute_error", mean_absolute_error
+
+    def __init__(self, reduction="sum_over_batch_size", name=None):
+        super().__init__(name=name, reduction=reduction)
+
+
+class Huber(Loss):
+    _kind, _default_name = 2, "huber_loss"
+
+    def __init__(self, delta=1.0, reduction="sum_over_batch_size", name=None):
+        super().__init__(name=name, reduction=reduction)
+        if not delta > 0:
+            raise ValueError(f"Huber: delta must be positive, received {delta!r}.")
+        self.delta = float(delta)
+
+    def call(self, y_true, y_pred):
+        return huber(y_true, y_pred, self.delta)
+
+
+class _CrossEntropy(Loss):
+    def __init__(self, from_logits=False, reduction="sum_over_batch_size", name=None):
+        super().__init__(name=name, reduction=reduction, from_logits=from_logits)
+
+    def call(self, y_true, y_pred):
+        return type(self)._fn(y_true, y_pred, from_logits=self.from_logits)
+
+
+class BinaryCrossentropy(_CrossEntropy):
+    _kind, _default_name, _fn = 3, "binary_crossentropy", binary_crossentropy
+
+
+class CategoricalCrossentropy(_CrossEntropy):
+    _kind, _default_name, _fn = 4, "categorical_crossentropy", categorical_crossentropy
+
+
+class SparseCategoricalCrossentropy(_CrossEntropy):
+    _kind, _default_name = 5, "sparse_categorical_crossentropy"
+    _fn = sparse_categorical_crossentropy
+
+
+mse, mae = mean_squared_error, mean_absolute_error
+_BY_NAME = {
+    "mse": MeanSquaredError, "mean_squared_error": MeanSquaredError,
+    "mae": MeanAbsoluteError, "mean_absolute_error": MeanAbsoluteError,
+    "huber": Huber, "huber_loss": Huber,
+    "binary_crossentropy": BinaryCrossentropy,
+    "categorical_crossentropy": CategoricalCrossentropy,
+    "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
+}
+_BY_FUNCTION = {mean_squared_error: MeanSquaredError, mean_absolute_error: MeanAbsoluteError,
+                huber: Huber, binary_crossentropy: BinaryCrossentropy,
+                categorical_crossentropy: CategoricalCrossentropy,
+                sparse_categorical_crossentropy: SparseCategoricalCrossentropy}
+
+
+def get(identifier):
+    """A Loss from a name ('mse', 'sparse_categorical_crossentropy', ...), function or instance."""
+    if isinstance(identifier, Loss):
+        return identifier
+    if isinstance(identifier, type) and issubclass(identifier, Loss):
+        return identifier()
+    if isinstance(identifier, str) and identifier in _BY_NAME:
+        return _BY_NAME[identifier]()
+    if callable(identifier) and identifier in _BY_FUNCTION:
+        return _BY_FUNCTION[identifier]()
+    raise ValueError(f"Unknown loss {identifier!r}. Known losses: {', '.join(_BY_NAME)}.")

@@ -1,0 +1,101 @@
+"""Metrics with Keras 3 names. During fit/evaluate they are counted in C++ per batch; the
+functions here compute the same per-sample values in NumPy."""
+import numpy as np
+
+# Codes of the C++ MetricKind enum.
+_BINARY_ACC, _CATEGORICAL_ACC, _SPARSE_ACC, _MSE, _MAE = range(5)
+
+
+def binary_accuracy(y_true, y_pred, threshold=0.5):
+    y_pred = np.asarray(y_pred)
+    y_true = np.asarray(y_true).reshape(y_pred.shape)
+    return np.mean((y_pred > threshold).astype(np.float32) == y_true, axis=-1)
+
+
+def categorical_accuracy(y_true, y_pred):
+    return (np.argmax(y_true, -1) == np.argmax(y_pred, -1)).astype(np.float32)
+
+
+def sparse_categorical_accuracy(y_true, y_pred):
+    y_pred = np.asarray(y_pred)
+    labels = np.asarray(y_true).reshape(y_pred.shape[:-1])
+    return (labels == np.argmax(y_pred, -1)).astype(np.float32)
+
+
+def mean_squared_error(y_true, y_pred):
+    y_pred = np.asarray(y_pred, dtype=np.float64)
+    return np.mean(np.square(y_pred - np.asarray(y_true).reshape(y_pred.shape)), axis=-1)
+
+
+def mean_absolute_error(y_true, y_pred):
+    y_pred = np.asarray(y_pred, dtype=np.float64)
+    return np.mean(np.abs(y_pred - np.asarray(y_true).reshape(y_pred.shape)), axis=-1)
+
+
+class Metric:
+    """A metric computed in the C++ train/test steps; ``name`` is the key in logs/History."""
+
+    _code = None
+    _fn = None
+
+    def __init__(self, name=None):
+        self.name = name or self._default_name
+
+    def __call__(self, y_true, y_pred):
+        return float(np.mean(type(self)._fn(y_true, y_pred)))
+
+
+class BinaryAccuracy(Metric):
+    _code, _default_name, _fn = _BINARY_ACC, "binary_accuracy", binary_accuracy
+
+
+class CategoricalAccuracy(Metric):
+    _code, _default_name, _fn = _CATEGORICAL_ACC, "categorical_accuracy", categorical_accuracy
+
+
+class SparseCategoricalAccuracy(Metric):
+    _code, _default_name = _SPARSE_ACC, "sparse_categorical_accuracy"
+    _fn = sparse_categorical_accuracy
+
+
+class MeanSquaredError(Metric):
+    _code, _default_name, _fn = _MSE, "mean_squared_error", mean_squared_error
+
+
+class MeanAbsoluteError(Metric):
+    _code, _default_name, _fn = _MAE, "mean_absolute_error", mean_absolute_error
+
+
+mse, mae = mean_squared_error, mean_absolute_error
+_BY_NAME = {
+    "binary_accuracy": BinaryAccuracy, "categorical_accuracy": CategoricalAccuracy,
+    "sparse_categorical_accuracy": SparseCategoricalAccuracy,
+    "mse": MeanSquaredError, "mean_squared_error": MeanSquaredError,
+    "mae": MeanAbsoluteError, "mean_absolute_error": MeanAbsoluteError,
+}
+_BY_FUNCTION = {binary_accuracy: BinaryAccuracy, categorical_accuracy: CategoricalAccuracy,
+                sparse_categorical_accuracy: SparseCategoricalAccuracy,
+                mean_squared_error: MeanSquaredError, mean_absolute_error: MeanAbsoluteError}
+
+
+def get(identifier, y_true_shape, y_pred_shape):
+    """Resolves a metric identifier; 'accuracy'/'acc' picks binary, sparse or categorical
+    accuracy from the shapes of the targets and predictions, as Keras 3 does."""
+    if isinstance(identifier, Metric):
+        return identifier
+    if isinstance(identifier, type) and issubclass(identifier, Metric):
+        return identifier()
+    if isinstance(identifier, str) and identifier.lower() in ("accuracy", "acc"):
+        if y_pred_shape[-1] == 1:
+            cls = BinaryAccuracy
+        elif len(y_true_shape) < len(y_pred_shape) or y_true_shape[-1] == 1:
+            cls = SparseCategoricalAccuracy
+        else:
+            cls = CategoricalAccuracy
+        return cls(name=identifier)
+    if isinstance(identifier, str) and identifier in _BY_NAME:
+        return _BY_NAME[identifier](name=identifier)
+    if callable(identifier) and identifier in _BY_FUNCTION:
+        return _BY_FUNCTION[identifier](name=identifier.__name__)
+    known = ["accuracy"] + list(_BY_NAME)
+    raise ValueError(f"Unknown metric {identifier!r}. Known metrics: {', '.join(known)}.")

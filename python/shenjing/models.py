@@ -1,0 +1,508 @@
+"""Sequential models with the Keras 3 API. Each batch of fit/evaluate/predict is one C++ call
+(with the GIL released); Python only slices, counts and prints progress."""
+import math
+import time
+
+import numpy as np
+
+from shenjing import _core, _random, losses as losses_mod, metrics as metrics_mod
+from shenjing import optimizers as optimizers_mod
+from shenjing.callbacks import Callback, CallbackList, History, ProgbarLogger
+from shenjing.data import DataLoader, Dataset
+from shenjing._progbar import Progbar
+from shenjing.layers.base import Layer, _auto_name
+from shenjing.layers.input import InputLayer
+
+_SPARSE_CE = 5
+
+
+def _check_batch_size(batch_size):
+    if batch_size is None:
+        return 32
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+            or batch_size <= 0:
+        raise ValueError(f"batch_size must be a positive integer, received {batch_size!r}.")
+    return int(batch_size)
+
+
+def _verbosity(verbose):
+    if verbose == "auto":
+        return 1
+    if verbose not in (0, 1, 2):
+        raise ValueError(f"verbose must be 'auto', 0, 1 or 2, received {verbose!r}.")
+    return verbose
+
+
+def _numeric(a, what):
+    a = np.asarray(a)
+    if not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_):
+        raise TypeError(f"{what} must be a numeric array, received dtype {a.dtype}.")
+    if a.ndim == 0 or a.shape[0] == 0:
+        raise ValueError(f"{what} is empty (shape {a.shape}): it needs at least one sample.")
+    return a
+
+
+def _check_finite(a, what):
+    if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
+        raise ValueError(f"{what} contains NaN or infinity; fix or drop those samples first.")
+
+
+class Sequential:
+    """A linear stack of layers.
+
+    ``Sequential([layers.Input((784,)), layers.Dense(10)])``, ``model.add(layer)``, or a
+    subclass that calls ``self.add`` in ``__init__``. The input shape comes from an ``Input``,
+    from ``input_shape=``/``input_dim=`` on the first layer, or from the first data seen.
+    """
+
+    def __init__(self, layers=None, trainable=True, name=None):
+        self.name = name or _auto_name("Sequential")
+        self.trainable = trainable
+        self._layers = []
+        self._input_shape = None
+        self._core = None
+        self.optimizer = self.loss = None
+        self._metric_ids = []
+        self._metrics = None
+        self.stop_training = False
+        self.history = None
+        for layer in layers or []:
+            self.add(layer)
+
+    # -- structure -------------------------------------------------------------------------
+    def add(self, layer):
+        """Appends a layer (or sets the input shape when given ``Input(...)``)."""
+        if isinstance(layer, InputLayer):
+            if self._layers:
+                raise ValueError("Input must be the first layer of a Sequential model.")
+            self._input_shape = layer.shape[1:]
+            return
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential.add expects a shenjing layer, received {layer!r}.")
+        if not self._layers and self._input_shape is None and layer._input_shape_arg:
+            self._input_shape = layer._input_shape_arg
+        self._layers.append(layer)
+        if self._input_shape is not None:
+            self._build()
+
+    def pop(self):
+        """Removes the last layer."""
+        if not self._layers:
+            raise ValueError("There are no layers to pop.")
+        layer = self._layers.pop()
+        if self._input_shape is not None:
+            self._build()
+        return layer
+
+    @property
+    def layers(self):
+        return list(self._layers)
+
+    @property
+    def built(self):
+        return self._core is not None
+
+    @property
+    def input_shape(self):
+        return None if self._input_shape is None else (None,) + tuple(self._input_shape)
+
+    @property
+    def output_shape(self):
+        self._require_built("output_shape")
+        return (None,) + tuple(self._core.output_shape)
+
+    def build(self, input_shape=None):
+        """Builds the model for a batched ``input_shape`` such as ``(None, 784)``."""
+        if input_shape is not None:
+            self._input_shape = tuple(int(s) for s in tuple(input_shape)[1:])
+        if self._input_shape is None:
+            raise ValueError("build() needs an input shape, e.g. model.build((None, 784)).")
+        self._build()
+
+    def _build(self):
+        """(Re)creates the C++ model; weights of layers built before are kept."""
+        kept = [layer.get_weights() if layer.built else None for layer in self._layers]
+        core = _core.Model(list(self._input_shape))
+        shape = tuple(self._input_shape)
+        for i, layer in enumerate(self._layers):
+            layer._add_to(core)
+            fresh = kept[i] is None or [w.shape for w in kept[i]] != \
+                [v.shape for _, v, _ in core.params(i)]
+            layer._attach(core, i, shape, init=fresh)
+            if not fresh:
+                layer.set_weights(kept[i])
+            shape = layer.output_shape[1:]
+        self._core = core
+        if self.optimizer is not None:
+            self._compile_core()
+
+    def _require_built(self, what):
+        if self._core is None:
+            raise ValueError(f"This model has not yet been built, so {what} is not available. "
+                             "Give the first layer an input_shape, start with Input(shape), "
+                             "call build(), or fit it on data first.")
+
+    # -- compile ---------------------------------------------------------------------------
+    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None,
+                weighted_metrics=None, run_eagerly=False, steps_per_execution=1,
+                jit_compile="auto", auto_scale_loss=True):
+        """Configures the model for training.
+
+        Args:
+            optimizer: name ('adam', 'sgd', 'rmsprop', 'adamw', 'adagrad') or instance.
+            loss: name ('mse', 'categorical_crossentropy', ...), function or Loss instance.
+            metrics: list of names ('accuracy', 'mae', 'mse', ...) or Metric instances.
+        """
+        if loss is None:
+            raise ValueError("compile() needs a loss, e.g. loss='sparse_categorical_crossentropy'.")
+        if loss_weights is not None or weighted_metrics is not None:
+            raise ValueError("loss_weights and weighted_metrics are not supported.")
+        self.optimizer = optimizers_mod.get(optimizer)
+        self.loss = losses_mod.get(loss)
+        if metrics is None:
+            metrics = []
+        elif isinstance(metrics, (str, metrics_mod.Metric)) or callable(metrics):
+            metrics = [metrics]
+        for m in metrics:  # fail early on unknown names
+            metrics_mod.get(m, (1, 2), (1, 2))
+        self._metric_ids = list(metrics)
+        self._metrics = None
+        if self._core is not None:
+            self._compile_core()
+
+    def _compile_core(self):
+        kind, from_logits, delta = self.loss._spec()
+        self._core.compile(kind, from_logits, delta, self.optimizer._spec(),
+                           [m._code for m in self._metrics or []])
+        self.optimizer._model = self._core
+
+    def _resolve_metrics(self, y_shape):
+        out_shape = self.output_shape
+        metrics = [metrics_mod.get(m, y_shape, out_shape) for m in self._metric_ids]
+        if self._metrics is None or [m._code for m in metrics] != \
+                [m._code for m in self._metrics]:
+            self._metrics = metrics
+            self._core.set_metrics([m._code for m in metrics])
+
+    @property
+    def metrics_names(self):
+        return ["loss"] + [m.name for m in self._metrics or []]
+
+    # -- data ------------------------------------------------------------------------------
+    def _as_input(self, x):
+        """x as a C-contiguous float32 array of this model's input shape (converted once)."""
+        x = _numeric(x, "x")
+        if self._input_shape is None:
+            self._input_shape = tuple(x.shape[1:])
+            self._build()
+        elif self._core is None:
+            self._build()
+        expected = tuple(self._input_shape)
+        if x.shape[1:] != expected:
+            if x.ndim == 1 and expected == (1,):
+                x = x.reshape(-1, 1)
+            else:
+                first = self._layers[0] if self._layers else None
+                where = f'layer "{first.name}"' if first else f'model "{self.name}"'
+                raise ValueError(
+                    f"Input 0 of {where} is incompatible with the layer: expected shape "
+                    f"{(None,) + expected}, but received input with shape {x.shape}.")
+        if x.dtype != np.float32 or not x.flags.c_contiguous:
+            x = np.ascontiguousarray(x, dtype=np.float32)
+        return x
+
+    def _as_target(self, y, n):
+        y = _numeric(y, "y")
+        if y.shape[0] != n:
+            raise ValueError(f"x and y must have the same number of samples: x has {n}, "
+                             f"y has {y.shape[0]}.")
+        _check_finite(y, "y")
+        out_shape = self.output_shape[1:]
+        width = int(np.prod(out_shape))
+        if self.loss._kind == _SPARSE_CE:
+            if y.size != n:
+                raise ValueError(
+                    f"sparse_categorical_crossentropy expects one integer label per sample "
+                    f"(shape ({n},)), received y with shape {y.shape}. For one-hot targets use "
+                    f"categorical_crossentropy.")
+            labels = y.reshape(n)
+            if labels.dtype.kind == "f" and np.any(labels != np.round(labels)):
+                raise ValueError("sparse_categorical_crossentropy expects integer class labels, "
+                                 "received non-integer values.")
+            lo, hi = labels.min(), labels.max()
+            if lo < 0 or hi >= width:
+                bad = lo if lo < 0 else hi
+                raise ValueError(f"Received a label value of {bad} which is outside the valid "
+                                 f"range of [0, {width - 1}] for a model with {width} outputs.")
+        elif y.size != n * width:
+            hint = (" For integer class labels use loss='sparse_categorical_crossentropy' or "
+                    "shenjing.utils.to_categorical.") if self.loss._kind == 4 else ""
+            raise ValueError(f"Target y has shape {y.shape}, which does not match the model "
+                             f"output shape {self.output_shape}.{hint}")
+        return np.ascontiguousarray(y, dtype=np.float32)
+
+    def _data(self, x, y, batch_size, what, shuffle=False):
+        """(x, y, batch_size, order_fn, steps) for arrays or a DataLoader/Dataset."""
+        drop_last = False
+        if isinstance(x, Dataset):
+            x = DataLoader(x, batch_size=_check_batch_size(batch_size))
+        if isinstance(x, DataLoader):
+            if y is not None:
+                raise ValueError(f"{what}: pass y inside the DataLoader, not separately.")
+            loader = x
+            x, y = loader.dataset.x, loader.dataset.y
+            batch_size, drop_last, order = loader.batch_size, loader.drop_last, loader.order
+        else:
+            batch_size = _check_batch_size(batch_size)
+            order = None
+        x = self._as_input(x)
+        if y is None:
+            raise ValueError(f"{what} needs targets y.")
+        y = self._as_target(y, len(x))
+        _check_finite(x, "x")
+        if order is None:
+            n = len(x)
+            order = (lambda: _random.generator().permutation(n).astype(np.int64)) if shuffle \
+                else (lambda: None)
+        steps = len(x) // batch_size if drop_last else -(-len(x) // batch_size)
+        if steps == 0:
+            raise ValueError(f"{what}: no complete batch of {batch_size} samples in "
+                             f"{len(x)} samples with drop_last=True.")
+        return x, y, batch_size, order, steps
+
+    # -- training --------------------------------------------------------------------------
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0):
+        """Trains the model for a fixed number of epochs.
+
+        Args:
+            x, y: arrays of samples and targets, or a ``shenjing.data.DataLoader`` as x.
+            batch_size: samples per gradient update (32 when None).
+            epochs: index of the last epoch to train (training starts at ``initial_epoch``).
+            verbose: 'auto' or 1 (live progress bar), 2 (one line per epoch), 0 (silent).
+            callbacks: list of ``shenjing.callbacks.Callback``.
+            validation_split: fraction of the samples, taken from the end before shuffling,
+                to hold out and evaluate at the end of each epoch.
+            validation_data: ``(x_val, y_val)`` or a DataLoader evaluated after each epoch.
+            shuffle: reshuffle the samples before each epoch.
+
+        Returns:
+            A ``History`` whose ``history`` dict maps 'loss', metric names and their 'val_'
+            counterparts to per-epoch values.
+        """
+        if self.optimizer is None:
+            raise ValueError("You must call compile() before fit().")
+        verbose = _verbosity(verbose)
+        if not 0 <= validation_split < 1:
+            raise ValueError(f"validation_split must be in [0, 1), received {validation_split}.")
+        if validation_split and validation_data is None:
+            if isinstance(x, (DataLoader, Dataset)):
+                raise ValueError("validation_split needs arrays x and y, not a DataLoader.")
+            x, y = np.asarray(x), np.asarray(y)
+            split = int(len(x) * (1 - validation_split))
+            if split == 0 or split == len(x):
+                raise ValueError(f"validation_split={validation_split} leaves no samples for "
+                                 f"training or validation with {len(x)} samples.")
+            validation_data = (x[split:], y[split:])
+            x, y = x[:split], y[:split]
+        x, y, batch_size, order, steps = self._data(x, y, batch_size, "fit", shuffle)
+        self._resolve_metrics(y.shape if self.loss._kind != _SPARSE_CE else (len(y),))
+        if validation_data is not None and not isinstance(validation_data, (DataLoader,
+                                                                             Dataset)):
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("validation_data must be a tuple (x_val, y_val).")
+            vx, vy = validation_data
+            vx = self._as_input(vx)
+            _check_finite(vx, "validation x")
+            validation_data = (vx, self._as_target(vy, len(vx)))
+
+        history = History()
+        cbs = [history] + list(callbacks or [])
+        progbar = ProgbarLogger(verbose) if verbose else None
+        if progbar:
+            cbs.append(progbar)
+        params = {"verbose": verbose, "epochs": epochs, "steps": steps}
+        cbl = CallbackList(cbs, self, params)
+        # Per-batch hooks that need logs every batch; the progress bar only when it redraws.
+        batch_hooks = [c for c in cbs if type(c).on_train_batch_end is not
+                       Callback.on_train_batch_end and c is not progbar]
+        redraw_every = 0.05 if progbar and progbar.verbose == 1 else math.inf
+        names = [m.name for m in self._metrics]
+        core = self._core
+        self.stop_training = False
+        cbl.on_train_begin()
+        logs = {}
+        for epoch in range(initial_epoch, epochs):
+            cbl.on_epoch_begin(epoch)
+            core.learning_rate = self.optimizer.learning_rate
+            idx = order()
+            loss_sum, sums, seen = 0.0, np.zeros(len(names)), 0
+            next_draw = time.perf_counter() + redraw_every
+            for b in range(steps):
+                start = b * batch_size
+                count = min(batch_size, len(x) - start)
+                ls, ms = core.train_step(x, y, idx, start, count)
+                if not math.isfinite(ls):
+                    raise ValueError(
+                        f"The loss became {ls / count} at epoch {epoch + 1}, batch {b + 1}: "
+                        "training stopped (like Keras's TerminateOnNaN). Lower the learning "
+                        "rate, scale the inputs, or check the targets.")
+                loss_sum += ls
+                sums += ms
+                seen += count
+                if batch_hooks or (progbar and time.perf_counter() >= next_draw):
+                    logs = self._logs(names, sums, loss_sum, seen)
+                    for c in batch_hooks:
+                        c.on_train_batch_end(b, logs)
+                    if progbar and time.perf_counter() >= next_draw:
+                        progbar.on_train_batch_end(b, logs)
+                        next_draw = time.perf_counter() + redraw_every
+            logs = self._logs(names, sums, loss_sum, seen)
+            if progbar:
+                progbar._bar._seen = steps
+            if validation_data is not None:
+                val = self.evaluate(*((validation_data, None) if isinstance(
+                    validation_data, (DataLoader, Dataset)) else validation_data),
+                    batch_size=batch_size, verbose=0, return_dict=True)
+                logs.update({"val_" + k: v for k, v in val.items()})
+            cbl.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        cbl.on_train_end(logs)
+        history.params = params
+        history.model = self
+        self.history = history
+        return history
+
+    @staticmethod
+    def _logs(names, sums, loss_sum, seen):
+        logs = {n: float(s / seen) for n, s in zip(names, sums)}
+        logs["loss"] = loss_sum / seen
+        return logs
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", return_dict=False):
+        """Returns the loss, or ``[loss, *metrics]`` when the model has metrics (a dict when
+        ``return_dict``), at inference behaviour (dropout off)."""
+        if self.optimizer is None:
+            raise ValueError("You must call compile() before evaluate().")
+        verbose = _verbosity(verbose)
+        x, y, batch_size, order, steps = self._data(x, y, batch_size, "evaluate")
+        self._resolve_metrics(y.shape if self.loss._kind != _SPARSE_CE else (len(y),))
+        names = [m.name for m in self._metrics]
+        idx = order()
+        bar = Progbar(steps, verbose=verbose) if verbose else None
+        loss_sum, sums, seen = 0.0, np.zeros(len(names)), 0
+        for b in range(steps):
+            start = b * batch_size
+            count = min(batch_size, len(x) - start)
+            ls, ms = self._core.test_step(x, y, idx, start, count)
+            loss_sum += ls
+            sums += ms
+            seen += count
+            if bar:
+                bar.update(b + 1, self._logs(names, sums, loss_sum, seen))
+        logs = self._logs(names, sums, loss_sum, seen)
+        if return_dict:
+            return logs
+        return logs["loss"] if not names else [logs["loss"]] + [logs[n] for n in names]
+
+    def predict(self, x, batch_size=None, verbose="auto"):
+        """Returns the outputs for the samples in x (an array or a DataLoader) as float32."""
+        if isinstance(x, Dataset):
+            x = x.x
+        if isinstance(x, DataLoader):
+            batch_size, x = x.batch_size, x.dataset.x
+        batch_size = _check_batch_size(batch_size)
+        verbose = _verbosity(verbose)
+        x = self._as_input(x)
+        n = len(x)
+        out = np.empty((n,) + tuple(self._core.output_shape), dtype=np.float32)
+        steps = -(-n // batch_size)
+        bar = Progbar(steps, verbose=verbose) if verbose else None
+        for b in range(steps):
+            start = b * batch_size
+            self._core.predict(x, out, start, min(batch_size, n - start))
+            if bar:
+                bar.update(b + 1)
+        return out
+
+    def __call__(self, x, training=False):
+        return self.predict(x, batch_size=max(1, len(x)), verbose=0)
+
+    # -- weights and reporting ---------------------------------------------------------------
+    def get_weights(self):
+        """Copies of every weight array, layer by layer."""
+        return [w for layer in self._layers for w in layer.get_weights()]
+
+    def set_weights(self, weights):
+        """Sets every weight from a list shaped like ``get_weights()``."""
+        self._require_built("set_weights")
+        weights = list(weights)
+        expected = sum(len(layer.weights) for layer in self._layers)
+        if len(weights) != expected:
+            raise ValueError(f"set_weights expects {expected} arrays, received {len(weights)}.")
+        i = 0
+        for layer in self._layers:
+            k = len(layer.weights)
+            layer.set_weights(weights[i:i + k])
+            i += k
+
+    @property
+    def weights(self):
+        return [w for layer in self._layers for w in layer.weights]
+
+    @property
+    def trainable_weights(self):
+        return self.weights
+
+    def count_params(self):
+        self._require_built("count_params()")
+        return sum(layer.count_params() for layer in self._layers)
+
+    def get_layer(self, name=None, index=None):
+        if index is not None:
+            return self._layers[index]
+        for layer in self._layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"No such layer: {name}.")
+
+    def summary(self, line_length=None, positions=None, print_fn=None):
+        """Prints the layers, output shapes and parameter counts, as Keras does."""
+        self._require_built("summary()")
+        out = print_fn or print
+        widths = (33, 24, 15)
+        heavy = "━"
+
+        def row(cells, left, mid, right, align=("<", "<", ">")):
+            return left + mid.join(f" {c:{a}{w - 2}} " for c, w, a in zip(cells, widths, align)) \
+                + right
+
+        def rule(l, m, r, ch):
+            return l + m.join(ch * w for w in widths) + r
+
+        out(f'Model: "{self.name}"')
+        out(rule("┏", "┳", "┓", heavy))
+        out(row(("Layer (type)", "Output Shape", "Param #"), "┃", "┃", "┃"))
+        out(rule("┡", "╇", "┩", heavy))
+        for i, layer in enumerate(self._layers):
+            out(row((f"{layer.name} ({type(layer).__name__})", str(layer.output_shape),
+                     f"{layer.count_params():,}"), "│", "│", "│"))
+            if i < len(self._layers) - 1:
+                out(rule("├", "┼", "┤", "─"))
+        out(rule("└", "┴", "┘", "─"))
+        total = self.count_params()
+
+        def size(n):
+            b = n * 4
+            for unit in ("B", "KB", "MB", "GB"):
+                if b < 1024 or unit == "GB":
+                    return f"{b:.2f} {unit}"
+                b /= 1024
+
+        out(f" Total params: {total:,} ({size(total)})")
+        out(f" Trainable params: {total:,} ({size(total)})")
+        out(f" Non-trainable params: 0 ({size(0)})")
+
+
+Model = Sequential
