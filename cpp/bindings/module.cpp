@@ -178,6 +178,14 @@ PYBIND11_MODULE(_core, m) {
              }
              return stats_tuple(s);
            })
+      .def("compute_gradients",
+           [](Model& self, const py::array& x, const py::array& y) {
+             Batch b = batch_args(self, x, y, py::none(), 0, x.ndim() ? (int)x.shape(0) : 0);
+             py::gil_scoped_release nogil;
+             return self.compute_gradients(b.x, b.y, b.y_width, b.n);
+           },
+           "Fills every parameter gradient for the batch (x, y) without updating; returns the "
+           "mean loss")
       .def("test_step",
            [](Model& self, const py::array& x, const py::array& y, const py::object& idx,
               long long start, int count) {

@@ -110,18 +110,18 @@ static const float* gather_rows(const float* y, int width, const long long* idx,
   return buf.data();
 }
 
-BatchStats Model::train_step(const float* x, const float* y, int y_width, const long long* idx,
-                             int n) {
+double Model::forward_backward(const float* x, const float* y, int y_width,
+                               const long long* idx, int n, BatchStats* st) {
   if (!compiled()) throw ValueError("You must call compile() before training the model.");
   RunContext ctx{true};
   const float* out = run_forward(x, idx, n, ctx);
   const float* yb = gather_rows(y, y_width, idx, n, ybatch_);
   const int width = (int)shape_size(output_shape());
 
-  BatchStats st;
   float* g = grad_a_.data();
   const double loss = loss_forward_backward(loss_, out, yb, n, width, fused_, g);
-  for (MetricKind m : metrics_) st.metric_sums.push_back(metric_sum(m, out, yb, n, width));
+  if (st)
+    for (MetricKind m : metrics_) st->metric_sums.push_back(metric_sum(m, out, yb, n, width));
 
   // Backward: ping-pong between two gradient buffers; the first computing layer gets no dx.
   size_t first = 0;
@@ -134,6 +134,7 @@ BatchStats Model::train_step(const float* x, const float* y, int y_width, const 
     l.backward(act_ptr_[i], act_ptr_[i + 1], g, dx, n, ctx);
     if (dx) std::swap(g, other);
   }
+  // Weight penalties: value into the loss, gradient into each parameter's gradient.
   double reg = 0.0;
   for (Param* p : param_list_) {
     if (p->l1 == 0.0f && p->l2 == 0.0f) continue;
@@ -146,9 +147,19 @@ BatchStats Model::train_step(const float* x, const float* y, int y_width, const 
     }
     reg += p->l1 * a + p->l2 * s;
   }
+  return loss + reg;
+}
+
+BatchStats Model::train_step(const float* x, const float* y, int y_width, const long long* idx,
+                             int n) {
+  BatchStats st;
+  st.loss_sum = forward_backward(x, y, y_width, idx, n, &st) * n;
   optimizer_->apply(param_list_);
-  st.loss_sum = (loss + reg) * n;
   return st;
+}
+
+double Model::compute_gradients(const float* x, const float* y, int y_width, int n) {
+  return forward_backward(x, y, y_width, nullptr, n, nullptr);
 }
 
 BatchStats Model::test_step(const float* x, const float* y, int y_width, const long long* idx,

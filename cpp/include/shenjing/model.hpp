@@ -36,6 +36,9 @@ class Model {
   // forward, loss, backward, optimizer update, metric sums. idx may be null for rows 0..n.
   BatchStats train_step(const float* x, const float* y, int y_width, const long long* idx,
                         int n);
+  // Forward and backward at training behaviour without updating: fills every Param::grad
+  // (weight penalties included) and returns the mean loss. For gradient checks and tools.
+  double compute_gradients(const float* x, const float* y, int y_width, int n);
   // Loss and metric sums at inference behaviour (no dropout, no update).
   BatchStats test_step(const float* x, const float* y, int y_width, const long long* idx,
                        int n);
@@ -46,6 +49,10 @@ class Model {
   double regularization_loss() const;
 
  private:
+  // Forward, loss, backward; fills gradients and metric sums, returns the mean data loss
+  // plus the weight penalty.
+  double forward_backward(const float* x, const float* y, int y_width, const long long* idx,
+                          int n, BatchStats* st);
   const float* run_forward(const float* x, const long long* idx, int n, const RunContext& ctx);
   void reserve(int n);
 
