@@ -64,10 +64,17 @@ double ce_row(const float* pred, const float* t, int sparse_label, int w, bool l
     if (fused) {  // d/dz of softmax + CE: p * sum(t) - t
       for (int j = 0; j < w; ++j) g[j] = (pred[j] * tsum - target(j)) * scale;
     } else {
+      // A clipped q_j makes its term constant: it adds nothing to either part of the
+      // gradient (d/dp_k of -t_j log(p_j / s) is -t_j (delta_jk / p_j - 1 / s)).
+      float tlive = 0.0f;
+      for (int j = 0; j < w; ++j) {
+        const float q = pred[j] / s;
+        if (q > kEps && q < 1.0f - kEps) tlive += target(j);
+      }
       for (int j = 0; j < w; ++j) {
         const float q = pred[j] / s;
         const float dq = (q > kEps && q < 1.0f - kEps) ? -target(j) / q : 0.0f;
-        g[j] = (dq / s + tsum / s) * scale;
+        g[j] = (dq / s + tlive / s) * scale;
       }
     }
   }

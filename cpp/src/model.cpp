@@ -39,10 +39,11 @@ void Model::compile(const LossOptions& loss, const OptimizerOptions& opt,
   fused_ = !loss.from_logits &&
            ((ce && last == Activation::Softmax) ||
             (loss.kind == LossKind::BinaryCrossentropy && last == Activation::Sigmoid));
-  if (fused_) layers_.back()->fuse_activation_into_loss();
+  layers_.back()->set_activation_fused(fused_);
   param_list_.clear();
   for (auto& l : layers_)
-    for (auto& p : l->params()) param_list_.push_back(&p);
+    for (auto& p : l->params())
+      if (p.trainable) param_list_.push_back(&p);
 }
 
 void Model::reserve(int n) {

@@ -35,11 +35,24 @@ def _verbosity(verbose):
 
 def _numeric(a, what):
     a = np.asarray(a)
-    if not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_):
+    if not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_) or \
+            np.issubdtype(a.dtype, np.complexfloating):
         raise TypeError(f"{what} must be a numeric array, received dtype {a.dtype}.")
     if a.ndim == 0 or a.shape[0] == 0:
         raise ValueError(f"{what} is empty (shape {a.shape}): it needs at least one sample.")
     return a
+
+
+def _to_float32(a, what):
+    """a as float32; values too large for float32 are refused instead of becoming inf."""
+    if a.dtype == np.float32:
+        return a
+    with np.errstate(over="ignore"):
+        out = a.astype(np.float32)
+    if not np.isfinite(out).all():
+        raise ValueError(f"{what} has values too large for float32 (the largest is about "
+                         f"3.4e38); scale them first.")
+    return out
 
 
 def _check_finite(a, what):
@@ -157,14 +170,16 @@ class Sequential:
             raise ValueError("compile() needs a loss, e.g. loss='sparse_categorical_crossentropy'.")
         if loss_weights is not None or weighted_metrics is not None:
             raise ValueError("loss_weights and weighted_metrics are not supported.")
-        self.optimizer = optimizers_mod.get(optimizer)
-        self.loss = losses_mod.get(loss)
+        # Resolve everything before changing the model, so a failed compile() changes nothing.
+        optimizer = optimizers_mod.get(optimizer)
+        loss = losses_mod.get(loss)
         if metrics is None:
             metrics = []
         elif isinstance(metrics, (str, metrics_mod.Metric)) or callable(metrics):
             metrics = [metrics]
         for m in metrics:  # fail early on unknown names
             metrics_mod.get(m, (1, 2), (1, 2))
+        self.optimizer, self.loss = optimizer, loss
         self._metric_ids = list(metrics)
         self._metrics = None
         if self._core is not None:
@@ -207,9 +222,10 @@ class Sequential:
                 raise ValueError(
                     f"Input 0 of {where} is incompatible with the layer: expected shape "
                     f"{(None,) + expected}, but received input with shape {x.shape}.")
-        if x.dtype != np.float32 or not x.flags.c_contiguous:
-            x = np.ascontiguousarray(x, dtype=np.float32)
-        return x
+        if x.dtype != np.float32:
+            _check_finite(x, "x")
+            x = _to_float32(x, "x")
+        return np.ascontiguousarray(x)
 
     def _as_target(self, y, n):
         y = _numeric(y, "y")
@@ -217,6 +233,7 @@ class Sequential:
             raise ValueError(f"x and y must have the same number of samples: x has {n}, "
                              f"y has {y.shape[0]}.")
         _check_finite(y, "y")
+        y = _to_float32(y, "y")
         out_shape = self.output_shape[1:]
         width = int(np.prod(out_shape))
         if self.loss._kind == _SPARSE_CE:
@@ -293,6 +310,9 @@ class Sequential:
         if self.optimizer is None:
             raise ValueError("You must call compile() before fit().")
         verbose = _verbosity(verbose)
+        for what, v in (("epochs", epochs), ("initial_epoch", initial_epoch)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+                raise ValueError(f"{what} must be a non-negative integer, received {v!r}.")
         if not 0 <= validation_split < 1:
             raise ValueError(f"validation_split must be in [0, 1), received {validation_split}.")
         if validation_split and validation_data is None:

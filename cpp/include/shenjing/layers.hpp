@@ -18,6 +18,9 @@ struct Param {
   std::vector<float> grad;
   // Weight penalty added to the loss: l1 * sum|w| + l2 * sum w^2 (Keras regularizers).
   float l1 = 0.0f, l2 = 0.0f;
+  // False for state the layer updates itself (BatchNormalization's moving statistics):
+  // the optimizer skips it and it has no gradient.
+  bool trainable = true;
 };
 
 struct RunContext {
@@ -50,9 +53,10 @@ class Layer {
 
   // The activation applied last by this layer (Dense, Activation), or Linear.
   virtual Activation output_activation() const { return Activation::Linear; }
-  // Called by the model when the loss takes the gradient with respect to the pre-activation
-  // itself (softmax/sigmoid + cross-entropy fused): backward then treats dy as dL/dz.
-  virtual void fuse_activation_into_loss() {}
+  // Set by the model on every compile: true when the loss takes the gradient with respect to
+  // the pre-activation itself (softmax/sigmoid + cross-entropy fused); backward then treats dy
+  // as dL/dz.
+  virtual void set_activation_fused(bool) {}
 
   std::vector<Param>& params() { return params_; }
   const std::vector<Param>& params() const { return params_; }

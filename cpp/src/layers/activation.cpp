@@ -18,7 +18,7 @@ class ActivationLayer final : public Layer {
     in_ = out_ = input;
   }
   Activation output_activation() const override { return act_; }
-  void fuse_activation_into_loss() override { fused_ = true; }
+  void set_activation_fused(bool fused) override { fused_ = fused; }
 
   void forward(const float* x, float* y, int n, const RunContext&) override {
     const size_t cols = in_.back(), rows = (size_t)n * shape_size(in_) / cols;

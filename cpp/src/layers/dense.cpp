@@ -39,7 +39,7 @@ class Dense final : public Layer {
   }
 
   Activation output_activation() const override { return opt_.activation; }
-  void fuse_activation_into_loss() override { fused_ = true; }
+  void set_activation_fused(bool fused) override { fused_ = fused; }
 
   void forward(const float* x, float* y, int n, const RunContext&) override {
     const auto& K = kernels::table();

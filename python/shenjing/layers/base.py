@@ -19,9 +19,13 @@ def _shape_tuple(shape, what):
     if isinstance(shape, (int, np.integer)):
         shape = (int(shape),)
     try:
-        shape = tuple(int(s) for s in shape)
+        items = tuple(shape)
     except TypeError:
-        raise TypeError(f"{what} must be a tuple of integers, received {shape!r}.") from None
+        items = None
+    if items is None or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool)
+                                for s in items):
+        raise TypeError(f"{what} must be a tuple of integers, received {shape!r}.")
+    shape = tuple(int(s) for s in items)
     if any(s <= 0 for s in shape):
         raise ValueError(f"{what} must contain positive integers, received {shape}.")
     return shape
