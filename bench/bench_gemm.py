@@ -54,8 +54,11 @@ def bench_one(M, N, K, ta=False, tb=False, repeat=None, rounds=3, isa=None, paus
 
     # Same answer first (float32 tolerance), then timing.
     np.testing.assert_allclose(ours(), theirs(), rtol=1e-3, atol=1e-3 * np.sqrt(K))
+    for _ in range(3):  # warm up: threads started, buffers grown
+        theirs()
+        ours()
     if repeat is None:  # about 0.1 s per block, at least 3 runs
-        t = _time_block(ours, 1)
+        t = _time_block(ours, 3)
         repeat = int(max(3, min(2000, 0.1 / max(t, 1e-7))))
     t_ours = t_np = float("inf")
     for _ in range(rounds):
