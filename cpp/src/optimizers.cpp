@@ -1,8 +1,9 @@
-// Optimizer updates with Keras 3's formulas (keras/src/optimizers/*.py), one fused pass per
-// parameter buffer.
+// Optimizers: state management and the step-dependent scalars; the update loops are per-ISA
+// kernels (kernels/optimizer.inc) run over slices of every parameter in one parallel region.
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/kernels.hpp"
 #include "shenjing/optimizers.hpp"
 
 namespace shenjing {
@@ -32,84 +33,50 @@ void Optimizer::apply(std::vector<Param*>& params) {
   }
   const long long step = ++iterations_;
   const float lr = o.learning_rate;
+  const double b1p = std::pow((double)o.beta_1, (double)step);
+  const double b2p = std::pow((double)o.beta_2, (double)step);
+  const float alpha = (float)(lr * std::sqrt(1.0 - b2p) / (1.0 - b1p));
+  const float decay = o.kind == OptimizerKind::AdamW ? 1.0f - lr * o.weight_decay : 1.0f;
+
+  // Split every buffer into slices so one parallel region updates them all.
+  constexpr size_t kSlice = 16384;
+  chunks_.clear();
+  size_t total = 0;
   for (size_t pi = 0; pi < params.size(); ++pi) {
-    float* w = params[pi]->value.data();
-    const float* g = params[pi]->grad.data();
     const size_t len = params[pi]->value.size();
-    auto& s = slots_[pi];
+    for (size_t b = 0; b < len; b += kSlice) chunks_.push_back({pi, b, std::min(len, b + kSlice)});
+    total += len;
+  }
+  const kernels::KernelTable& K = kernels::table();
+  const long long nchunks = (long long)chunks_.size();
+#pragma omp parallel for schedule(static) if (total >= 4 * kSlice)
+  for (long long c = 0; c < nchunks; ++c) {
+    const Chunk ch = chunks_[c];
+    float* w = params[ch.param]->value.data() + ch.begin;
+    const float* g = params[ch.param]->grad.data() + ch.begin;
+    const size_t n = ch.end - ch.begin;
+    auto slot = [&](size_t k) {
+      auto& s = slots_[ch.param];
+      return k < s.size() ? s[k].data() + ch.begin : nullptr;
+    };
     switch (o.kind) {
-      case OptimizerKind::SGD: {
-        if (o.momentum == 0.0f) {
-          for (size_t i = 0; i < len; ++i) w[i] -= lr * g[i];
-          break;
-        }
-        float* m = s[0].data();
-        const float mu = o.momentum;
-        for (size_t i = 0; i < len; ++i) {
-          m[i] = mu * m[i] - lr * g[i];
-          w[i] += o.nesterov ? mu * m[i] - lr * g[i] : m[i];
-        }
+      case OptimizerKind::SGD:
+        K.sgd(w, g, o.momentum != 0.0f ? slot(0) : nullptr, n, lr, o.momentum, o.nesterov);
         break;
-      }
       case OptimizerKind::Adam:
-      case OptimizerKind::AdamW: {
-        if (o.kind == OptimizerKind::AdamW && o.weight_decay != 0.0f) {
-          const float decay = 1.0f - lr * o.weight_decay;
-          for (size_t i = 0; i < len; ++i) w[i] *= decay;
-        }
-        const double b1p = std::pow((double)o.beta_1, (double)step);
-        const double b2p = std::pow((double)o.beta_2, (double)step);
-        const float alpha = (float)(lr * std::sqrt(1.0 - b2p) / (1.0 - b1p));
-        const float c1 = 1.0f - o.beta_1, c2 = 1.0f - o.beta_2, eps = o.epsilon;
-        float* m = s[0].data();
-        float* v = s[1].data();
-        if (o.amsgrad) {
-          float* vhat = s[2].data();
-          for (size_t i = 0; i < len; ++i) {
-            m[i] += (g[i] - m[i]) * c1;
-            v[i] += (g[i] * g[i] - v[i]) * c2;
-            vhat[i] = std::max(vhat[i], v[i]);
-            w[i] -= m[i] * alpha / (std::sqrt(vhat[i]) + eps);
-          }
-        } else {
-          for (size_t i = 0; i < len; ++i) {
-            m[i] += (g[i] - m[i]) * c1;
-            v[i] += (g[i] * g[i] - v[i]) * c2;
-            w[i] -= m[i] * alpha / (std::sqrt(v[i]) + eps);
-          }
-        }
+      case OptimizerKind::AdamW:
+        K.adam(w, g, slot(0), slot(1), o.amsgrad ? slot(2) : nullptr, n, alpha,
+               1.0f - o.beta_1, 1.0f - o.beta_2, o.epsilon, decay);
         break;
-      }
       case OptimizerKind::RMSprop: {
-        float* v = s[0].data();
-        float* mom = o.momentum > 0.0f ? s[1].data() : nullptr;
-        float* avg = o.centered ? s.back().data() : nullptr;
-        const float rho = o.rho, eps = o.epsilon;
-        for (size_t i = 0; i < len; ++i) {
-          v[i] = rho * v[i] + (1.0f - rho) * g[i] * g[i];
-          float denom = v[i];
-          if (avg) {
-            avg[i] = rho * avg[i] + (1.0f - rho) * g[i];
-            denom -= avg[i] * avg[i];
-          }
-          const float inc = lr * g[i] / std::sqrt(denom + eps);
-          if (mom) {
-            mom[i] = o.momentum * mom[i] + inc;
-            w[i] -= mom[i];
-          } else {
-            w[i] -= inc;
-          }
-        }
+        float* mom = o.momentum > 0.0f ? slot(1) : nullptr;
+        float* avg = o.centered ? slot(slots_[ch.param].size() - 1) : nullptr;
+        K.rmsprop(w, g, slot(0), mom, avg, n, lr, o.rho, o.momentum, o.epsilon);
         break;
       }
-      case OptimizerKind::Adagrad: {
-        float* acc = s[0].data();
-        for (size_t i = 0; i < len; ++i) {
-          acc[i] += g[i] * g[i];
-          w[i] -= lr * g[i] / std::sqrt(acc[i] + o.epsilon);
-        }
+      case OptimizerKind::Adagrad:
+        K.adagrad(w, g, slot(0), n, lr, o.epsilon);
         break;
-      }
     }
   }
 }

@@ -36,6 +36,10 @@ class Optimizer {
   long long iterations_ = 0;
   // slots_[i][s]: state buffer s (momentum, velocity, ...) of parameter i.
   std::vector<std::vector<std::vector<float>>> slots_;
+  struct Chunk {
+    size_t param, begin, end;
+  };
+  std::vector<Chunk> chunks_;  // reused every step
 };
 
 }  // namespace shenjing

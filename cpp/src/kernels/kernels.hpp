@@ -29,8 +29,25 @@ using ActForwardFn = void (*)(int act, float alpha, const float* x, float* y, st
 using ActBackwardFn = void (*)(int act, float alpha, const float* x, const float* y,
                                const float* dy, float* dx, std::size_t rows, std::size_t cols);
 
+// Optimizer updates of n values of one parameter, Keras 3 rules (optimizers.cpp computes the
+// step-dependent scalars). State buffers hold n values; a null buffer means "not used".
+using SgdFn = void (*)(float* w, const float* g, float* m, std::size_t n, float lr, float mu,
+                       bool nesterov);
+// Adam/AdamW: w *= decay (1 for Adam), then m, v (and vhat when amsgrad) and
+// w -= alpha * m / (sqrt(v or vhat) + eps).
+using AdamFn = void (*)(float* w, const float* g, float* m, float* v, float* vhat, std::size_t n,
+                        float alpha, float c1, float c2, float eps, float decay);
+using RmspropFn = void (*)(float* w, const float* g, float* v, float* mom, float* avg,
+                           std::size_t n, float lr, float rho, float momentum, float eps);
+using AdagradFn = void (*)(float* w, const float* g, float* acc, std::size_t n, float lr,
+                           float eps);
+
 struct KernelTable {
   const char* isa;
+  SgdFn sgd;
+  AdamFn adam;
+  RmspropFn rmsprop;
+  AdagradFn adagrad;
   SgemmFn sgemm;
   ActForwardFn act_forward;
   ActBackwardFn act_backward;
