@@ -16,6 +16,9 @@ SHAPES = [
     (1, 1, 1), (7, 7, 7), (1, 33, 7), (33, 1, 257), (7, 257, 33), (33, 33, 33),
     (257, 33, 7), (13, 100, 300), (257, 257, 257), (32, 128, 784), (784, 128, 32),
     (32, 784, 128), (130, 70, 1000),
+    # the direct path (no packing) and its thread splits: small M, narrow N, short K
+    (1, 128, 784), (3, 128, 784), (16, 128, 784), (1, 10, 128), (300, 10, 128), (64, 128, 10),
+    (200, 784, 9),
 ]
 
 
@@ -67,6 +70,24 @@ def test_sgemm_matches_reference(isa, ta, tb, M, N, K):
     _check(isa, a, b, ta, tb, -0.5, 0.75, c, bias, prods)
     _check(isa, a, b, ta, tb, 2.0, 1.0, c, None, prods)
     _check(isa, a, b, ta, tb, 1.0, 0.0, c_nan, bias, prods)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("ta,tb", [(False, False), (False, True), (True, False), (True, True)])
+def test_sgemm_direct_tiles(isa, ta, tb):
+    # Every row count of a direct tile (1..8, and 8 + rest) against every column edge (partial,
+    # whole and several vectors for 4-, 8- and 16-float vectors), with short and long K.
+    rng = np.random.default_rng(11 + 2 * ta + tb)
+    for M in (1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 16):
+        for N in (1, 5, 8, 10, 16, 17, 33, 48, 63, 100, 129):
+            for K in (1, 5, 16, 37):
+                a, b = _operands(rng, M, N, K, ta, tb)
+                prods = _products(a, b, ta, tb)
+                c = rng.uniform(-1, 1, (M, N)).astype(np.float32)
+                bias = rng.uniform(-1, 1, N).astype(np.float32)
+                _check(isa, a, b, ta, tb, 1.0, 0.0, np.full((M, N), np.nan, np.float32), bias,
+                       prods)
+                _check(isa, a, b, ta, tb, -0.5, 0.75, c, None, prods)
 
 
 @pytest.mark.parametrize("isa", ISAS)
