@@ -21,7 +21,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-os.environ.setdefault("SHENJING_DATA", "/work/shared/data")
+os.environ.setdefault("SHENJING_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
 
 import _sysload  # noqa: E402
 import frameworks  # noqa: E402

@@ -1,5 +1,5 @@
 """shenjing vs PyTorch (and Keras when importable) in one process, alternating frameworks, at one
-thread count. See /work/shared/DESIGN.md, section Benchmarks.
+thread count. See docs/ARCHITECTURE.md.
 
     python bench/run.py [--threads N] [--quick] [--json PATH]
 
@@ -26,7 +26,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-os.environ.setdefault("SHENJING_DATA", "/work/shared/data")
+os.environ.setdefault("SHENJING_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
 
 import _sysload  # noqa: E402
 import frameworks  # noqa: E402

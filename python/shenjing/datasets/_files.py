@@ -24,7 +24,7 @@ from urllib.request import urlopen
 import numpy as np
 
 # (dataset folder, file name) -> (size in bytes, SHA-256).
-# Sources: /work/shared/data/README.md (official MD5s, TFDS and Keras SHA-256s).
+# Sources: the shared data README (official MD5s, TFDS and Keras SHA-256s).
 CHECKSUMS = {
     ("mnist", "train-images-idx3-ubyte.gz"): (
         9912422,
