@@ -86,6 +86,12 @@ PYBIND11_MODULE(_core, m) {
   m.def("set_num_threads", &set_num_threads);
   m.def("get_num_threads", &get_num_threads);
   m.def("isa", &isa);
+  m.def("all_finite", [](const py::array& a) {
+    const float* p = f32(a, "array");
+    const std::size_t n = (std::size_t)a.size();
+    py::gil_scoped_release nogil;
+    return all_finite(p, n);
+  });
   m.def("build_info", &build_info);
 
   py::class_<Model>(m, "Model")
@@ -122,6 +128,82 @@ PYBIND11_MODULE(_core, m) {
              l->set_name(name);
              self.add(std::move(l));
            })
+      .def("add_conv",
+           [](Model& self, int rank, int filters, std::pair<int, int> kernel,
+              std::pair<int, int> strides, std::pair<int, int> dilation,
+              const std::string& padding, const std::string& act, float alpha, bool use_bias,
+              float kl1, float kl2, float bl1, float bl2, const std::string& name) {
+             ConvOptions o;
+             o.rank = rank;
+             o.filters = filters;
+             o.kernel[0] = kernel.first;
+             o.kernel[1] = kernel.second;
+             o.strides[0] = strides.first;
+             o.strides[1] = strides.second;
+             o.dilation[0] = dilation.first;
+             o.dilation[1] = dilation.second;
+             o.padding = padding_from_name(padding, rank == 2 ? "Conv2D" : "Conv1D", rank == 1);
+             o.activation = act_arg(act);
+             o.activation_alpha = alpha;
+             o.use_bias = use_bias;
+             o.kernel_l1 = kl1;
+             o.kernel_l2 = kl2;
+             o.bias_l1 = bl1;
+             o.bias_l2 = bl2;
+             auto l = make_conv(o);
+             l->set_name(name);
+             self.add(std::move(l));
+           })
+      .def("add_pool",
+           [](Model& self, int rank, bool max, bool global, bool keepdims,
+              std::pair<int, int> pool, std::pair<int, int> strides, const std::string& padding,
+              const std::string& name) {
+             PoolOptions o;
+             o.rank = rank;
+             o.max = max;
+             o.global = global;
+             o.keepdims = keepdims;
+             o.pool[0] = pool.first;
+             o.pool[1] = pool.second;
+             o.strides[0] = strides.first;
+             o.strides[1] = strides.second;
+             o.padding = padding_from_name(padding, max ? "MaxPooling" : "AveragePooling", false);
+             auto l = make_pool(o);
+             l->set_name(name);
+             self.add(std::move(l));
+           })
+      .def("add_batch_norm",
+           [](Model& self, float momentum, float epsilon, bool center, bool scale,
+              const std::string& name) {
+             BatchNormOptions o;
+             o.momentum = momentum;
+             o.epsilon = epsilon;
+             o.center = center;
+             o.scale = scale;
+             auto l = make_batch_norm(o);
+             l->set_name(name);
+             self.add(std::move(l));
+           })
+      .def("add_zero_padding",
+           [](Model& self, int rank, int top, int bottom, int left, int right,
+              const std::string& name) {
+             ZeroPaddingOptions o;
+             o.rank = rank;
+             o.top = top;
+             o.bottom = bottom;
+             o.left = left;
+             o.right = right;
+             auto l = make_zero_padding(o);
+             l->set_name(name);
+             self.add(std::move(l));
+           })
+      .def("params_trainable",
+           [](Model& self, int i) {
+             std::vector<bool> out;
+             for (const Param& p : self.layers().at(i)->params()) out.push_back(p.trainable);
+             return out;
+           },
+           "For each parameter of layer i: whether the optimizer trains it")
       .def_property_readonly("output_shape", &Model::output_shape)
       .def("layer_output_shape", [](Model& self, int i) { return self.layers().at(i)->output_shape(); })
       .def("params",
@@ -211,6 +293,7 @@ PYBIND11_MODULE(_core, m) {
            });
 
   // Test hooks for the kernels.
+  m.def("_set_conv_chunk_floats", &set_conv_chunk_floats);
   m.def("_isas", []() {
     const kernels::KernelTable* t[8];
     int n = kernels::available_tables(t, 8);

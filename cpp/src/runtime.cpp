@@ -18,6 +18,14 @@ int get_num_threads() { return omp_get_max_threads(); }
 
 const char* isa() { return kernels::table().isa; }
 
+bool all_finite(const float* data, std::size_t n) {
+  const unsigned* bits = reinterpret_cast<const unsigned*>(data);
+  unsigned bad = 0;
+#pragma omp parallel for reduction(| : bad) schedule(static) if (n > (1u << 22))
+  for (long long i = 0; i < (long long)n; ++i) bad |= (bits[i] & 0x7f800000u) == 0x7f800000u;
+  return bad == 0;
+}
+
 std::string build_info() {
   std::string s;
 #if defined(__clang__)

@@ -1,6 +1,7 @@
 """Sequential models with the Keras 3 API. Each batch of fit/evaluate/predict is one C++ call
 (with the GIL released); Python only slices, counts and prints progress."""
 import math
+import textwrap
 import time
 
 import numpy as np
@@ -56,7 +57,11 @@ def _to_float32(a, what):
 
 
 def _check_finite(a, what):
-    if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
+    if a.dtype == np.float32 and a.flags.c_contiguous:
+        finite = _core.all_finite(a)  # one parallel pass, no temporary array
+    else:
+        finite = not np.issubdtype(a.dtype, np.floating) or np.isfinite(a).all()
+    if not finite:
         raise ValueError(f"{what} contains NaN or infinity; fix or drop those samples first.")
 
 
@@ -485,7 +490,11 @@ class Sequential:
 
     @property
     def trainable_weights(self):
-        return self.weights
+        return [w for layer in self._layers for w in layer.trainable_weights]
+
+    @property
+    def non_trainable_weights(self):
+        return [w for layer in self._layers for w in layer.non_trainable_weights]
 
     def count_params(self):
         self._require_built("count_params()")
@@ -507,8 +516,15 @@ class Sequential:
         heavy = "━"
 
         def row(cells, left, mid, right, align=("<", "<", ">")):
-            return left + mid.join(f" {c:{a}{w - 2}} " for c, w, a in zip(cells, widths, align)) \
-                + right
+            # A cell too long for its column wraps at spaces onto more lines, as Keras's does.
+            wrapped = [textwrap.wrap(c, w - 2, break_on_hyphens=False) or [""]
+                       for c, w in zip(cells, widths)]
+            lines = []
+            for k in range(max(len(c) for c in wrapped)):
+                parts = [c[k] if k < len(c) else "" for c in wrapped]
+                lines.append(left + mid.join(f" {c:{a}{w - 2}} " for c, w, a in
+                                             zip(parts, widths, align)) + right)
+            return "\n".join(lines)
 
         def rule(l, m, r, ch):
             return l + m.join(ch * w for w in widths) + r
@@ -518,8 +534,9 @@ class Sequential:
         out(row(("Layer (type)", "Output Shape", "Param #"), "┃", "┃", "┃"))
         out(rule("┡", "╇", "┩", heavy))
         for i, layer in enumerate(self._layers):
-            out(row((f"{layer.name} ({type(layer).__name__})", str(layer.output_shape),
-                     f"{layer.count_params():,}"), "│", "│", "│"))
+            for line in row((f"{layer.name} ({type(layer).__name__})", str(layer.output_shape),
+                             f"{layer.count_params():,}"), "│", "│", "│").split("\n"):
+                out(line)
             if i < len(self._layers) - 1:
                 out(rule("├", "┼", "┤", "─"))
         out(rule("└", "┴", "┘", "─"))
@@ -532,9 +549,10 @@ class Sequential:
                     return f"{b:.2f} {unit}"
                 b /= 1024
 
+        trainable = int(sum(w.size for w in self.trainable_weights))
         out(f" Total params: {total:,} ({size(total)})")
-        out(f" Trainable params: {total:,} ({size(total)})")
-        out(f" Non-trainable params: 0 ({size(0)})")
+        out(f" Trainable params: {trainable:,} ({size(trainable)})")
+        out(f" Non-trainable params: {total - trainable:,} ({size(total - trainable)})")
 
 
 Model = Sequential

@@ -1,6 +1,7 @@
 // Layers of a Sequential model. Tensors are float32, row-major, batch first; a layer sees
 // per-sample shapes and a batch size n. Layouts are channels-last, as in Keras.
 #pragma once
+#include <cstddef>
 #include <memory>
 #include <string>
 #include <vector>
@@ -79,5 +80,63 @@ std::unique_ptr<Layer> make_activation(Activation act, float alpha);
 std::unique_ptr<Layer> make_dropout(float rate, unsigned long long seed);
 // Reshape to `target` (one entry may be -1); Flatten is Reshape({-1}).
 std::unique_ptr<Layer> make_reshape(const Shape& target, const char* type_name);
+
+// Padding of convolution and pooling windows, as Keras names it. 'same' splits like TF (the
+// odd cell goes after: bottom/right); 'causal' (Conv1D only) pads (kernel-1)*dilation before.
+enum class Padding : int { Valid = 0, Same, Causal };
+// "valid" / "same" / "causal" (case-insensitive); ValueError naming `layer_type` otherwise.
+Padding padding_from_name(const std::string& name, const char* layer_type, bool allow_causal);
+
+// Conv1D (input (steps, channels)) and Conv2D (input (rows, cols, channels)), channels last:
+// y = act(conv(x, kernel) + bias), kernel (KH, KW, in, filters) as Keras ((K, in, filters) for
+// Conv1D). Index 0 of the pairs is the row axis (always 1 for Conv1D), index 1 the column axis.
+struct ConvOptions {
+  int rank = 2;
+  int filters = 0;
+  int kernel[2] = {1, 1};
+  int strides[2] = {1, 1};
+  int dilation[2] = {1, 1};
+  Padding padding = Padding::Valid;
+  Activation activation = Activation::Linear;
+  float activation_alpha = 0.0f;
+  bool use_bias = true;
+  float kernel_l1 = 0.0f, kernel_l2 = 0.0f, bias_l1 = 0.0f, bias_l2 = 0.0f;
+};
+std::unique_ptr<Layer> make_conv(const ConvOptions& opt);
+// Test hook: floats of col and output per convolution chunk (0 restores the default, 2 MB).
+// Not thread-safe; call while no model runs.
+void set_conv_chunk_floats(std::size_t floats);
+
+// MaxPooling1D/2D, AveragePooling1D/2D and their Global variants (the window is the whole
+// input; the output is (channels), or (1, 1, channels) / (1, channels) with keepdims).
+struct PoolOptions {
+  int rank = 2;
+  bool max = true;  // max or average
+  bool global = false;
+  bool keepdims = false;  // global only
+  int pool[2] = {2, 2};
+  int strides[2] = {2, 2};
+  Padding padding = Padding::Valid;
+};
+std::unique_ptr<Layer> make_pool(const PoolOptions& opt);
+
+// BatchNormalization over the last axis. Training: batch mean and biased variance, and
+// moving = moving * momentum + batch * (1 - momentum); inference: the moving statistics.
+// Params (Keras order): gamma (scale), beta (center), moving_mean, moving_variance (the last
+// two not trainable).
+struct BatchNormOptions {
+  float momentum = 0.99f;
+  float epsilon = 1e-3f;
+  bool center = true;
+  bool scale = true;
+};
+std::unique_ptr<Layer> make_batch_norm(const BatchNormOptions& opt);
+
+// ZeroPadding1D/2D: zeros added before/after the row axis (rank 2 only) and the column axis.
+struct ZeroPaddingOptions {
+  int rank = 2;
+  int top = 0, bottom = 0, left = 0, right = 0;
+};
+std::unique_ptr<Layer> make_zero_padding(const ZeroPaddingOptions& opt);
 
 }  // namespace shenjing

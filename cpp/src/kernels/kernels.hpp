@@ -29,6 +29,36 @@ using ActForwardFn = void (*)(int act, float alpha, const float* x, float* y, st
 using ActBackwardFn = void (*)(int act, float alpha, const float* x, const float* y,
                                const float* dy, float* dx, std::size_t rows, std::size_t cols);
 
+// Geometry of a 2-D window over NHWC data (convolution or pooling); 1-D layers use H = 1.
+// Input (H, W, C) per sample; output (OH, OW, ...). Window KH x KW with strides SH, SW and
+// dilations DH, DW; PT and PL cells of zero padding before the first row / column (the padding
+// after them is whatever OH, OW imply).
+struct WindowGeom {
+  int H, W, C;
+  int KH, KW;
+  int SH, SW;
+  int DH, DW;
+  int PT, PL;
+  int OH, OW;
+};
+
+// im2col over n samples: col is (n*OH*OW, KH*KW*C) row-major, row (b, oh, ow), column
+// (i, j, c) matching a kernel stored (KH, KW, C, F); padding cells read as zero.
+using Im2colFn = void (*)(const WindowGeom& g, const float* x, int n, float* col);
+// The adjoint: dx (n, H, W, C) = sum of the col entries that read each cell (dx overwritten).
+using Col2imFn = void (*)(const WindowGeom& g, const float* col, int n, float* dx);
+// Max pooling (padding cells ignored): y (n, OH, OW, C) and, when arg is not null, the index
+// (h*W + w)*C + c inside the sample of the maximum, for backward.
+using MaxPoolFn = void (*)(const WindowGeom& g, const float* x, int n, float* y, int* arg);
+// dx (n, H, W, C) overwritten: dy routed to the recorded maxima.
+using MaxPoolBackFn = void (*)(const WindowGeom& g, const float* dy, const int* arg, int n,
+                               float* dx);
+// Average pooling over the cells inside the input (padding excluded, as TF/Keras).
+using AvgPoolFn = void (*)(const WindowGeom& g, const float* x, int n, float* y);
+using AvgPoolBackFn = void (*)(const WindowGeom& g, const float* dy, int n, float* dx);
+// dst[j] = sum over r < rows of src[r*cols + j] (+ dst[j] when accumulate); deterministic.
+using ColSumFn = void (*)(const float* src, int rows, int cols, float* dst, bool accumulate);
+
 // Optimizer updates of n values of one parameter, Keras 3 rules (optimizers.cpp computes the
 // step-dependent scalars). State buffers hold n values; a null buffer means "not used".
 using SgdFn = void (*)(float* w, const float* g, float* m, std::size_t n, float lr, float mu,
@@ -51,6 +81,13 @@ struct KernelTable {
   SgemmFn sgemm;
   ActForwardFn act_forward;
   ActBackwardFn act_backward;
+  Im2colFn im2col;
+  Col2imFn col2im;
+  MaxPoolFn max_pool;
+  MaxPoolBackFn max_pool_backward;
+  AvgPoolFn avg_pool;
+  AvgPoolBackFn avg_pool_backward;
+  ColSumFn col_sum;
 };
 
 // The table in use (chosen on first call; SHENJING_ISA=generic|avx2|avx512 forces one).

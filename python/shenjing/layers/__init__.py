@@ -1,8 +1,19 @@
 """Layers with Keras 3 names and arguments."""
 from shenjing.layers.base import Layer
+from shenjing.layers.convolutional import Conv1D, Conv2D
 from shenjing.layers.core import Activation, Dense, Dropout
 from shenjing.layers.input import Input, InputLayer
-from shenjing.layers.reshaping import Flatten, Reshape
+from shenjing.layers.normalization import BatchNormalization
+from shenjing.layers.pooling import (AveragePooling1D, AveragePooling2D, AvgPool1D, AvgPool2D,
+                                     GlobalAveragePooling1D, GlobalAveragePooling2D,
+                                     GlobalAvgPool1D, GlobalAvgPool2D, GlobalMaxPool1D,
+                                     GlobalMaxPool2D, GlobalMaxPooling1D, GlobalMaxPooling2D,
+                                     MaxPool1D, MaxPool2D, MaxPooling1D, MaxPooling2D)
+from shenjing.layers.reshaping import Flatten, Reshape, ZeroPadding1D, ZeroPadding2D
 
 __all__ = ["Layer", "Dense", "Activation", "Dropout", "Flatten", "Reshape", "Input",
-           "InputLayer"]
+           "InputLayer", "Conv1D", "Conv2D", "MaxPooling1D", "MaxPooling2D", "AveragePooling1D",
+           "AveragePooling2D", "GlobalAveragePooling1D", "GlobalAveragePooling2D",
+           "GlobalMaxPooling1D", "GlobalMaxPooling2D", "MaxPool1D", "MaxPool2D", "AvgPool1D",
+           "AvgPool2D", "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalMaxPool1D",
+           "GlobalMaxPool2D", "BatchNormalization", "ZeroPadding1D", "ZeroPadding2D"]

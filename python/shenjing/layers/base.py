@@ -50,6 +50,7 @@ class Layer:
         self._input_shape_arg = None if input_shape is None else _shape_tuple(input_shape,
                                                                              "input_shape")
         self._views = []  # [(name, value view, grad view)] once built
+        self._trainable_flags = []  # per view: False for state such as moving statistics
         self.input_shape = None
         self.output_shape = None
 
@@ -64,6 +65,7 @@ class Layer:
 
     def _attach(self, core, index, input_shape, init=True):
         self._views = core.params(index)
+        self._trainable_flags = list(core.params_trainable(index))
         self.input_shape = (None,) + tuple(input_shape)
         self.output_shape = (None,) + tuple(core.layer_output_shape(index))
         if init:
@@ -83,11 +85,15 @@ class Layer:
 
     @property
     def trainable_weights(self):
-        return self.weights if self.trainable else []
+        if not self.trainable:
+            return []
+        return [v for (_, v, _), t in zip(self._views, self._trainable_flags) if t]
 
     @property
     def non_trainable_weights(self):
-        return [] if self.trainable else self.weights
+        if not self.trainable:
+            return self.weights
+        return [v for (_, v, _), t in zip(self._views, self._trainable_flags) if not t]
 
     def get_weights(self):
         return [v.copy() for v in self.weights]

@@ -28,3 +28,60 @@ class Reshape(Layer):
 
     def get_config(self):
         return {**super().get_config(), "target_shape": self.target_shape}
+
+
+def _pad_pair(value, what, cls):
+    from shenjing.layers._window import int_tuple
+    return int_tuple(value, 2, what, cls, allow_zero=True)
+
+
+class ZeroPadding2D(Layer):
+    """Adds rows and columns of zeros around (rows, cols, channels) inputs.
+
+    Args:
+        padding: int ``p`` (p rows/cols on every side), tuple ``(rows, cols)`` (symmetric), or
+            ``((top, bottom), (left, right))``; (1, 1) by default.
+        data_format: None or 'channels_last' (the only layout supported).
+    """
+
+    def __init__(self, padding=(1, 1), data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        from shenjing.layers._window import check_data_format, int_tuple
+        cls = "ZeroPadding2D"
+        check_data_format(data_format, cls)
+        self.data_format = "channels_last"
+        if isinstance(padding, (tuple, list)) and len(padding) == 2 and \
+                all(isinstance(p, (tuple, list)) for p in padding):
+            self.padding = (_pad_pair(padding[0], "padding", cls),
+                            _pad_pair(padding[1], "padding", cls))
+        else:
+            r, c = int_tuple(padding, 2, "padding", cls, allow_zero=True)
+            self.padding = ((r, r), (c, c))
+
+    def _add_to(self, core):
+        (t, b), (l, r) = self.padding
+        core.add_zero_padding(2, t, b, l, r, self.name)
+
+    def get_config(self):
+        return {**super().get_config(), "padding": self.padding, "data_format": self.data_format}
+
+
+class ZeroPadding1D(Layer):
+    """Adds steps of zeros before and after (steps, channels) inputs.
+
+    Args:
+        padding: int ``p`` (p on both sides) or tuple ``(before, after)``; 1 by default.
+    """
+
+    def __init__(self, padding=1, data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        from shenjing.layers._window import check_data_format
+        check_data_format(data_format, "ZeroPadding1D")
+        self.data_format = "channels_last"
+        self.padding = _pad_pair(padding, "padding", "ZeroPadding1D")
+
+    def _add_to(self, core):
+        core.add_zero_padding(1, 0, 0, self.padding[0], self.padding[1], self.name)
+
+    def get_config(self):
+        return {**super().get_config(), "padding": self.padding}

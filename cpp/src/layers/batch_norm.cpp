@@ -1,0 +1,199 @@
+// BatchNormalization over the last axis (C channels); x is (R, C) with R = n * the other
+// per-sample dims, so it serves Dense outputs (R = n) and conv outputs (R = n*H*W) alike.
+//   training:  mean, var = batch mean and biased variance per channel
+//              y = gamma * (x - mean) / sqrt(var + eps) + beta
+//              moving = moving * momentum + batch * (1 - momentum)
+//   inference: the same with the moving statistics.
+//   backward (training), xhat = (x - mean) * inv_std:
+//              dbeta = sum dy, dgamma = sum dy * xhat
+//              dx = gamma * inv_std * (dy - dbeta / R - xhat * dgamma / R)
+// Channel sums run over fixed blocks of rows (float within a block, double across blocks,
+// added in block order): deterministic whatever the thread count.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include <omp.h>
+
+#include "shenjing/layers.hpp"
+
+namespace shenjing {
+namespace {
+
+constexpr long kBlock = 256;  // rows per partial sum
+
+class BatchNorm final : public Layer {
+ public:
+  explicit BatchNorm(const BatchNormOptions& opt) : opt_(opt) {
+    if (!(opt.epsilon > 0.0f))
+      throw ValueError("BatchNormalization: epsilon must be positive, received " +
+                       std::to_string(opt.epsilon) + ".");
+    if (!(opt.momentum >= 0.0f && opt.momentum <= 1.0f))
+      throw ValueError("BatchNormalization: momentum must be in [0, 1], received " +
+                       std::to_string(opt.momentum) + ".");
+  }
+  const char* type() const override { return "BatchNormalization"; }
+
+  void build(const Shape& input) override {
+    if (input.empty())
+      throw ValueError("Layer '" + name_ + "' (BatchNormalization) expects an input with at "
+                       "least 1 axis besides the batch, received shape " + shape_str(input) + ".");
+    in_ = out_ = input;
+    const int C = input.back();
+    params_.clear();
+    auto add = [&](const char* name, float init, bool trainable) {
+      Param p{name, {C}, std::vector<float>(C, init), std::vector<float>(C, 0.0f)};
+      p.trainable = trainable;
+      params_.push_back(std::move(p));
+    };
+    gamma_ = beta_ = -1;
+    if (opt_.scale) {
+      gamma_ = (int)params_.size();
+      add("gamma", 1.0f, true);
+    }
+    if (opt_.center) {
+      beta_ = (int)params_.size();
+      add("beta", 0.0f, true);
+    }
+    mm_ = (int)params_.size();
+    add("moving_mean", 0.0f, false);
+    add("moving_variance", 1.0f, false);
+    mean_.assign(C, 0.0f);
+    inv_std_.assign(C, 0.0f);
+    a_.assign(C, 0.0f);
+    b_.assign(C, 0.0f);
+    k1_.assign(C, 0.0f);
+    s0_.assign(C, 0.0);
+    s1_.assign(C, 0.0);
+  }
+
+  void forward(const float* x, float* y, int n, const RunContext& ctx) override {
+    const int C = in_.back();
+    const long R = (long)n * (shape_size(in_) / C);
+    const float* gamma = gamma_ >= 0 ? params_[gamma_].value.data() : nullptr;
+    const float* beta = beta_ >= 0 ? params_[beta_].value.data() : nullptr;
+    float* mm = params_[mm_].value.data();
+    float* mv = params_[mm_ + 1].value.data();
+    if (ctx.training) {
+      // Two passes: the mean, then the mean squared deviation (biased variance, as Keras).
+      channel_sums(x, nullptr, nullptr, R, C, s0_.data(), nullptr);
+      for (int c = 0; c < C; ++c) mean_[c] = (float)(s0_[c] / R);
+      channel_sums(x, nullptr, mean_.data(), R, C, s0_.data(), nullptr);
+      const float m = opt_.momentum;
+      for (int c = 0; c < C; ++c) {
+        const float var = (float)(s0_[c] / R);
+        inv_std_[c] = 1.0f / std::sqrt(var + opt_.epsilon);
+        mm[c] = mm[c] * m + mean_[c] * (1.0f - m);
+        mv[c] = mv[c] * m + var * (1.0f - m);
+        a_[c] = (gamma ? gamma[c] : 1.0f) * inv_std_[c];
+        b_[c] = (beta ? beta[c] : 0.0f) - mean_[c] * a_[c];
+      }
+    } else {
+      for (int c = 0; c < C; ++c) {
+        a_[c] = (gamma ? gamma[c] : 1.0f) / std::sqrt(mv[c] + opt_.epsilon);
+        b_[c] = (beta ? beta[c] : 0.0f) - mm[c] * a_[c];
+      }
+    }
+    const float* a = a_.data();
+    const float* b = b_.data();
+#pragma omp parallel for schedule(static) if (R * C > 65536)
+    for (long r = 0; r < R; ++r) {
+      const float* xr = x + r * C;
+      float* yr = y + r * C;
+      for (int c = 0; c < C; ++c) yr[c] = xr[c] * a[c] + b[c];
+    }
+  }
+
+  void backward(const float* x, const float*, const float* dy, float* dx, int n,
+                const RunContext&) override {
+    const int C = in_.back();
+    const long R = (long)n * (shape_size(in_) / C);
+    // s0 = sum dy, s1 = sum dy * (x - mean).
+    channel_sums(dy, x, mean_.data(), R, C, s0_.data(), s1_.data());
+    float* dgamma = gamma_ >= 0 ? params_[gamma_].grad.data() : nullptr;
+    float* dbeta = beta_ >= 0 ? params_[beta_].grad.data() : nullptr;
+    const float* gamma = gamma_ >= 0 ? params_[gamma_].value.data() : nullptr;
+    for (int c = 0; c < C; ++c) {
+      const float dg = (float)(s1_[c] * inv_std_[c]);
+      if (dgamma) dgamma[c] = dg;
+      if (dbeta) dbeta[c] = (float)s0_[c];
+      // dx = k * dy + k1 * (x - mean) + k0
+      const float k = (gamma ? gamma[c] : 1.0f) * inv_std_[c];
+      a_[c] = k;
+      b_[c] = -k * (float)(s0_[c] / R);                 // k0
+      k1_[c] = (float)(-(double)k * inv_std_[c] * dg / R);  // k1
+    }
+    // The moving statistics are not trained: their gradient stays zero.
+    std::fill(params_[mm_].grad.begin(), params_[mm_].grad.end(), 0.0f);
+    std::fill(params_[mm_ + 1].grad.begin(), params_[mm_ + 1].grad.end(), 0.0f);
+    if (!dx) return;
+    const float* k = a_.data();
+    const float* k0 = b_.data();
+    const float* k1 = k1_.data();
+    const float* mean = mean_.data();
+#pragma omp parallel for schedule(static) if (R * C > 65536)
+    for (long r = 0; r < R; ++r) {
+      const float* xr = x + r * C;
+      const float* gr = dy + r * C;
+      float* dr = dx + r * C;
+      for (int c = 0; c < C; ++c) dr[c] = k[c] * gr[c] + k1[c] * (xr[c] - mean[c]) + k0[c];
+    }
+  }
+
+ private:
+  // out0[c] = sum_r v[r, c] - shift[c] (squared when w is null and shift is given), or with w:
+  // out0 = sum v, out1 = sum v * (w - shift). Fixed row blocks; double across blocks.
+  void channel_sums(const float* v, const float* w, const float* shift, long R, int C,
+                    double* out0, double* out1) {
+    const long nb = (R + kBlock - 1) / kBlock;
+    const int parts = out1 ? 2 : 1;
+    if ((long)part_.size() < nb * C * parts) part_.resize(nb * C * parts);
+    float* part = part_.data();
+#pragma omp parallel for schedule(static) if (R * C > 65536)
+    for (long blk = 0; blk < nb; ++blk) {
+      float* p0 = part + blk * C * parts;
+      float* p1 = p0 + C;
+      for (int c = 0; c < C * parts; ++c) p0[c] = 0.0f;
+      const long r1 = std::min(R, (blk + 1) * kBlock);
+      for (long r = blk * kBlock; r < r1; ++r) {
+        const float* vr = v + r * C;
+        if (w) {
+          const float* wr = w + r * C;
+          for (int c = 0; c < C; ++c) {
+            p0[c] += vr[c];
+            p1[c] += vr[c] * (wr[c] - shift[c]);
+          }
+        } else if (shift) {
+          for (int c = 0; c < C; ++c) {
+            const float d = vr[c] - shift[c];
+            p0[c] += d * d;
+          }
+        } else {
+          for (int c = 0; c < C; ++c) p0[c] += vr[c];
+        }
+      }
+    }
+    for (int c = 0; c < C; ++c) out0[c] = 0.0;
+    if (out1)
+      for (int c = 0; c < C; ++c) out1[c] = 0.0;
+    for (long blk = 0; blk < nb; ++blk) {
+      const float* p0 = part + blk * C * parts;
+      for (int c = 0; c < C; ++c) out0[c] += p0[c];
+      if (out1)
+        for (int c = 0; c < C; ++c) out1[c] += p0[C + c];
+    }
+  }
+
+  BatchNormOptions opt_;
+  int gamma_ = -1, beta_ = -1, mm_ = 0;
+  std::vector<float> mean_, inv_std_, a_, b_, k1_, part_;
+  std::vector<double> s0_, s1_;
+};
+
+}  // namespace
+
+std::unique_ptr<Layer> make_batch_norm(const BatchNormOptions& opt) {
+  return std::make_unique<BatchNorm>(opt);
+}
+
+}  // namespace shenjing

@@ -1,0 +1,284 @@
+// Conv1D / Conv2D, channels last, as im2col + GEMM.
+//   x (n, H, W, C); kernel (KH, KW, C, F) seen as a (KH*KW*C, F) matrix; y (n, OH, OW, F).
+//   forward:        col = im2col(x)             (n*OH*OW, KH*KW*C)
+//                   z   = col . kernel + bias   (n*OH*OW, F),  y = act(z)
+//   weight grad:    dK  = col^T . dz,  db = column sums of dz
+//   input grad:     dcol = dz . kernel^T,  dx = col2im(dcol)
+// A 1x1 stride-1 unpadded convolution is a Dense over the channels: x is its own col.
+// The batch is split over the threads by samples; each thread runs its samples in chunks
+// (col plus output about kColChunk floats) so that each step reads what the previous one
+// wrote while it is still in that core's cache: im2col -> GEMM -> activation; activation
+// backward -> bias sum -> im2col -> dK -> dcol -> col2im, with single-threaded kernels and
+// per-thread partial weight gradients summed in thread order afterwards (deterministic).
+// Backward rebuilds col rather than keeping the batch's from forward: a cache-hot copy costs
+// less than writing and re-reading the whole col through memory. Batches smaller than the
+// thread count, or samples bigger than a chunk, run on one thread with threaded kernels.
+// Workspaces are grow-only members: no allocation in steady state.
+// Conv1D is Conv2D with one row.
+#include <algorithm>
+#include <cctype>
+#include <vector>
+
+#include <omp.h>
+
+#include "layers/window.hpp"
+
+namespace shenjing {
+
+Padding padding_from_name(const std::string& name, const char* layer_type, bool allow_causal) {
+  std::string s;
+  for (char c : name) s += (char)std::tolower((unsigned char)c);
+  if (s == "valid") return Padding::Valid;
+  if (s == "same") return Padding::Same;
+  if (s == "causal" && allow_causal) return Padding::Causal;
+  throw ValueError(std::string(layer_type) + ": padding must be " +
+                   (allow_causal ? "'valid', 'same' or 'causal'" : "'valid' or 'same'") +
+                   ", received '" + name + "'.");
+}
+
+namespace {
+
+// Floats of col and output per chunk (2 MB: an L2's worth on the reference machine); the
+// test hook below changes it.
+constexpr size_t kColChunkDefault = size_t(1) << 19;
+size_t kColChunk = kColChunkDefault;
+
+class Conv final : public Layer {
+ public:
+  explicit Conv(const ConvOptions& opt) : opt_(opt) {
+    const char* t = type();
+    auto positive = [&](const char* what, const int* v) {
+      const int a = opt.rank == 2 ? v[0] : 1, b = v[1];
+      if (a <= 0 || b <= 0)
+        throw ValueError(std::string(t) + ": " + what + " must be positive integers, received " +
+                         (opt.rank == 2 ? window::pair_str(v[0], v[1]) : std::to_string(b)) +
+                         ".");
+    };
+    if (opt.rank != 1 && opt.rank != 2)
+      throw ValueError("Conv: rank must be 1 or 2, received " + std::to_string(opt.rank) + ".");
+    if (opt.filters <= 0)
+      throw ValueError(std::string(t) + ": filters must be a positive integer, received " +
+                       std::to_string(opt.filters) + ".");
+    positive("kernel_size", opt.kernel);
+    positive("strides", opt.strides);
+    positive("dilation_rate", opt.dilation);
+    if (opt.padding == Padding::Causal && opt.rank != 1)
+      throw ValueError(std::string(t) + ": padding='causal' is only available for Conv1D.");
+    if (opt_.rank == 1) opt_.kernel[0] = opt_.strides[0] = opt_.dilation[0] = 1;
+  }
+  const char* type() const override { return opt_.rank == 2 ? "Conv2D" : "Conv1D"; }
+
+  void build(const Shape& input) override {
+    window::check_input_rank(name_, type(), input, opt_.rank);
+    kernels::WindowGeom& g = g_;
+    g.H = opt_.rank == 2 ? input[0] : 1;
+    g.W = input[opt_.rank - 1];
+    g.C = input.back();
+    g.KH = opt_.kernel[0];
+    g.KW = opt_.kernel[1];
+    g.SH = opt_.strides[0];
+    g.SW = opt_.strides[1];
+    g.DH = opt_.dilation[0];
+    g.DW = opt_.dilation[1];
+    const Padding ph = opt_.rank == 2 ? opt_.padding : Padding::Valid;
+    if (!window::axis(g.H, g.KH, g.SH, g.DH, ph, &g.OH, &g.PT) ||
+        !window::axis(g.W, g.KW, g.SW, g.DW, opt_.padding, &g.OW, &g.PL)) {
+      const int eh = (g.KH - 1) * g.DH + 1, ew = (g.KW - 1) * g.DW + 1;
+      std::string k = opt_.rank == 2 ? window::pair_str(g.KH, g.KW) : std::to_string(g.KW);
+      std::string e = opt_.rank == 2 ? window::pair_str(eh, ew) : std::to_string(ew);
+      throw ValueError("Layer '" + name_ + "' (" + type() + "): kernel_size " + k +
+                       (g.DH > 1 || g.DW > 1 ? " (" + e + " with dilation)" : "") +
+                       " is larger than the input " + shape_str(input) +
+                       " with padding='valid'. Use padding='same', a smaller kernel, or a "
+                       "larger input.");
+    }
+    in_ = input;
+    const int F = opt_.filters;
+    out_ = opt_.rank == 2 ? Shape{g.OH, g.OW, F} : Shape{g.OW, F};
+    pointwise_ = g.KH == 1 && g.KW == 1 && g.SH == 1 && g.SW == 1 && g.PT == 0 && g.PL == 0;
+    params_.clear();
+    Shape ks = opt_.rank == 2 ? Shape{g.KH, g.KW, g.C, F} : Shape{g.KW, g.C, F};
+    Param k{"kernel", ks, {}, {}, opt_.kernel_l1, opt_.kernel_l2};
+    k.value.assign(shape_size(ks), 0.0f);
+    k.grad.assign(k.value.size(), 0.0f);
+    params_.push_back(std::move(k));
+    if (opt_.use_bias) {
+      Param b{"bias", {F}, {}, {}, opt_.bias_l1, opt_.bias_l2};
+      b.value.assign(F, 0.0f);
+      b.grad.assign(F, 0.0f);
+      params_.push_back(std::move(b));
+    }
+  }
+
+  Activation output_activation() const override { return opt_.activation; }
+  void set_activation_fused(bool fused) override { fused_ = fused; }
+
+  void forward(const float* x, float* y, int n, const RunContext&) override {
+    const int nt = batch_threads(n);
+    if (ws_.size() < (size_t)nt) ws_.resize(nt);
+    const Activation act = opt_.activation;
+    if (act != Activation::Linear && act != Activation::Relu &&
+        z_.size() < (size_t)n * g_.OH * g_.OW * opt_.filters)
+      z_.resize((size_t)n * g_.OH * g_.OW * opt_.filters);
+    if (nt == 1) return forward_range(x, y, 0, n, ws_[0]);
+#pragma omp parallel num_threads(nt)
+    {
+      const int t = omp_get_thread_num();
+      forward_range(x, y, (int)((long)n * t / nt), (int)((long)n * (t + 1) / nt), ws_[t]);
+    }
+  }
+
+  void backward(const float* x, const float* y, const float* dy, float* dx, int n,
+                const RunContext&) override {
+    const int nt = batch_threads(n);
+    if (ws_.size() < (size_t)nt) ws_.resize(nt);
+    if (nt == 1) {
+      backward_range(x, y, dy, dx, 0, n, ws_[0]);
+    } else {
+#pragma omp parallel num_threads(nt)
+      {
+        const int t = omp_get_thread_num();
+        backward_range(x, y, dy, dx, (int)((long)n * t / nt), (int)((long)n * (t + 1) / nt),
+                       ws_[t]);
+      }
+    }
+    // Sum the per-thread partial gradients in thread order (deterministic), transposing
+    // dK^T (F x Kc) into the kernel's (Kc, F) layout.
+    const int F = opt_.filters, Kc = g_.KH * g_.KW * g_.C;
+    float* dw = params_[0].grad.data();
+    for (int k = 0; k < Kc; ++k)
+      for (int f = 0; f < F; ++f) {
+        float acc = 0.0f;
+        for (int t = 0; t < nt; ++t) acc += ws_[t].dwt[(size_t)f * Kc + k];
+        dw[(size_t)k * F + f] = acc;
+      }
+    if (opt_.use_bias) {
+      float* db = params_[1].grad.data();
+      for (int f = 0; f < F; ++f) {
+        float acc = 0.0f;
+        for (int t = 0; t < nt; ++t) acc += ws_[t].db[f];
+        db[f] = acc;
+      }
+    }
+  }
+
+ private:
+  // Scratch of one thread, grow-only: col, dcol and dz of a chunk; partial dK^T and bias grad.
+  struct Workspace {
+    std::vector<float> col, dcol, dz, dwt, db;
+  };
+
+  static void grow(std::vector<float>& v, size_t n) {
+    if (v.size() < n) v.resize(n);
+  }
+
+  // Floats of col and output per sample, and samples per chunk: enough rows for an efficient
+  // GEMM, few enough that the chunk's col and output (kColChunk floats) stay in cache.
+  size_t sample_floats() const {
+    return (size_t)g_.OH * g_.OW * (g_.KH * g_.KW * g_.C + opt_.filters);
+  }
+  int chunk_samples(int n) const {
+    return (int)std::max<size_t>(1, std::min<size_t>(n, kColChunk / sample_floats()));
+  }
+  // Batches are split over the threads by samples, each thread running im2col, a
+  // single-threaded GEMM and col2im on its own samples: no barrier inside the layer and each
+  // core's chunk stays in its own cache. One thread (whose kernels then use all threads) when
+  // there are fewer samples than threads or a sample does not fit a chunk.
+  int batch_threads(int n) const {
+    if (omp_in_parallel() || sample_floats() > kColChunk) return 1;
+    return std::max(1, std::min(n, omp_get_max_threads()));
+  }
+
+  // Samples [b0, b1): chunk by chunk im2col, GEMM (+ bias), activation, all in cache.
+  void forward_range(const float* x, float* y, int b0, int b1, Workspace& ws) {
+    const auto& K = kernels::table();
+    const int F = opt_.filters, Kc = g_.KH * g_.KW * g_.C;
+    const size_t in_sz = (size_t)g_.H * g_.W * g_.C, pos = (size_t)g_.OH * g_.OW;
+    const Activation act = opt_.activation;
+    // relu and linear run in place on y (relu's backward reads y > 0 as z > 0); the others
+    // keep z for backward.
+    const bool in_place = act == Activation::Linear || act == Activation::Relu;
+    const float* w = params_[0].value.data();
+    const float* bias = opt_.use_bias ? params_[1].value.data() : nullptr;
+    const int chunk = chunk_samples(b1 - b0);
+    if (!pointwise_) grow(ws.col, (size_t)chunk * pos * Kc);
+    for (int s = b0; s < b1; s += chunk) {
+      const int nb = std::min(chunk, b1 - s);
+      const long m = (long)nb * pos;
+      const float* col = x + s * in_sz;
+      if (!pointwise_) {
+        K.im2col(g_, x + s * in_sz, nb, ws.col.data());
+        col = ws.col.data();
+      }
+      float* yc = y + (size_t)s * pos * F;
+      float* zc = in_place ? yc : z_.data() + (size_t)s * pos * F;
+      K.sgemm(false, false, (int)m, F, Kc, 1.0f, col, Kc, w, F, 0.0f, zc, F, bias);
+      if (act != Activation::Linear)
+        window::act_forward((int)act, opt_.activation_alpha, zc, yc, m, F);
+    }
+  }
+
+  // Samples [b0, b1): dx for them, and this range's dK^T and bias gradient into ws.
+  void backward_range(const float* x, const float* y, const float* dy, float* dx, int b0,
+                      int b1, Workspace& ws) {
+    const auto& K = kernels::table();
+    const int F = opt_.filters, Kc = g_.KH * g_.KW * g_.C;
+    const size_t in_sz = (size_t)g_.H * g_.W * g_.C, pos = (size_t)g_.OH * g_.OW;
+    const Activation act = opt_.activation;
+    const bool act_backward = act != Activation::Linear && !fused_;
+    const float* w = params_[0].value.data();
+    const int chunk = chunk_samples(b1 - b0);
+    if (act_backward) grow(ws.dz, (size_t)chunk * pos * F);
+    if (!pointwise_) grow(ws.col, (size_t)chunk * pos * Kc);
+    if (!pointwise_ && dx) grow(ws.dcol, (size_t)chunk * pos * Kc);
+    grow(ws.dwt, (size_t)Kc * F);
+    grow(ws.db, F);
+    std::fill(ws.dwt.begin(), ws.dwt.begin() + (size_t)Kc * F, 0.0f);
+    std::fill(ws.db.begin(), ws.db.begin() + F, 0.0f);
+    for (int s = b0; s < b1; s += chunk) {
+      const int nb = std::min(chunk, b1 - s);
+      const long m = (long)nb * pos;
+      const size_t o = (size_t)s * pos * F;
+      const float* dz = dy + o;
+      if (act_backward) {
+        const float* z = act == Activation::Relu ? y + o : z_.data() + o;
+        window::act_backward((int)act, opt_.activation_alpha, z, y + o, dy + o, ws.dz.data(), m,
+                             F);
+        dz = ws.dz.data();
+      }
+      if (opt_.use_bias) K.col_sum(dz, (int)m, F, ws.db.data(), true);
+      const float* col = x + s * in_sz;
+      if (!pointwise_) {  // rebuilt: cheaper than keeping the batch's col through memory
+        K.im2col(g_, x + s * in_sz, nb, ws.col.data());
+        col = ws.col.data();
+      }
+      // dK^T (F x Kc) += dz^T col: measured faster than dK += col^T dz with this SGEMM.
+      K.sgemm(true, false, F, Kc, (int)m, 1.0f, dz, F, col, Kc, 1.0f, ws.dwt.data(), Kc,
+              nullptr);
+      if (!dx) continue;
+      if (pointwise_) {
+        K.sgemm(false, true, (int)m, Kc, F, 1.0f, dz, F, w, F, 0.0f, dx + s * in_sz, Kc,
+                nullptr);
+      } else {
+        K.sgemm(false, true, (int)m, Kc, F, 1.0f, dz, F, w, F, 0.0f, ws.dcol.data(), Kc,
+                nullptr);
+        K.col2im(g_, ws.dcol.data(), nb, dx + s * in_sz);
+      }
+    }
+  }
+
+  ConvOptions opt_;
+  kernels::WindowGeom g_{};
+  bool pointwise_ = false;
+  bool fused_ = false;
+  std::vector<float> z_;  // pre-activations, kept for backward (not relu/linear)
+  std::vector<Workspace> ws_;
+};
+
+}  // namespace
+
+std::unique_ptr<Layer> make_conv(const ConvOptions& opt) { return std::make_unique<Conv>(opt); }
+
+void set_conv_chunk_floats(size_t floats) { kColChunk = floats ? floats : kColChunkDefault; }
+
+}  // namespace shenjing
