@@ -10,6 +10,8 @@ Cases:
     the timed epochs is reported too.
   * predict throughput at batch 256 over the 10,000 test images.
   * batch-1 predict latency (median over many single calls).
+  * the Keras MNIST CNN (epoch at batch 128, predict at batch 256) and one conv2d layer
+    (forward and forward+backward GFLOP/s) via bench/bench_conv.py.
   * SGEMM 128..2048 vs numpy via bench/bench_gemm.py when that module exists.
 
 ratio = pytorch_time / shenjing_time (> 1: shenjing is faster).
@@ -293,6 +295,21 @@ def main(argv=None):
     rows.append({"case": f"predict latency b1 (median of {calls})",
                  **{n: r["median_us"] * 1e-6 for n, r in res.items()}})
 
+    log("Keras MNIST CNN and conv2d (bench_conv):")
+    import bench_conv
+    conv = bench_conv.conv_layer(threads=args.threads, rounds=2 if args.quick else 3)
+    cnn = bench_conv.mnist_cnn_epoch(n_train=5400 if args.quick else 54000,
+                                     threads=args.threads, rounds=1 if args.quick else 2)
+    cnn_pred = bench_conv.mnist_cnn_predict(threads=args.threads)
+    results["cases"].update(conv2d=conv, cnn_epoch_b128=cnn, cnn_predict_b256=cnn_pred)
+    rows.append({"case": f"CNN epoch b128 ({cnn['samples']} samples)",
+                 "shenjing": cnn["sj_epoch_s"], "pytorch": cnn["th_epoch_s"]})
+    rows.append({"case": "CNN predict b256 (10000 samples)",
+                 "shenjing": 1e4 / cnn_pred["sj_images_per_s"],
+                 "pytorch": 1e4 / cnn_pred["th_images_per_s"]})
+    rows.append({"case": f"conv2d fwd+bwd {conv['shape']}",
+                 "shenjing": conv["sj_train_ms"] / 1e3, "pytorch": conv["th_train_ms"] / 1e3})
+
     log("SGEMM vs numpy:")
     gemm, note = bench_gemm_section(args.quick, log)
     results["cases"]["sgemm"] = gemm
@@ -310,6 +327,11 @@ def main(argv=None):
         res = results["cases"][f"mlp_epoch_b{batch}"]
         print(f"  batch {batch:3d}, {next(iter(res.values()))['epochs_trained']} epochs: " +
               ", ".join(f"{n} {r['test_accuracy'] * 100:.2f}%" for n, r in res.items()))
+    print()
+    print(f"conv2d {conv['shape']}: forward {conv['sj_fwd_gflops']:.0f} GFLOP/s "
+          f"({100 * conv['sj_fwd_of_peak']:.0f}% of the ~{conv['fma_peak_gflops']:.0f} GFLOP/s "
+          f"FMA peak), pytorch {conv['th_fwd_gflops']:.0f}; forward+backward "
+          f"{conv['sj_train_gflops']:.0f} vs {conv['th_train_gflops']:.0f} GFLOP/s")
     print()
     if gemm:
         print("SGEMM (bench_gemm):")

@@ -73,7 +73,18 @@ Batch batch_args(Model& m, const py::array& x, const py::array& y, const py::obj
   return b;
 }
 
-py::tuple stats_tuple(const BatchStats& s) { return py::make_tuple(s.loss_sum, s.metric_sums); }
+// train_step / test_step: (x, y, indices or None, start, count) -> (loss_sum, metric_sums).
+template <BatchStats (Model::*step)(const float*, const float*, int, const long long*, int)>
+py::tuple batch_step(Model& self, const py::array& x, const py::array& y, const py::object& idx,
+                     long long start, int count) {
+  Batch b = batch_args(self, x, y, idx, start, count);
+  BatchStats s;
+  {
+    py::gil_scoped_release nogil;
+    s = (self.*step)(b.x, b.y, b.y_width, b.idx, b.n);
+  }
+  return py::make_tuple(s.loss_sum, s.metric_sums);
+}
 
 Activation act_arg(const std::string& name) { return activation_from_name(name); }
 
@@ -249,17 +260,7 @@ PYBIND11_MODULE(_core, m) {
                     [](Model& self) { return self.optimizer().options().learning_rate; },
                     [](Model& self, float lr) { self.optimizer().set_learning_rate(lr); })
       .def_property_readonly("iterations", [](Model& self) { return self.optimizer().iterations(); })
-      .def("train_step",
-           [](Model& self, const py::array& x, const py::array& y, const py::object& idx,
-              long long start, int count) {
-             Batch b = batch_args(self, x, y, idx, start, count);
-             BatchStats s;
-             {
-               py::gil_scoped_release nogil;
-               s = self.train_step(b.x, b.y, b.y_width, b.idx, b.n);
-             }
-             return stats_tuple(s);
-           })
+      .def("train_step", batch_step<&Model::train_step>)
       .def("compute_gradients",
            [](Model& self, const py::array& x, const py::array& y) {
              Batch b = batch_args(self, x, y, py::none(), 0, x.ndim() ? (int)x.shape(0) : 0);
@@ -268,17 +269,7 @@ PYBIND11_MODULE(_core, m) {
            },
            "Fills every parameter gradient for the batch (x, y) without updating; returns the "
            "mean loss")
-      .def("test_step",
-           [](Model& self, const py::array& x, const py::array& y, const py::object& idx,
-              long long start, int count) {
-             Batch b = batch_args(self, x, y, idx, start, count);
-             BatchStats s;
-             {
-               py::gil_scoped_release nogil;
-               s = self.test_step(b.x, b.y, b.y_width, b.idx, b.n);
-             }
-             return stats_tuple(s);
-           })
+      .def("test_step", batch_step<&Model::test_step>)
       .def("predict",
            [](Model& self, const py::array& x, py::array& out, long long start, int count) {
              const long long row = shape_size(self.input_shape());
