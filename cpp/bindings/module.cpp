@@ -86,6 +86,12 @@ py::tuple batch_step(Model& self, const py::array& x, const py::array& y, const 
   return py::make_tuple(s.loss_sum, s.metric_sums);
 }
 
+// Names the layer (for error messages) and appends it, building it on the current shape.
+void add_named(Model& m, std::unique_ptr<Layer> layer, const std::string& name) {
+  layer->set_name(name);
+  m.add(std::move(layer));
+}
+
 Activation act_arg(const std::string& name) { return activation_from_name(name); }
 
 }  // namespace
@@ -117,27 +123,20 @@ PYBIND11_MODULE(_core, m) {
              o.use_bias = use_bias;
              o.kernel_l1 = l1;
              o.kernel_l2 = l2;
-             auto l = make_dense(o);
-             l->set_name(name);
-             self.add(std::move(l));
+             add_named(self, make_dense(o), name);
            })
       .def("add_activation",
            [](Model& self, const std::string& act, float alpha, const std::string& name) {
-             auto l = make_activation(act_arg(act), alpha);
-             l->set_name(name);
-             self.add(std::move(l));
+             add_named(self, make_activation(act_arg(act), alpha), name);
            })
       .def("add_dropout",
            [](Model& self, float rate, unsigned long long seed, const std::string& name) {
-             auto l = make_dropout(rate, seed);
-             l->set_name(name);
-             self.add(std::move(l));
+             add_named(self, make_dropout(rate, seed), name);
            })
       .def("add_reshape",
            [](Model& self, const Shape& target, const std::string& type, const std::string& name) {
-             auto l = make_reshape(target, type == "Flatten" ? "Flatten" : "Reshape");
-             l->set_name(name);
-             self.add(std::move(l));
+             add_named(self, make_reshape(target, type == "Flatten" ? "Flatten" : "Reshape"),
+                       name);
            })
       .def("add_conv",
            [](Model& self, int rank, int filters, std::pair<int, int> kernel,
@@ -161,9 +160,7 @@ PYBIND11_MODULE(_core, m) {
              o.kernel_l2 = kl2;
              o.bias_l1 = bl1;
              o.bias_l2 = bl2;
-             auto l = make_conv(o);
-             l->set_name(name);
-             self.add(std::move(l));
+             add_named(self, make_conv(o), name);
            })
       .def("add_pool",
            [](Model& self, int rank, bool max, bool global, bool keepdims,
@@ -179,9 +176,7 @@ PYBIND11_MODULE(_core, m) {
              o.strides[0] = strides.first;
              o.strides[1] = strides.second;
              o.padding = padding_from_name(padding, max ? "MaxPooling" : "AveragePooling", false);
-             auto l = make_pool(o);
-             l->set_name(name);
-             self.add(std::move(l));
+             add_named(self, make_pool(o), name);
            })
       .def("add_batch_norm",
            [](Model& self, float momentum, float epsilon, bool center, bool scale,
@@ -191,9 +186,7 @@ PYBIND11_MODULE(_core, m) {
              o.epsilon = epsilon;
              o.center = center;
              o.scale = scale;
-             auto l = make_batch_norm(o);
-             l->set_name(name);
-             self.add(std::move(l));
+             add_named(self, make_batch_norm(o), name);
            })
       .def("add_zero_padding",
            [](Model& self, int rank, int top, int bottom, int left, int right,
@@ -204,9 +197,7 @@ PYBIND11_MODULE(_core, m) {
              o.bottom = bottom;
              o.left = left;
              o.right = right;
-             auto l = make_zero_padding(o);
-             l->set_name(name);
-             self.add(std::move(l));
+             add_named(self, make_zero_padding(o), name);
            })
       .def("params_trainable",
            [](Model& self, int i) {
