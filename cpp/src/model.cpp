@@ -87,18 +87,24 @@ const float* Model::run_forward(const float* x, const long long* idx, int n,
   return act_ptr_.back();
 }
 
+// l1 * sum|w| + l2 * sum w^2 of one parameter; adds its gradient into grad when given.
+static double penalty(const Param& p, float* grad) {
+  if (p.l1 == 0.0f && p.l2 == 0.0f) return 0.0;
+  double a = 0.0, s = 0.0;
+  for (size_t i = 0; i < p.value.size(); ++i) {
+    const float w = p.value[i];
+    a += std::fabs(w);
+    s += (double)w * w;
+    if (grad)
+      grad[i] += 2.0f * p.l2 * w + p.l1 * (w > 0.0f ? 1.0f : (w < 0.0f ? -1.0f : 0.0f));
+  }
+  return p.l1 * a + p.l2 * s;
+}
+
 double Model::regularization_loss() const {
   double total = 0.0;
   for (auto& l : layers_)
-    for (auto& p : l->params()) {
-      if (p.l1 == 0.0f && p.l2 == 0.0f) continue;
-      double a = 0.0, s = 0.0;
-      for (float w : p.value) {
-        a += std::fabs(w);
-        s += (double)w * w;
-      }
-      total += p.l1 * a + p.l2 * s;
-    }
+    for (auto& p : l->params()) total += penalty(p, nullptr);
   return total;
 }
 
@@ -137,17 +143,7 @@ double Model::forward_backward(const float* x, const float* y, int y_width,
   }
   // Weight penalties: value into the loss, gradient into each parameter's gradient.
   double reg = 0.0;
-  for (Param* p : param_list_) {
-    if (p->l1 == 0.0f && p->l2 == 0.0f) continue;
-    double a = 0.0, s = 0.0;
-    for (size_t i = 0; i < p->value.size(); ++i) {
-      const float w = p->value[i];
-      a += std::fabs(w);
-      s += (double)w * w;
-      p->grad[i] += 2.0f * p->l2 * w + p->l1 * (w > 0.0f ? 1.0f : (w < 0.0f ? -1.0f : 0.0f));
-    }
-    reg += p->l1 * a + p->l2 * s;
-  }
+  for (Param* p : param_list_) reg += penalty(*p, p->grad.data());
   return loss + reg;
 }
 

@@ -69,11 +69,8 @@ class Conv final : public Layer {
   const char* type() const override { return opt_.rank == 2 ? "Conv2D" : "Conv1D"; }
 
   void build(const Shape& input) override {
-    window::check_input_rank(name_, type(), input, opt_.rank);
     kernels::WindowGeom& g = g_;
-    g.H = opt_.rank == 2 ? input[0] : 1;
-    g.W = input[opt_.rank - 1];
-    g.C = input.back();
+    window::input_geometry(name_, type(), input, opt_.rank, g);
     g.KH = opt_.kernel[0];
     g.KW = opt_.kernel[1];
     g.SH = opt_.strides[0];

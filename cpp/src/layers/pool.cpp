@@ -39,11 +39,8 @@ class Pool final : public Layer {
   }
 
   void build(const Shape& input) override {
-    window::check_input_rank(name_, type(), input, opt_.rank);
     kernels::WindowGeom& g = g_;
-    g.H = opt_.rank == 2 ? input[0] : 1;
-    g.W = input[opt_.rank - 1];
-    g.C = input.back();
+    window::input_geometry(name_, type(), input, opt_.rank, g);
     g.DH = g.DW = 1;
     if (opt_.global) {
       g.KH = g.SH = g.H;

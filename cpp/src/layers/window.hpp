@@ -36,6 +36,16 @@ inline void check_input_rank(const std::string& name, const char* type, const Sh
   throw ValueError(msg);
 }
 
+// Checks the rank and fills the input part of g (H, W, C) from a per-sample shape; 1-D layers
+// see one row.
+inline void input_geometry(const std::string& name, const char* type, const Shape& input,
+                           int rank, kernels::WindowGeom& g) {
+  check_input_rank(name, type, input, rank);
+  g.H = rank == 2 ? input[0] : 1;
+  g.W = input[rank - 1];
+  g.C = input.back();
+}
+
 // Output length of one axis and its padding before, as Keras/TF compute them; false when the
 // (dilated) window does not fit a 'valid' input.
 inline bool axis(int in, int k, int s, int d, Padding p, int* out, int* pad_before) {
