@@ -466,6 +466,23 @@ class Sequential:
     def __call__(self, x, training=False):
         return self.predict(x, batch_size=max(1, len(x)), verbose=0)
 
+    # -- export ------------------------------------------------------------------------------
+    def export_onnx(self, filepath, opset=None):
+        """Writes the model as an ONNX graph (needs the ``onnx`` package: ``pip install onnx``).
+
+        The graph takes float32 input of shape ``(batch, *input_shape)`` named ``input`` and
+        gives what ``predict`` gives, named ``output``. Returns ``filepath``.
+        """
+        from shenjing import _onnx
+        self._require_built("export_onnx()")
+        return _onnx.export(self, filepath, opset=opset)
+
+    def export(self, filepath, format="onnx", verbose=True):
+        """Keras 3's ``model.export``; only ``format='onnx'`` is available."""
+        if format != "onnx":
+            raise ValueError(f"export: format={format!r} is not supported; use 'onnx'.")
+        return self.export_onnx(filepath)
+
     # -- weights and reporting ---------------------------------------------------------------
     def get_weights(self):
         """Copies of every weight array, layer by layer."""
