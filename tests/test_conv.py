@@ -7,6 +7,7 @@ over the batch. PyTorch runs in float64 on the same float32 weights and inputs; 
 permuted to NCHW and kernels (kh, kw, in, out) to (out, in, kh, kw). TF's 'same' padding
 (the odd cell after) is applied with an explicit F.pad.
 """
+import json
 import numpy as np
 import pytest
 
@@ -671,10 +672,17 @@ def test_bad_arguments(make, pattern):
 
 
 def test_core_checks_arguments_too():
+    # The C++ core reads layer configs itself (model files reach it without Python).
     core = shenjing._core.Model([8, 8, 1])
-    with pytest.raises(ValueError, match="strides"):
-        core.add_conv(2, 4, (3, 3), (0, 1), (1, 1), "valid", "relu", 0.0, True, 0, 0, 0, 0, "c")
+
+    def add(cls, **config):
+        core.add_layer(json.dumps({"class_name": cls, "config": {"name": "c", **config}}))
+
+    with pytest.raises(ValueError, match=r"Layer 'c' \(Conv2D\): 'strides'"):
+        add("Conv2D", filters=4, kernel_size=3, strides=[0, 1])
     with pytest.raises(ValueError, match="padding"):
-        core.add_conv(2, 4, (3, 3), (1, 1), (1, 1), "nope", "relu", 0.0, True, 0, 0, 0, 0, "c")
-    with pytest.raises(ValueError, match="pool_size"):
-        core.add_pool(2, True, False, False, (0, 2), (2, 2), "valid", "p")
+        add("Conv2D", filters=4, kernel_size=3, padding="nope")
+    with pytest.raises(ValueError, match="'pool_size'"):
+        add("MaxPooling2D", pool_size=[0, 2])
+    with pytest.raises(ValueError, match="'filters' must be an integer"):
+        add("Conv2D", filters=2.5, kernel_size=3)

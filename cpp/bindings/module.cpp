@@ -7,6 +7,9 @@
 #include <cstring>
 #include <string>
 
+#include "io/json.hpp"
+#include "io/layer_config.hpp"
+#include "io/safetensors.hpp"
 #include "kernels/kernels.hpp"
 #include "shenjing/shenjing.hpp"
 
@@ -86,13 +89,21 @@ py::tuple batch_step(Model& self, const py::array& x, const py::array& y, const 
   return py::make_tuple(s.loss_sum, s.metric_sums);
 }
 
-// Names the layer (for error messages) and appends it, building it on the current shape.
-void add_named(Model& m, std::unique_ptr<Layer> layer, const std::string& name) {
-  layer->set_name(name);
-  m.add(std::move(layer));
+// A safetensors tensor as a new numpy array.
+py::array tensor_array(const safetensors::Tensor& t) {
+  static const std::pair<const char*, const char*> kTypes[] = {
+      {"F32", "<f4"}, {"F64", "<f8"}, {"F16", "<f2"}, {"I64", "<i8"}, {"I32", "<i4"},
+      {"I16", "<i2"}, {"I8", "i1"},   {"U64", "<u8"}, {"U32", "<u4"}, {"U16", "<u2"},
+      {"U8", "u1"},   {"BOOL", "?"}};
+  for (const auto& [st, np] : kTypes)
+    if (t.dtype == st) {
+      py::array a(py::dtype(np), py::ssize_t(t.bytes.size() / safetensors::dtype_size(st)));
+      std::memcpy(a.mutable_data(), t.bytes.data(), t.bytes.size());
+      return a.attr("reshape")(py::tuple(py::cast(t.shape))).cast<py::array>();
+    }
+  throw ValueError("Tensor '" + t.name + "' has dtype " + t.dtype + ", which shenjing does "
+                   "not read.");
 }
-
-Activation act_arg(const std::string& name) { return activation_from_name(name); }
 
 }  // namespace
 
@@ -110,94 +121,62 @@ PYBIND11_MODULE(_core, m) {
     return all_finite(p, n);
   });
   m.def("build_info", &build_info);
+  m.def("read_safetensors",
+        [](const std::string& path) {
+          safetensors::File f;
+          {
+            py::gil_scoped_release nogil;
+            f = safetensors::read(path);
+          }
+          py::dict meta, tensors;
+          for (const auto& [k, v] : f.metadata) meta[py::str(k)] = py::str(v);
+          for (const auto& t : f.tensors) tensors[py::str(t.name)] = tensor_array(t);
+          return py::make_tuple(meta, tensors);
+        },
+        "Reads and validates a safetensors file: (metadata dict, {name: numpy array})");
 
   py::class_<Model>(m, "Model")
       .def(py::init<const Shape&>())
-      .def("add_dense",
-           [](Model& self, int units, const std::string& act, float alpha, bool use_bias,
-              float l1, float l2, const std::string& name) {
-             DenseOptions o;
-             o.units = units;
-             o.activation = act_arg(act);
-             o.activation_alpha = alpha;
-             o.use_bias = use_bias;
-             o.kernel_l1 = l1;
-             o.kernel_l2 = l2;
-             add_named(self, make_dense(o), name);
+      .def_static("load", &Model::load, "Model::load: a saved model file, for inference")
+      .def("add_layer",
+           [](Model& self, const std::string& spec) {
+             self.add(layer_from_config(json::parse(spec, "layer config"), self.output_shape()));
+           },
+           "Appends the layer described by a Keras layer config (JSON text)")
+      .def("random_state",
+           [](Model& self, int i) -> py::object {
+             uint64_t* s = self.layers().at(i)->random_state();
+             return s ? py::int_(*s) : py::object(py::none());
            })
-      .def("add_activation",
-           [](Model& self, const std::string& act, float alpha, const std::string& name) {
-             add_named(self, make_activation(act_arg(act), alpha), name);
+      .def("set_random_state",
+           [](Model& self, int i, uint64_t v) {
+             uint64_t* s = self.layers().at(i)->random_state();
+             if (!s) throw ValueError("layer " + std::to_string(i) + " has no random state.");
+             *s = v;
            })
-      .def("add_dropout",
-           [](Model& self, float rate, unsigned long long seed, const std::string& name) {
-             add_named(self, make_dropout(rate, seed), name);
-           })
-      .def("add_reshape",
-           [](Model& self, const Shape& target, const std::string& type, const std::string& name) {
-             add_named(self, make_reshape(target, type == "Flatten" ? "Flatten" : "Reshape"),
-                       name);
-           })
-      .def("add_conv",
-           [](Model& self, int rank, int filters, std::pair<int, int> kernel,
-              std::pair<int, int> strides, std::pair<int, int> dilation,
-              const std::string& padding, const std::string& act, float alpha, bool use_bias,
-              float kl1, float kl2, float bl1, float bl2, const std::string& name) {
-             ConvOptions o;
-             o.rank = rank;
-             o.filters = filters;
-             o.kernel[0] = kernel.first;
-             o.kernel[1] = kernel.second;
-             o.strides[0] = strides.first;
-             o.strides[1] = strides.second;
-             o.dilation[0] = dilation.first;
-             o.dilation[1] = dilation.second;
-             o.padding = padding_from_name(padding, rank == 2 ? "Conv2D" : "Conv1D", rank == 1);
-             o.activation = act_arg(act);
-             o.activation_alpha = alpha;
-             o.use_bias = use_bias;
-             o.kernel_l1 = kl1;
-             o.kernel_l2 = kl2;
-             o.bias_l1 = bl1;
-             o.bias_l2 = bl2;
-             add_named(self, make_conv(o), name);
-           })
-      .def("add_pool",
-           [](Model& self, int rank, bool max, bool global, bool keepdims,
-              std::pair<int, int> pool, std::pair<int, int> strides, const std::string& padding,
-              const std::string& name) {
-             PoolOptions o;
-             o.rank = rank;
-             o.max = max;
-             o.global = global;
-             o.keepdims = keepdims;
-             o.pool[0] = pool.first;
-             o.pool[1] = pool.second;
-             o.strides[0] = strides.first;
-             o.strides[1] = strides.second;
-             o.padding = padding_from_name(padding, max ? "MaxPooling" : "AveragePooling", false);
-             add_named(self, make_pool(o), name);
-           })
-      .def("add_batch_norm",
-           [](Model& self, float momentum, float epsilon, bool center, bool scale,
-              const std::string& name) {
-             BatchNormOptions o;
-             o.momentum = momentum;
-             o.epsilon = epsilon;
-             o.center = center;
-             o.scale = scale;
-             add_named(self, make_batch_norm(o), name);
-           })
-      .def("add_zero_padding",
-           [](Model& self, int rank, int top, int bottom, int left, int right,
-              const std::string& name) {
-             ZeroPaddingOptions o;
-             o.rank = rank;
-             o.top = top;
-             o.bottom = bottom;
-             o.left = left;
-             o.right = right;
-             add_named(self, make_zero_padding(o), name);
+      .def("optimizer_state",
+           [](Model& self) {
+             py::list slots;
+             for (const auto& per_param : self.optimizer().slots()) {
+               py::list bufs;
+               for (const auto& b : per_param)
+                 bufs.append(py::array_t<float>((py::ssize_t)b.size(), b.data()));
+               slots.append(bufs);
+             }
+             return py::make_tuple(self.optimizer().iterations(), slots);
+           },
+           "(iterations, [[slot buffers] per trainable parameter]) as copies")
+      .def("restore_optimizer",
+           [](Model& self, long long iterations, const std::vector<std::vector<py::array>>& in) {
+             Optimizer::Slots slots;
+             for (const auto& per_param : in) {
+               slots.emplace_back();
+               for (const py::array& a : per_param) {
+                 const float* p = f32(a, "optimizer slot");
+                 slots.back().emplace_back(p, p + a.size());
+               }
+             }
+             self.restore_optimizer(iterations, std::move(slots));
            })
       .def("params_trainable",
            [](Model& self, int i) {

@@ -12,16 +12,63 @@ Model::Model(const Shape& input_shape) : input_(input_shape) {
     if (d <= 0)
       throw ValueError("Input shape must have positive dimensions, received " +
                        shape_str(input_) + ".");
+  if (shape_size(input_) > (1LL << 28))  // kMaxSampleFloats; dims are positive ints
+    throw ValueError("Input shape " + shape_str(input_) + " has more than 2^28 values per "
+                     "sample.");
 }
 
 const Shape& Model::output_shape() const {
   return layers_.empty() ? input_ : layers_.back()->output_shape();
 }
 
-void Model::add(std::unique_ptr<Layer> layer) {
+namespace {
+
+// Caps that turn absurd (often hostile) configs into errors instead of huge allocations:
+// 2^28 floats (1 GiB) per sample of any activation, 2^31 floats (8 GiB) per parameter.
+constexpr long long kMaxSampleFloats = 1LL << 28;
+constexpr long long kMaxParamFloats = 1LL << 31;
+
+// Product of the dimensions, or -1 when one is not positive or the product exceeds cap.
+long long bounded_size(const Shape& s, long long cap) {
+  long long n = 1;
+  for (int d : s) {
+    if (d <= 0 || n > cap / d) return -1;
+    n *= d;
+  }
+  return n;
+}
+
+std::string dims_str(const std::vector<int>& s) {
+  std::string out = "(";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + (s.size() == 1 ? ",)" : ")");
+}
+
+std::string layer_label(const Layer& l) {
+  return "Layer '" + l.name() + "' (" + l.type() + ")";
+}
+
+}  // namespace
+
+void Model::add(std::unique_ptr<Layer> layer) { append(std::move(layer), nullptr); }
+
+void Model::append(std::unique_ptr<Layer> layer, const ParamCheck& check) {
   if (compiled())
     throw ValueError("Cannot add a layer to a model that is already compiled.");
   layer->build(output_shape());
+  if (bounded_size(layer->output_shape(), kMaxSampleFloats) < 0)
+    throw ValueError(layer_label(*layer) + " would output " +
+                     shape_str(layer->output_shape()) + " per batch: more than 2^28 values "
+                     "per sample, or an empty axis.");
+  for (const Param& p : layer->params())
+    if (bounded_size(p.shape, kMaxParamFloats) < 0)
+      throw ValueError(layer_label(*layer) + " would need a '" + p.name + "' of shape " +
+                       shape_str(p.shape) + ": more than 2^31 values, or an empty axis.");
+  if (check) check(layers_.size(), *layer);
+  for (Param& p : layer->params()) {
+    p.value.assign((size_t)shape_size(p.shape), p.init);
+    p.grad.assign(p.value.size(), 0.0f);
+  }
   layers_.push_back(std::move(layer));
   capacity_ = 0;  // workspaces are re-planned on the next batch
 }
@@ -44,6 +91,11 @@ void Model::compile(const LossOptions& loss, const OptimizerOptions& opt,
   for (auto& l : layers_)
     for (auto& p : l->params())
       if (p.trainable) param_list_.push_back(&p);
+}
+
+void Model::restore_optimizer(long long iterations, Optimizer::Slots slots) {
+  if (!compiled()) throw ValueError("Compile the model before restoring optimizer state.");
+  optimizer_->restore(iterations, std::move(slots), param_list_);
 }
 
 void Model::reserve(int n) {
@@ -183,6 +235,23 @@ void Model::predict(const float* x, int n, float* out) {
   RunContext ctx{false};
   const float* y = run_forward(x, nullptr, n, ctx);
   std::memcpy(out, y, (size_t)n * shape_size(output_shape()) * sizeof(float));
+}
+
+Tensor Model::predict(const float* x, const std::vector<int>& shape) {
+  const bool single = shape == input_;
+  const bool batch = shape.size() == input_.size() + 1 && shape[0] > 0 &&
+                     std::equal(input_.begin(), input_.end(), shape.begin() + 1);
+  if (!single && !batch)
+    throw ValueError("predict: expected input of shape " + shape_str(input_) +
+                     " (a batch) or one sample of that shape without the batch axis, received " +
+                     "shape " + dims_str(shape) + ".");
+  Tensor out;
+  const int n = single ? 1 : shape[0];
+  if (batch) out.shape.push_back(n);
+  out.shape.insert(out.shape.end(), output_shape().begin(), output_shape().end());
+  out.data.resize((size_t)n * shape_size(output_shape()));
+  predict(x, n, out.data.data());
+  return out;
 }
 
 }  // namespace shenjing

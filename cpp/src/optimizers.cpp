@@ -22,6 +22,24 @@ int slot_count(const OptimizerOptions& o) {
 
 }  // namespace
 
+void Optimizer::restore(long long iterations, Slots slots, const std::vector<Param*>& params) {
+  if (iterations < 0) throw ValueError("Optimizer state: iterations must be non-negative.");
+  if (!slots.empty()) {
+    const size_t per = (size_t)slot_count(opt_);
+    bool ok = slots.size() == params.size();
+    for (size_t i = 0; ok && i < slots.size(); ++i) {
+      ok = slots[i].size() == per;
+      for (const auto& buf : slots[i]) ok = ok && buf.size() == params[i]->value.size();
+    }
+    if (!ok)
+      throw ValueError("Optimizer state does not match this model and optimizer: expected " +
+                       std::to_string(per) + " buffers for each of " +
+                       std::to_string(params.size()) + " parameters.");
+  }
+  iterations_ = iterations;
+  slots_ = std::move(slots);
+}
+
 void Optimizer::apply(std::vector<Param*>& params) {
   const OptimizerOptions& o = opt_;
   if (slots_.size() != params.size()) {

@@ -4,7 +4,7 @@
 """
 from shenjing import _core
 from shenjing import (activations, callbacks, data, datasets, initializers, layers, losses,
-                      metrics, models, optimizers, regularizers, utils)
+                      metrics, models, optimizers, regularizers, saving, utils)
 from shenjing.layers import Input
 from shenjing.models import Sequential
 
@@ -31,4 +31,4 @@ def config():
 
 __all__ = ["Sequential", "Input", "activations", "callbacks", "data", "datasets",
            "initializers", "layers", "losses", "metrics", "models", "optimizers",
-           "regularizers", "utils", "set_num_threads", "get_num_threads", "config"]
+           "regularizers", "saving", "utils", "set_num_threads", "get_num_threads", "config"]

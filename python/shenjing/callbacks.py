@@ -1,4 +1,8 @@
-"""Callbacks with Keras 3 names: Callback, History, EarlyStopping, ProgbarLogger."""
+"""Callbacks with Keras 3 names: Callback, History, EarlyStopping, ModelCheckpoint,
+ProgbarLogger."""
+import math
+import os
+import warnings
 
 from shenjing._progbar import Progbar
 
@@ -81,12 +85,7 @@ class EarlyStopping(Callback):
     def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto",
                  baseline=None, restore_best_weights=False, start_from_epoch=0):
         super().__init__()
-        if mode not in ("auto", "min", "max"):
-            raise ValueError(f"EarlyStopping: mode must be 'auto', 'min' or 'max', received "
-                             f"{mode!r}.")
-        if mode == "auto":
-            mode = "max" if ("acc" in monitor or monitor.endswith("auc")) else "min"
-        self.monitor, self.mode = monitor, mode
+        self.monitor, self.mode = monitor, _mode(mode, monitor, "EarlyStopping")
         self.min_delta = abs(min_delta) * (1 if mode == "max" else -1)
         self.patience, self.verbose = patience, verbose
         self.baseline, self.restore_best_weights = baseline, restore_best_weights
@@ -109,7 +108,6 @@ class EarlyStopping(Callback):
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
         if value is None:
-            import warnings
             warnings.warn(f"EarlyStopping: metric '{self.monitor}' is not available; "
                           f"available metrics are {', '.join(logs or {})}.", stacklevel=2)
             return
@@ -139,6 +137,79 @@ class EarlyStopping(Callback):
             self.model.set_weights(self.best_weights)
 
 
+class ModelCheckpoint(Callback):
+    """Saves the model (or its weights) at the end of every epoch, or only when ``monitor``
+    improves.
+
+    Args:
+        filepath: where to save; may hold ``{epoch}`` (1-based) and log keys, e.g.
+            ``"ckpt-{epoch:02d}-{val_loss:.2f}.keras"``. Saves are atomic.
+        monitor: the log key to watch ('val_loss' by default).
+        verbose: 1 prints a line when saving.
+        save_best_only: save only when ``monitor`` beats the best value so far.
+        save_weights_only: ``model.save_weights`` instead of ``model.save``.
+        mode: 'auto', 'min' or 'max'; 'auto' maximizes accuracies, minimizes the rest.
+        save_freq: 'epoch' (the only choice here).
+        initial_value_threshold: the value to beat before the first save (best-only).
+    """
+
+    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
+                 save_weights_only=False, mode="auto", save_freq="epoch",
+                 initial_value_threshold=None):
+        super().__init__()
+        if save_freq != "epoch":
+            raise ValueError(f"ModelCheckpoint: only save_freq='epoch' is supported, received "
+                             f"{save_freq!r}.")
+        self.filepath = os.fspath(filepath)
+        self.monitor, self.verbose = monitor, verbose
+        self.save_best_only, self.save_weights_only = save_best_only, save_weights_only
+        self.mode = _mode(mode, monitor, "ModelCheckpoint")
+        self.save_freq = save_freq
+        if initial_value_threshold is not None:
+            self.best = float(initial_value_threshold)
+        else:
+            self.best = -math.inf if self.mode == "max" else math.inf
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        try:
+            path = self.filepath.format(epoch=epoch + 1, **logs)
+        except KeyError as e:
+            raise KeyError(f"ModelCheckpoint: filepath {self.filepath!r} uses {e}, which is not "
+                           f"in the logs (available: epoch, {', '.join(logs)}).") from None
+        if self.save_best_only:
+            value = logs.get(self.monitor)
+            if value is None:
+                warnings.warn(f"Can save best model only with {self.monitor} available, "
+                              f"skipping.", stacklevel=2)
+                return
+            better = value > self.best if self.mode == "max" else value < self.best
+            if not better:
+                if self.verbose > 0:
+                    print(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from "
+                          f"{self.best:.5f}")
+                return
+            if self.verbose > 0:
+                print(f"\nEpoch {epoch + 1}: {self.monitor} improved from {self.best:.5f} to "
+                      f"{value:.5f}, saving model to {path}")
+            self.best = value
+        elif self.verbose > 0:
+            print(f"\nEpoch {epoch + 1}: saving model to {path}")
+        if self.save_weights_only:
+            self.model.save_weights(path, overwrite=True)
+        else:
+            self.model.save(path, overwrite=True)
+
+
+def _mode(mode, monitor, cls):
+    """'min' or 'max' for a Keras mode argument; 'auto' maximizes accuracies and AUC."""
+    if mode not in ("auto", "min", "max"):
+        raise ValueError(f"{cls}: mode must be 'auto', 'min' or 'max', received {mode!r}.")
+    if mode == "auto":
+        return "max" if ("acc" in monitor or monitor.endswith("auc")) else "min"
+    return mode
+
+
 class CallbackList:
     """Calls every callback in order (internal to fit)."""
 
@@ -155,4 +226,4 @@ class CallbackList:
         return call
 
 
-__all__ = ["Callback", "History", "EarlyStopping", "ProgbarLogger"]
+__all__ = ["Callback", "History", "EarlyStopping", "ModelCheckpoint", "ProgbarLogger"]

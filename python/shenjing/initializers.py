@@ -1,7 +1,7 @@
 """Weight initializers with Keras names and formulas, drawn from shenjing's seeded generator."""
 import numpy as np
 
-from shenjing import _random
+from shenjing import _config, _random
 
 
 def _fans(shape):
@@ -14,6 +14,8 @@ def _fans(shape):
 
 
 class Initializer:
+    _module = "keras.initializers"
+
     def __init__(self, seed=None):
         self.seed = seed
 
@@ -24,7 +26,7 @@ class Initializer:
         return self.sample(tuple(int(s) for s in shape)).astype(np.float32)
 
     def get_config(self):
-        return {"seed": self.seed}
+        return _config.init_config(self)
 
 
 class Zeros(Initializer):
@@ -75,9 +77,13 @@ _BY_NAME = {"zeros": Zeros, "ones": Ones, "glorot_uniform": GlorotUniform,
 
 
 def get(identifier):
-    """An initializer from a name ('glorot_uniform', ...), a class, or an instance."""
+    """An initializer from a name ('glorot_uniform', ...), a class, an instance, or a Keras
+    config dict."""
     if isinstance(identifier, Initializer):
         return identifier
+    if isinstance(identifier, dict):
+        return _config.deserialize(identifier, {c.__name__: c for c in _BY_NAME.values()},
+                                   "initializer")
     if isinstance(identifier, type) and issubclass(identifier, Initializer):
         return identifier()
     if isinstance(identifier, str) and identifier in _BY_NAME:

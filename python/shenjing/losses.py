@@ -2,6 +2,8 @@
 calling a loss object on arrays computes the same value in NumPy."""
 import numpy as np
 
+from shenjing import _config
+
 _EPS = 1e-7
 
 
@@ -61,6 +63,7 @@ class Loss:
 
     _kind = None
     _fn = None
+    _module = "keras.losses"
 
     def __init__(self, name=None, reduction="sum_over_batch_size", from_logits=False):
         if reduction != "sum_over_batch_size":
@@ -83,7 +86,7 @@ class Loss:
         return self._kind, self.from_logits, self.delta
 
     def get_config(self):
-        return {"name": self.name, "reduction": self.reduction}
+        return _config.init_config(self)
 
 
 class MeanSquaredError(Loss):
@@ -150,9 +153,13 @@ _BY_FUNCTION = {mean_squared_error: MeanSquaredError, mean_absolute_error: MeanA
 
 
 def get(identifier):
-    """A Loss from a name ('mse', 'sparse_categorical_crossentropy', ...), function or instance."""
+    """A Loss from a name ('mse', 'sparse_categorical_crossentropy', ...), function, instance
+    or Keras config dict."""
     if isinstance(identifier, Loss):
         return identifier
+    if isinstance(identifier, dict):
+        return _config.deserialize(identifier, {c.__name__: c for c in _BY_NAME.values()},
+                                   "loss")
     if isinstance(identifier, type) and issubclass(identifier, Loss):
         return identifier()
     if isinstance(identifier, str) and identifier in _BY_NAME:

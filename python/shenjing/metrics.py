@@ -2,6 +2,8 @@
 functions here compute the same per-sample values in NumPy."""
 import numpy as np
 
+from shenjing import _config
+
 # Codes of the C++ MetricKind enum.
 _BINARY_ACC, _CATEGORICAL_ACC, _SPARSE_ACC, _MSE, _MAE = range(5)
 
@@ -37,9 +39,13 @@ class Metric:
 
     _code = None
     _fn = None
+    _module = "keras.metrics"
 
     def __init__(self, name=None):
         self.name = name or self._default_name
+
+    def get_config(self):
+        return {"name": self.name}
 
     def __call__(self, y_true, y_pred):
         return float(np.mean(type(self)._fn(y_true, y_pred)))
@@ -83,6 +89,9 @@ def get(identifier, y_true_shape, y_pred_shape):
     accuracy from the shapes of the targets and predictions, as Keras 3 does."""
     if isinstance(identifier, Metric):
         return identifier
+    if isinstance(identifier, dict):
+        return _config.deserialize(identifier, {c.__name__: c for c in _BY_NAME.values()},
+                                   "metric")
     if isinstance(identifier, type) and issubclass(identifier, Metric):
         return identifier()
     if isinstance(identifier, str) and identifier.lower() in ("accuracy", "acc"):

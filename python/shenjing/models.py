@@ -1,13 +1,14 @@
 """Sequential models with the Keras 3 API. Each batch of fit/evaluate/predict is one C++ call
 (with the GIL released); Python only slices, counts and prints progress."""
+import json
 import math
 import textwrap
 import time
 
 import numpy as np
 
-from shenjing import _core, _random, losses as losses_mod, metrics as metrics_mod
-from shenjing import optimizers as optimizers_mod
+from shenjing import _config, _core, _random, losses as losses_mod, metrics as metrics_mod
+from shenjing import optimizers as optimizers_mod, saving
 from shenjing.callbacks import Callback, CallbackList, History, ProgbarLogger
 from shenjing.data import DataLoader, Dataset
 from shenjing._progbar import Progbar
@@ -84,6 +85,7 @@ class Sequential:
         self._metrics = None
         self.stop_training = False
         self.history = None
+        self._shuffle_rng = None  # drawn from the package generator on first use
         for layer in layers or []:
             self.add(layer)
 
@@ -137,8 +139,9 @@ class Sequential:
             raise ValueError("build() needs an input shape, e.g. model.build((None, 784)).")
         self._build()
 
-    def _build(self):
-        """(Re)creates the C++ model; weights of layers built before are kept."""
+    def _build(self, init=True):
+        """(Re)creates the C++ model; weights of layers built before are kept, new ones are
+        initialized (left at zero when not ``init``: a load sets them next)."""
         kept = [layer.get_weights() if layer.built else None for layer in self._layers]
         core = _core.Model(list(self._input_shape))
         shape = tuple(self._input_shape)
@@ -146,7 +149,7 @@ class Sequential:
             layer._add_to(core)
             fresh = kept[i] is None or [w.shape for w in kept[i]] != \
                 [v.shape for _, v, _ in core.params(i)]
-            layer._attach(core, i, shape, init=fresh)
+            layer._attach(core, i, shape, init=fresh and init)
             if not fresh:
                 layer.set_weights(kept[i])
             shape = layer.output_shape[1:]
@@ -286,8 +289,8 @@ class Sequential:
         _check_finite(x, "x")
         if order is None:
             n = len(x)
-            order = (lambda: _random.generator().permutation(n).astype(np.int64)) if shuffle \
-                else (lambda: None)
+            order = (lambda: self._shuffle_generator().permutation(n).astype(np.int64)) \
+                if shuffle else (lambda: None)
         steps = len(x) // batch_size if drop_last else -(-len(x) // batch_size)
         if steps == 0:
             raise ValueError(f"{what}: no complete batch of {batch_size} samples in "
@@ -466,6 +469,102 @@ class Sequential:
     def __call__(self, x, training=False):
         return self.predict(x, batch_size=max(1, len(x)), verbose=0)
 
+    def _shuffle_generator(self):
+        if self._shuffle_rng is None:
+            self._shuffle_rng = np.random.default_rng(_random.draw_seed())
+        return self._shuffle_rng
+
+    # -- configs and files -----------------------------------------------------------------
+    def get_config(self):
+        """Keras's Sequential config: name, trainable and the layer configs, the input first."""
+        layers = []
+        if self._input_shape is not None:
+            layers.append({"module": "keras.layers", "class_name": "InputLayer",
+                           "config": {"batch_shape": [None, *self._input_shape],
+                                      "dtype": "float32", "sparse": False,
+                                      "name": "input_layer"},
+                           "registered_name": None})
+        layers += [_config.serialize(layer) for layer in self._layers]
+        return {"name": self.name, "trainable": self.trainable, "dtype": "float32",
+                "layers": layers}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None, _init=True):
+        """A new model from ``get_config()`` output (weights freshly initialized)."""
+        from shenjing import layers as layers_mod
+        if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
+            raise ValueError("A Sequential config needs a 'layers' list.")
+        classes = {c.__name__: c for c in vars(layers_mod).values() if isinstance(c, type)
+                   and issubclass(c, Layer) and c not in (Layer, InputLayer)}
+        model = cls(name=config.get("name"), trainable=config.get("trainable", True))
+        specs = config["layers"]
+        if specs and isinstance(specs[0], dict) and specs[0].get("class_name") == "InputLayer":
+            cfg = specs[0].get("config") or {}
+            shape = cfg.get("batch_shape") or cfg.get("batch_input_shape")
+            if not isinstance(shape, list) or len(shape) < 2:
+                raise ValueError("InputLayer: 'batch_shape' must be a list [null, d1, ...].")
+            model.add(InputLayer(shape=shape[1:]))
+            specs = specs[1:]
+        model._layers = [_config.deserialize(s, classes, f"layer {i}")
+                         for i, s in enumerate(specs)]
+        if model._input_shape is None and model._layers:
+            model._input_shape = model._layers[0]._input_shape_arg
+        if model._input_shape is not None:
+            model._build(init=_init)
+        return model
+
+    def to_json(self, **kwargs):
+        """The architecture as Keras JSON (``shenjing.models.model_from_json`` reads it)."""
+        spec = {"module": "keras", "class_name": "Sequential", "config": self.get_config(),
+                "registered_name": None}
+        if self._input_shape is not None:
+            spec["build_config"] = {"input_shape": [None, *self._input_shape]}
+        return json.dumps(spec, **kwargs)
+
+    def save(self, filepath, overwrite=True, zipped=None, **kwargs):
+        """Saves architecture, weights and optimizer state to one file (safetensors, whatever
+        the extension, e.g. ``model.keras``); ``shenjing.models.load_model`` restores it.
+        The file is written beside the target and renamed into place, so a failed save leaves
+        any previous file intact."""
+        saving.save_model(self, filepath, overwrite)
+
+    def save_weights(self, filepath, overwrite=True):
+        """Saves the weights alone (e.g. ``model.weights.h5``; the content is safetensors)."""
+        saving.save_weights(self, filepath, overwrite)
+
+    def load_weights(self, filepath, skip_mismatch=False, **kwargs):
+        """Loads weights from ``save_weights`` or ``save`` output into this (built) model.
+
+        Layers are matched by position; with ``skip_mismatch`` a layer whose weights are
+        missing or shaped differently keeps its own."""
+        self._require_built("load_weights()")
+        path = saving.os.fspath(filepath)
+        _, tensors = saving.read(path)
+        saving.assign_weights(self, tensors, path, skip_mismatch)
+
+    def _compile_config(self):
+        ms = [m if isinstance(m, str) else _config.serialize(m) if hasattr(m, "get_config")
+              else m.__name__ for m in self._metric_ids]
+        return {"optimizer": _config.serialize(self.optimizer),
+                "loss": _config.serialize(self.loss), "metrics": ms, "loss_weights": None,
+                "weighted_metrics": None, "run_eagerly": False, "steps_per_execution": 1,
+                "jit_compile": False}
+
+    def _training_state(self):
+        """What a resumed fit needs besides weights and optimizer: the random streams."""
+        rng = self._shuffle_rng.bit_generator.state if self._shuffle_rng else None
+        streams = {str(i): self._core.random_state(i) for i in range(len(self._layers))
+                   if self._core.random_state(i) is not None}
+        return {"shuffle_rng": rng, "random_states": streams}
+
+    def _restore_training_state(self, state):
+        if state.get("shuffle_rng") is not None:
+            rng = np.random.default_rng()
+            rng.bit_generator.state = state["shuffle_rng"]
+            self._shuffle_rng = rng
+        for i, v in (state.get("random_states") or {}).items():
+            self._core.set_random_state(int(i), int(v))
+
     # -- export ------------------------------------------------------------------------------
     def export_onnx(self, filepath, opset=None):
         """Writes the model as an ONNX graph (needs the ``onnx`` package: ``pip install onnx``).
@@ -573,3 +672,5 @@ class Sequential:
 
 
 Model = Sequential
+load_model = saving.load_model
+model_from_json = saving.model_from_json

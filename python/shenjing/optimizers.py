@@ -1,8 +1,10 @@
 """Optimizers with Keras 3 names, arguments and defaults; the update runs in C++."""
+from shenjing import _config
 
 
 class Optimizer:
     _kind = None
+    _module = "keras.optimizers"
 
     def __init__(self, learning_rate, name=None, **kwargs):
         unsupported = {k for k, v in kwargs.items() if v is not None}
@@ -35,7 +37,11 @@ class Optimizer:
         return spec
 
     def get_config(self):
-        return {k: v for k, v in self._spec().items() if k != "kind"}
+        return _config.init_config(self)
+
+    @classmethod
+    def from_config(cls, config):
+        return _config.from_config(cls, config, cls.__name__)
 
 
 class SGD(Optimizer):
@@ -93,9 +99,12 @@ _BY_NAME = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagr
 
 
 def get(identifier):
-    """An optimizer from a name ('adam', 'sgd', ...) or an instance."""
+    """An optimizer from a name ('adam', 'sgd', ...), an instance, or a Keras config dict."""
     if isinstance(identifier, Optimizer):
         return identifier
+    if isinstance(identifier, dict):
+        return _config.deserialize(identifier, {c.__name__: c for c in _BY_NAME.values()},
+                                   "optimizer")
     if isinstance(identifier, str) and identifier.lower() in _BY_NAME:
         return _BY_NAME[identifier.lower()]()
     raise ValueError(f"Unknown optimizer {identifier!r}. Known optimizers: "

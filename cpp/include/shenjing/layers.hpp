@@ -2,6 +2,7 @@
 // per-sample shapes and a batch size n. Layouts are channels-last, as in Keras.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -12,6 +13,8 @@
 namespace shenjing {
 
 // A trainable buffer and its gradient, owned by the layer; Python sees both as numpy views.
+// Layer::build declares name and shape; the model allocates value and grad (filled with
+// `init`) only after checking the size, so a hostile config cannot request absurd memory.
 struct Param {
   std::string name;  // "kernel", "bias"
   Shape shape;
@@ -22,6 +25,7 @@ struct Param {
   // False for state the layer updates itself (BatchNormalization's moving statistics):
   // the optimizer skips it and it has no gradient.
   bool trainable = true;
+  float init = 0.0f;  // initial value of every element
 };
 
 struct RunContext {
@@ -35,8 +39,8 @@ class Layer {
   const std::string& name() const { return name_; }
   void set_name(std::string n) { name_ = std::move(n); }
 
-  // Fixes the input shape and computes the output shape; throws ValueError naming the layer
-  // when the input does not fit.
+  // Fixes the input shape, computes the output shape and declares the params (unallocated);
+  // throws ValueError naming the layer when the input does not fit.
   virtual void build(const Shape& input) = 0;
   const Shape& input_shape() const { return in_; }
   const Shape& output_shape() const { return out_; }
@@ -61,6 +65,10 @@ class Layer {
 
   std::vector<Param>& params() { return params_; }
   const std::vector<Param>& params() const { return params_; }
+
+  // The state of the layer's random stream (Dropout), or null: saved with the model so that
+  // resumed training draws the same masks as uninterrupted training.
+  virtual uint64_t* random_state() { return nullptr; }
 
  protected:
   std::string name_;

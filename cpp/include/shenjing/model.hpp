@@ -1,12 +1,15 @@
 // A Sequential model: layers, a loss, an optimizer and workspaces, with one call per batch for
 // training, evaluation and inference.
 #pragma once
+#include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "shenjing/layers.hpp"
 #include "shenjing/losses.hpp"
 #include "shenjing/optimizers.hpp"
+#include "shenjing/tensor.hpp"
 
 namespace shenjing {
 
@@ -20,7 +23,13 @@ struct BatchStats {
 class Model {
  public:
   explicit Model(const Shape& input_shape);
-  // Builds the layer on the current output shape and appends it.
+  // Loads a model file written by shenjing (Python `model.save(path)`): architecture and
+  // weights, ready for predict; training state in the file is ignored. Throws ValueError
+  // naming the path and the problem for missing, corrupt or hostile files.
+  static Model load(const std::string& path);
+
+  // Builds the layer on the current output shape and appends it. Throws ValueError when the
+  // layer does not fit the shape or would need an absurd amount of memory.
   void add(std::unique_ptr<Layer> layer);
   const Shape& input_shape() const { return input_; }
   const Shape& output_shape() const;
@@ -44,6 +53,14 @@ class Model {
                        int n);
   // Writes n rows of predictions (n x output size) into out.
   void predict(const float* x, int n, float* out);
+  // Inference on a batch, shape = (n, *input_shape()), returning (n, *output_shape()); or on
+  // one sample, shape = input_shape(), returning output_shape(). Throws ValueError on any
+  // other shape. One Model runs one call at a time (the workspaces are shared); use one
+  // Model per thread, and set_num_threads() for the threads inside a call.
+  Tensor predict(const float* x, const std::vector<int>& shape);
+
+  // Optimizer state for saving and resuming; slots follow the trainable params in layer order.
+  void restore_optimizer(long long iterations, Optimizer::Slots slots);
 
   // Sum of the weight penalties (l1/l2) over every parameter.
   double regularization_loss() const;
@@ -54,6 +71,10 @@ class Model {
   double forward_backward(const float* x, const float* y, int y_width, const long long* idx,
                           int n, BatchStats* st);
   const float* run_forward(const float* x, const long long* idx, int n, const RunContext& ctx);
+  // add() with a hook that sees the built layer (its index and declared params) before any
+  // param memory is allocated; load() uses it to match params against the file.
+  using ParamCheck = std::function<void(std::size_t index, const Layer& layer)>;
+  void append(std::unique_ptr<Layer> layer, const ParamCheck& check);
   void reserve(int n);
 
   Shape input_;

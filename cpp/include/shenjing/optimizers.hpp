@@ -31,6 +31,14 @@ class Optimizer {
   const OptimizerOptions& options() const { return opt_; }
   void set_learning_rate(float lr) { opt_.learning_rate = lr; }
 
+  // State for saving and resuming: slots()[i][s] is buffer s (momentum, velocity, ...) of
+  // parameter i, in the order of the params given to apply(); empty before the first step.
+  using Slots = std::vector<std::vector<std::vector<float>>>;
+  const Slots& slots() const { return slots_; }
+  // Restores saved state for `params`; throws ValueError unless `slots` is empty or has the
+  // buffer count and sizes apply() would create.
+  void restore(long long iterations, Slots slots, const std::vector<Param*>& params);
+
  private:
   OptimizerOptions opt_;
   long long iterations_ = 0;

@@ -42,7 +42,8 @@ class BatchNorm final : public Layer {
     const int C = input.back();
     params_.clear();
     auto add = [&](const char* name, float init, bool trainable) {
-      Param p{name, {C}, std::vector<float>(C, init), std::vector<float>(C, 0.0f)};
+      Param p{name, {C}, {}, {}};
+      p.init = init;
       p.trainable = trainable;
       params_.push_back(std::move(p));
     };

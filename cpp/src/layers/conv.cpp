@@ -95,16 +95,8 @@ class Conv final : public Layer {
     pointwise_ = g.KH == 1 && g.KW == 1 && g.SH == 1 && g.SW == 1 && g.PT == 0 && g.PL == 0;
     params_.clear();
     Shape ks = opt_.rank == 2 ? Shape{g.KH, g.KW, g.C, F} : Shape{g.KW, g.C, F};
-    Param k{"kernel", ks, {}, {}, opt_.kernel_l1, opt_.kernel_l2};
-    k.value.assign(shape_size(ks), 0.0f);
-    k.grad.assign(k.value.size(), 0.0f);
-    params_.push_back(std::move(k));
-    if (opt_.use_bias) {
-      Param b{"bias", {F}, {}, {}, opt_.bias_l1, opt_.bias_l2};
-      b.value.assign(F, 0.0f);
-      b.grad.assign(F, 0.0f);
-      params_.push_back(std::move(b));
-    }
+    params_.push_back(Param{"kernel", ks, {}, {}, opt_.kernel_l1, opt_.kernel_l2});
+    if (opt_.use_bias) params_.push_back(Param{"bias", {F}, {}, {}, opt_.bias_l1, opt_.bias_l2});
   }
 
   Activation output_activation() const override { return opt_.activation; }

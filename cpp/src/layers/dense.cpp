@@ -26,16 +26,9 @@ class Dense final : public Layer {
     out_.back() = opt_.units;
     const int fan_in = input.back();
     params_.clear();
-    Param k{"kernel", {fan_in, opt_.units}, {}, {}, opt_.kernel_l1, opt_.kernel_l2};
-    k.value.assign((size_t)fan_in * opt_.units, 0.0f);
-    k.grad.assign(k.value.size(), 0.0f);
-    params_.push_back(std::move(k));
-    if (opt_.use_bias) {
-      Param b{"bias", {opt_.units}, {}, {}, 0.0f, 0.0f};
-      b.value.assign(opt_.units, 0.0f);
-      b.grad.assign(opt_.units, 0.0f);
-      params_.push_back(std::move(b));
-    }
+    params_.push_back(Param{"kernel", {fan_in, opt_.units}, {}, {}, opt_.kernel_l1,
+                            opt_.kernel_l2});
+    if (opt_.use_bias) params_.push_back(Param{"bias", {opt_.units}, {}, {}});
   }
 
   Activation output_activation() const override { return opt_.activation; }

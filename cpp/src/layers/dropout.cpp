@@ -25,6 +25,7 @@ class Dropout final : public Layer {
   const char* type() const override { return "Dropout"; }
   void build(const Shape& input) override { in_ = out_ = input; }
   bool passthrough(const RunContext& ctx) const override { return !ctx.training || rate_ == 0; }
+  uint64_t* random_state() override { return &state_; }
 
   void forward(const float* x, float* y, int n, const RunContext&) override {
     const size_t len = (size_t)n * shape_size(in_);

@@ -1,8 +1,11 @@
 """Layer base class: a Python description of a C++ layer plus zero-copy views of its weights."""
+import json
 import re
 from collections import defaultdict
 
 import numpy as np
+
+from shenjing import _config
 
 _name_counts = defaultdict(int)
 
@@ -36,7 +39,12 @@ class Layer:
 
     After the model is built, ``layer.weights`` (and ``layer.kernel``/``layer.bias`` where they
     exist) are NumPy views of the C++ buffers: writing into them changes the model.
+
+    ``get_config()`` returns the constructor arguments as Keras writes them, and the C++ core
+    builds its layer from that same config (see ``cpp/src/io/layer_config.cpp``).
     """
+
+    _module = "keras.layers"
 
     def __init__(self, name=None, input_shape=None, input_dim=None, trainable=True, dtype=None,
                  **kwargs):
@@ -57,7 +65,12 @@ class Layer:
     # -- building, called by the model --------------------------------------------------
     def _add_to(self, core):
         """Appends the C++ layer to ``core`` (a shenjing._core.Model)."""
-        raise NotImplementedError
+        core.add_layer(json.dumps({"class_name": type(self).__name__,
+                                   "config": self._core_config()}))
+
+    def _core_config(self):
+        """The config the C++ layer is built from (the Keras config unless overridden)."""
+        return self.get_config()
 
     def _initial_values(self, name, shape):
         """Initial value for parameter ``name`` of ``shape`` (layers with weights override)."""
@@ -115,7 +128,13 @@ class Layer:
         return int(sum(v.size for v in self.weights))
 
     def get_config(self):
-        return {"name": self.name, "trainable": self.trainable}
+        """The constructor arguments, as a JSON-ready dict (``cls.from_config`` inverts it)."""
+        return {"name": self.name, "trainable": self.trainable, "dtype": "float32",
+                **_config.init_config(self, skip=("name", "trainable", "dtype"))}
+
+    @classmethod
+    def from_config(cls, config):
+        return _config.from_config(cls, config, f"{cls.__name__} config")
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}>"

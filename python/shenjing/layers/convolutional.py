@@ -2,10 +2,8 @@
 import numbers
 
 from shenjing import activations, initializers, regularizers
-from shenjing.layers._window import check_data_format, int_tuple, padding_name, pair
+from shenjing.layers._window import check_data_format, int_tuple, padding_name
 from shenjing.layers.base import Layer
-
-_ALPHA = {"leaky_relu": 0.2, "elu": 1.0}
 
 
 class _Conv(Layer):
@@ -44,24 +42,9 @@ class _Conv(Layer):
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
 
-    def _add_to(self, core):
-        kr, br = self.kernel_regularizer, self.bias_regularizer
-        core.add_conv(self._rank, self.filters, pair(self.kernel_size), pair(self.strides),
-                      pair(self.dilation_rate), self.padding, self.activation,
-                      _ALPHA.get(self.activation, 0.0), self.use_bias,
-                      kr.l1 if kr else 0.0, kr.l2 if kr else 0.0,
-                      br.l1 if br else 0.0, br.l2 if br else 0.0, self.name)
-
     def _initial_values(self, name, shape):
         init = self.kernel_initializer if name == "kernel" else self.bias_initializer
         return init(shape)
-
-    def get_config(self):
-        return {**super().get_config(), "filters": self.filters,
-                "kernel_size": self.kernel_size, "strides": self.strides,
-                "padding": self.padding, "data_format": self.data_format,
-                "dilation_rate": self.dilation_rate, "groups": self.groups,
-                "activation": self.activation, "use_bias": self.use_bias}
 
 
 class Conv2D(_Conv):

@@ -4,8 +4,6 @@ import numbers
 from shenjing import _random, activations, initializers, regularizers
 from shenjing.layers.base import Layer
 
-_ALPHA = {"leaky_relu": 0.2, "elu": 1.0}
-
 
 class Dense(Layer):
     """Densely connected layer: ``output = activation(dot(input, kernel) + bias)``.
@@ -33,18 +31,9 @@ class Dense(Layer):
         self.bias_initializer = initializers.get(bias_initializer)
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
 
-    def _add_to(self, core):
-        reg = self.kernel_regularizer
-        core.add_dense(self.units, self.activation, _ALPHA.get(self.activation, 0.0),
-                       self.use_bias, reg.l1 if reg else 0.0, reg.l2 if reg else 0.0, self.name)
-
     def _initial_values(self, name, shape):
         init = self.kernel_initializer if name == "kernel" else self.bias_initializer
         return init(shape)
-
-    def get_config(self):
-        return {**super().get_config(), "units": self.units, "activation": self.activation,
-                "use_bias": self.use_bias}
 
 
 class Activation(Layer):
@@ -53,12 +42,6 @@ class Activation(Layer):
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
         self.activation = activations.get_name(activation)
-
-    def _add_to(self, core):
-        core.add_activation(self.activation, _ALPHA.get(self.activation, 0.0), self.name)
-
-    def get_config(self):
-        return {**super().get_config(), "activation": self.activation}
 
 
 class Dropout(Layer):
@@ -80,9 +63,7 @@ class Dropout(Layer):
         self.rate = float(rate)
         self.seed = seed
 
-    def _add_to(self, core):
+    def _core_config(self):
+        # The C++ stream needs a seed; configs carry integers exactly up to 2^53.
         seed = self.seed if self.seed is not None else _random.draw_seed()
-        core.add_dropout(self.rate, int(seed) % 2**64, self.name)
-
-    def get_config(self):
-        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+        return {**self.get_config(), "seed": int(seed) % 2**53}

@@ -53,23 +53,11 @@ class BatchNormalization(Layer):
         self.center = bool(center)
         self.scale = bool(scale)
         self.synchronized = bool(synchronized)
-        self._inits = {"gamma": initializers.get(gamma_initializer),
-                       "beta": initializers.get(beta_initializer),
-                       "moving_mean": initializers.get(moving_mean_initializer),
-                       "moving_variance": initializers.get(moving_variance_initializer)}
-
-    def _add_to(self, core):
-        rank = len(core.output_shape)  # per-sample rank of this layer's input
-        if self.axis not in (-1, rank):
-            raise ValueError(
-                f"Layer '{self.name}' (BatchNormalization): only the last axis can be "
-                f"normalized (axis=-1 or {rank} for this input of rank {rank + 1}), received "
-                f"axis={self.axis}.")
-        core.add_batch_norm(self.momentum, self.epsilon, self.center, self.scale, self.name)
+        self.gamma_initializer = initializers.get(gamma_initializer)
+        self.beta_initializer = initializers.get(beta_initializer)
+        self.moving_mean_initializer = initializers.get(moving_mean_initializer)
+        self.moving_variance_initializer = initializers.get(moving_variance_initializer)
 
     def _initial_values(self, name, shape):
-        return self._inits[name](shape)
-
-    def get_config(self):
-        return {**super().get_config(), "axis": self.axis, "momentum": self.momentum,
-                "epsilon": self.epsilon, "center": self.center, "scale": self.scale}
+        # The C++ core checks the axis: only the last one can be normalized.
+        return getattr(self, name + "_initializer")(shape)

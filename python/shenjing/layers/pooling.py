@@ -1,5 +1,5 @@
 """Pooling layers, channels last, with Keras 3 arguments and defaults."""
-from shenjing.layers._window import check_data_format, int_tuple, padding_name, pair
+from shenjing.layers._window import check_data_format, int_tuple, padding_name
 from shenjing.layers.base import Layer
 
 
@@ -17,14 +17,6 @@ class _Pool(Layer):
         self.padding = padding_name(padding, cls)
         check_data_format(data_format, cls)
         self.data_format = "channels_last"
-
-    def _add_to(self, core):
-        core.add_pool(self._rank, self._max, False, False, pair(self.pool_size),
-                      pair(self.strides), self.padding, self.name)
-
-    def get_config(self):
-        return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides,
-                "padding": self.padding, "data_format": self.data_format}
 
 
 _POOL_ARGS = """
@@ -87,14 +79,6 @@ class _GlobalPool(Layer):
         check_data_format(data_format, type(self).__name__)
         self.data_format = "channels_last"
         self.keepdims = bool(keepdims)
-
-    def _add_to(self, core):
-        core.add_pool(self._rank, self._max, True, self.keepdims, (1, 1), (1, 1), "valid",
-                      self.name)
-
-    def get_config(self):
-        return {**super().get_config(), "data_format": self.data_format,
-                "keepdims": self.keepdims}
 
 
 class GlobalAveragePooling2D(_GlobalPool):

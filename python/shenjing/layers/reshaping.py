@@ -7,9 +7,9 @@ class Flatten(Layer):
 
     def __init__(self, data_format=None, **kwargs):
         super().__init__(**kwargs)
-
-    def _add_to(self, core):
-        core.add_reshape([-1], "Flatten", self.name)
+        from shenjing.layers._window import check_data_format
+        check_data_format(data_format, "Flatten")
+        self.data_format = "channels_last"
 
 
 class Reshape(Layer):
@@ -22,12 +22,6 @@ class Reshape(Layer):
         except TypeError:
             raise TypeError(f"Reshape: target_shape must be a tuple of integers, received "
                             f"{target_shape!r}.") from None
-
-    def _add_to(self, core):
-        core.add_reshape(list(self.target_shape), "Reshape", self.name)
-
-    def get_config(self):
-        return {**super().get_config(), "target_shape": self.target_shape}
 
 
 def _pad_pair(value, what, cls):
@@ -58,13 +52,6 @@ class ZeroPadding2D(Layer):
             r, c = int_tuple(padding, 2, "padding", cls, allow_zero=True)
             self.padding = ((r, r), (c, c))
 
-    def _add_to(self, core):
-        (t, b), (l, r) = self.padding
-        core.add_zero_padding(2, t, b, l, r, self.name)
-
-    def get_config(self):
-        return {**super().get_config(), "padding": self.padding, "data_format": self.data_format}
-
 
 class ZeroPadding1D(Layer):
     """Adds steps of zeros before and after (steps, channels) inputs.
@@ -79,9 +66,3 @@ class ZeroPadding1D(Layer):
         check_data_format(data_format, "ZeroPadding1D")
         self.data_format = "channels_last"
         self.padding = _pad_pair(padding, "padding", "ZeroPadding1D")
-
-    def _add_to(self, core):
-        core.add_zero_padding(1, 0, 0, self.padding[0], self.padding[1], self.name)
-
-    def get_config(self):
-        return {**super().get_config(), "padding": self.padding}

@@ -1,0 +1,22 @@
+// Layers from their Keras configs: {"class_name": "Dense", "config": {"units": 10, ...}}.
+// One mapping for both directions into the core: Python builds its models through it, and
+// Model::load rebuilds saved ones with it, so both read a config the same way.
+#pragma once
+#include <memory>
+
+#include "io/json.hpp"
+#include "shenjing/layers.hpp"
+
+namespace shenjing {
+
+// The layer described by `spec`, named after config.name, to be added on a per-sample
+// `input` shape. Every field is checked (type and range), so a hostile config gives
+// ValueError, never a crash. Keras fields that do not change the computation (initializers,
+// dtype, trainable) are ignored.
+std::unique_ptr<Layer> layer_from_config(const json::Value& spec, const Shape& input);
+
+// Per-sample input shape from an InputLayer config ("batch_shape": [null, 28, 28, 1], or
+// Keras 2's "batch_input_shape").
+Shape input_shape_from_config(const json::Value& spec);
+
+}  // namespace shenjing

@@ -1,0 +1,120 @@
+// Model::load: a file written by Python's model.save() -> an inference-ready Model, no Python.
+//
+// The file is safetensors (docs/ARCHITECTURE.md, "Model files"): metadata "format" =
+// "shenjing", "model_config" = the Keras JSON of the Sequential model, and one F32 tensor
+// "layers.<i>.<param>" per parameter of layer i (InputLayer not counted). Tensors named
+// "optimizer.*" hold training state, which inference does not need.
+#include <cmath>
+#include <cstring>
+
+#include "io/json.hpp"
+#include "io/layer_config.hpp"
+#include "io/safetensors.hpp"
+#include "shenjing/model.hpp"
+
+namespace shenjing {
+namespace {
+
+using json::Value;
+using Kind = Value::Kind;
+
+const Value& layer_list(const Value& root, const std::string& where) {
+  const Value* cls = root.find("class_name");
+  if (root.kind != Kind::Object || !cls || cls->kind != Kind::String)
+    throw ValueError(where + ": the model config has no 'class_name'.");
+  if (cls->string != "Sequential")
+    throw ValueError(where + ": only Sequential models can be loaded, the file holds a '" +
+                     cls->string.substr(0, 64) + "'.");
+  const Value* cfg = root.find("config");
+  const Value* layers = cfg ? cfg->find("layers") : nullptr;
+  if (!layers || layers->kind != Kind::Array)
+    throw ValueError(where + ": the model config has no 'layers' list.");
+  return *layers;
+}
+
+template <class T>
+std::string dims(const std::vector<T>& s) {
+  std::string out = "(";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + (s.size() == 1 ? ",)" : ")");
+}
+
+bool is_input_layer(const Value& spec) {
+  const Value* cls = spec.find("class_name");
+  return cls && cls->kind == Kind::String && cls->string == "InputLayer";
+}
+
+// Input shape: from the InputLayer entry, else from build_config.input_shape (Keras writes
+// one of the two for every built Sequential model).
+Shape config_input_shape(const Value& root, const Value& layers, const std::string& where) {
+  if (!layers.array.empty() && is_input_layer(layers.array[0]))
+    return input_shape_from_config(layers.array[0]);
+  const Value* build = root.find("build_config");
+  const Value* shape = build ? build->find("input_shape") : nullptr;
+  if (!shape) throw ValueError(where + ": the model config has no input shape.");
+  Value as_input;  // reuse the InputLayer reader on {"config": {"batch_shape": shape}}
+  as_input.kind = Kind::Object;
+  Value cfg;
+  cfg.kind = Kind::Object;
+  cfg.object.emplace_back("batch_shape", *shape);
+  as_input.object.emplace_back("config", std::move(cfg));
+  return input_shape_from_config(as_input);
+}
+
+}  // namespace
+
+Model Model::load(const std::string& path) {
+  const safetensors::File file = safetensors::read(path);
+  const std::string where = "Cannot load '" + path + "'";
+  const std::string* format = file.meta("format");
+  if (!format || *format != "shenjing")
+    throw ValueError(where + ": it is a safetensors file, but not a shenjing model (its "
+                     "metadata has no format 'shenjing').");
+  const std::string* config = file.meta("model_config");
+  if (!config)
+    throw ValueError(where + ": it holds weights only (written by save_weights); save the "
+                     "whole model with model.save(path).");
+  const Value root = json::parse(*config, where + ": model_config");
+  const Value& layers = layer_list(root, where);
+
+  Model m(config_input_shape(root, layers, where));
+  size_t used = 0;
+  for (size_t k = 0; k < layers.array.size(); ++k) {
+    if (k == 0 && is_input_layer(layers.array[0])) continue;
+    std::vector<const safetensors::Tensor*> found;
+    // Match every declared param with its tensor before the model allocates anything.
+    m.append(layer_from_config(layers.array[k], m.output_shape()),
+             [&](size_t index, const Layer& l) {
+               for (const Param& p : l.params()) {
+                 const std::string name = "layers." + std::to_string(index) + "." + p.name;
+                 const safetensors::Tensor* t = file.find(name);
+                 const std::string label = where + ": weight '" + name + "' of layer '" +
+                                           l.name() + "' (" + l.type() + ")";
+                 if (!t) throw ValueError(label + " is missing.");
+                 if (t->dtype != "F32")
+                   throw ValueError(label + " must be F32, the file has " + t->dtype + ".");
+                 if (t->shape != std::vector<long long>(p.shape.begin(), p.shape.end()))
+                   throw ValueError(label + " has shape " + dims(t->shape) + ", but the "
+                                    "architecture needs " + dims(p.shape) + ".");
+                 found.push_back(t);
+               }
+             });
+    std::vector<Param>& params = m.layers().back()->params();
+    for (size_t i = 0; i < params.size(); ++i) {
+      std::memcpy(params[i].value.data(), found[i]->bytes.data(), found[i]->bytes.size());
+      for (float v : params[i].value)
+        if (!std::isfinite(v))
+          throw ValueError(where + ": weight '" + found[i]->name + "' contains NaN or "
+                           "infinity.");
+    }
+    used += params.size();
+  }
+  size_t stored = 0;
+  for (const safetensors::Tensor& t : file.tensors) stored += t.name.rfind("layers.", 0) == 0;
+  if (stored != used)
+    throw ValueError(where + ": it has " + std::to_string(stored) + " layer weights, but its "
+                     "architecture uses " + std::to_string(used) + ".");
+  return m;
+}
+
+}  // namespace shenjing

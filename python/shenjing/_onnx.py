@@ -1,0 +1,244 @@
+"""ONNX export of Sequential models (``Sequential.export_onnx``).
+
+Each layer becomes a few ONNX nodes on the channels-last tensor the model itself uses; the
+channels-first ONNX Conv and pooling ops are wrapped in Transpose nodes. Padding is always
+given explicitly, computed as the C++ layers compute it (TensorFlow's 'same': the odd cell
+after), so the graph gives what ``predict`` gives.
+"""
+import numpy as np
+
+import shenjing
+from shenjing import _atomic
+from shenjing.layers.convolutional import _Conv
+from shenjing.layers.core import Activation, Dense, Dropout
+from shenjing.layers.normalization import BatchNormalization
+from shenjing.layers.pooling import _GlobalPool, _Pool
+from shenjing.layers.reshaping import Flatten, Reshape, ZeroPadding1D, ZeroPadding2D
+
+DEFAULT_OPSET = 17
+# Softmax over one axis (rather than over all axes after it) needs opset 13.
+_MIN_OPSET = 13
+
+
+def export(model, filepath, opset=None):
+    """Writes ``model`` (a built Sequential) to ``filepath`` as an ONNX model; returns filepath."""
+    try:
+        import onnx
+    except ImportError:
+        raise ImportError("export_onnx needs the onnx package: pip install onnx") from None
+    opset = _check_opset(onnx, opset)
+    g = _Graph(onnx, opset)
+    x = "input"
+    for layer in model.layers:
+        x = _converter(layer)(g, layer, x)
+    g.name_output(x)
+    proto = g.model(model, onnx)
+    onnx.checker.check_model(proto, full_check=True)
+    _atomic.atomic_write(filepath, lambda f: f.write(proto.SerializeToString()))
+    return filepath
+
+
+def _check_opset(onnx, opset):
+    if opset is None:
+        return DEFAULT_OPSET
+    newest = onnx.defs.onnx_opset_version()
+    if isinstance(opset, bool) or not isinstance(opset, (int, np.integer)) or \
+            not _MIN_OPSET <= opset <= newest:
+        raise ValueError(f"export_onnx: opset must be an integer from {_MIN_OPSET} to {newest} "
+                         f"(this onnx package's newest), received {opset!r}.")
+    return int(opset)
+
+
+class _Graph:
+    """The nodes and initializers of the graph being built, with unique tensor names."""
+
+    def __init__(self, onnx, opset):
+        self.helper, self.numpy_helper = onnx.helper, onnx.numpy_helper
+        self.opset = opset
+        self.nodes, self.initializers = [], []
+        self._used = {"input", "output"}
+
+    def _fresh(self, hint):
+        name, i = hint, 1
+        while name in self._used:
+            name, i = f"{hint}_{i}", i + 1
+        self._used.add(name)
+        return name
+
+    def const(self, value, hint, dtype=np.float32):
+        name = self._fresh(hint)
+        self.initializers.append(self.numpy_helper.from_array(np.asarray(value, dtype), name))
+        return name
+
+    def op(self, op_type, inputs, hint, **attrs):
+        """Appends one node; returns the name of its output."""
+        out = self._fresh(hint)
+        self.nodes.append(self.helper.make_node(op_type, list(inputs), [out],
+                                                name=self._fresh(hint + "/" + op_type), **attrs))
+        return out
+
+    def name_output(self, x):
+        """Makes tensor x the graph output "output" (a model of Dropouts only computes none)."""
+        if self.nodes and self.nodes[-1].output[0] == x:
+            self.nodes[-1].output[0] = "output"
+        else:
+            self.nodes.append(self.helper.make_node("Identity", [x], ["output"], name="output"))
+
+    def model(self, model, onnx):
+        h = self.helper
+        io = [h.make_tensor_value_info(name, onnx.TensorProto.FLOAT, ["batch", *shape[1:]])
+              for name, shape in (("input", model.input_shape), ("output", model.output_shape))]
+        graph = h.make_graph(self.nodes, model.name, io[:1], io[1:], self.initializers)
+        opset_ids = [h.make_opsetid("", self.opset)]
+        proto = h.make_model(graph, opset_imports=opset_ids, producer_name="shenjing",
+                             producer_version=shenjing.__version__)
+        # make_model stamps the newest IR version, which runtimes older than the onnx package
+        # refuse; the oldest one that knows the opset loads everywhere the opset does.
+        proto.ir_version = h.find_min_ir_version_for(opset_ids)
+        return proto
+
+
+# -- activations ---------------------------------------------------------------------------------
+def _activation(g, name, x, hint):
+    """act(x) for a ``shenjing.activations`` name, with the constants the C++ core uses."""
+    if name == "linear":
+        return x
+    simple = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "softplus": "Softplus"}
+    if name in simple:
+        return g.op(simple[name], [x], hint)
+    if name == "softmax":
+        return g.op("Softmax", [x], hint, axis=-1)
+    if name == "leaky_relu":
+        return g.op("LeakyRelu", [x], hint, alpha=0.2)  # Keras's default slope, as the core
+    if name == "elu":
+        return g.op("Elu", [x], hint, alpha=1.0)
+    if name == "swish":
+        return g.op("Mul", [x, g.op("Sigmoid", [x], hint + "/sigmoid")], hint)
+    if name == "gelu":  # exact (erf) form, as the core; the Gelu op needs opset 20
+        scaled = g.op("Mul", [x, g.const(np.sqrt(0.5), "sqrt_half")], hint + "/scaled")
+        erf = g.op("Erf", [scaled], hint + "/erf")
+        cdf = g.op("Mul", [g.op("Add", [erf, g.const(1.0, "one")], hint + "/erf1"),
+                           g.const(0.5, "half")], hint + "/cdf")
+        return g.op("Mul", [x, cdf], hint)
+    raise ValueError(f"export_onnx: activation '{name}' has no ONNX conversion.")
+
+
+# -- layers: each takes (graph, layer, input tensor name) and returns its output tensor name ------
+def _dense(g, layer, x):
+    weights = layer.get_weights()
+    y = g.op("MatMul", [x, g.const(weights[0], layer.name + "/kernel")], layer.name + "/matmul")
+    if layer.use_bias:  # MatMul and Add broadcast, so rank > 2 inputs work on the last axis
+        y = g.op("Add", [y, g.const(weights[1], layer.name + "/bias")], layer.name + "/biased")
+    return _activation(g, layer.activation, y, layer.name)
+
+
+def _activation_layer(g, layer, x):
+    return _activation(g, layer.activation, x, layer.name)
+
+
+def _identity(g, layer, x):
+    return x
+
+
+def _reshape(g, layer, x):
+    # 0 copies the batch size from the input; the other sizes are known after building.
+    shape = g.const([0, *layer.output_shape[1:]], layer.name + "/shape", np.int64)
+    return g.op("Reshape", [x, shape], layer.name)
+
+
+def _axis_pads(size, k, stride, dilation, padding):
+    """(before, after) padding of one axis, as the C++ layers compute it."""
+    eff = (k - 1) * dilation + 1
+    if padding == "valid":
+        return 0, 0
+    if padding == "causal":
+        return eff - 1, 0
+    out = -(-size // stride)
+    total = max((out - 1) * stride + eff - size, 0)
+    return total // 2, total - total // 2
+
+
+def _window_attrs(layer, kernel, dilation=None):
+    """kernel_shape/strides/pads (/dilations) attributes of a channels-first Conv or Pool."""
+    sizes = layer.input_shape[1:-1]
+    dilation = dilation or (1,) * len(sizes)
+    pads = [_axis_pads(n, k, s, d, layer.padding)
+            for n, k, s, d in zip(sizes, kernel, layer.strides, dilation)]
+    attrs = {"kernel_shape": list(kernel), "strides": list(layer.strides),
+             "pads": [p[0] for p in pads] + [p[1] for p in pads]}
+    if any(d != 1 for d in dilation):
+        attrs["dilations"] = list(dilation)
+    return attrs
+
+
+def _channels_first(g, x, rank, hint, op_type, inputs, **attrs):
+    """op_type on x transposed to channels-first, transposed back to channels-last."""
+    to_first = [0, rank + 1, *range(1, rank + 1)]
+    to_last = [0, *range(2, rank + 2), 1]
+    xt = g.op("Transpose", [x], hint + "/to_channels_first", perm=to_first)
+    y = g.op(op_type, [xt, *inputs], hint + "/" + op_type.lower(), **attrs)
+    return g.op("Transpose", [y], hint + "/to_channels_last", perm=to_last)
+
+
+def _conv(g, layer, x):
+    weights = layer.get_weights()
+    rank = len(layer.kernel_size)
+    # Keras kernels are (*window, in, filters); ONNX wants (filters, in, *window).
+    kernel = np.transpose(weights[0], (rank + 1, rank, *range(rank)))
+    inputs = [g.const(kernel, layer.name + "/kernel")]
+    if layer.use_bias:
+        inputs.append(g.const(weights[1], layer.name + "/bias"))
+    y = _channels_first(g, x, rank, layer.name, "Conv", inputs,
+                        **_window_attrs(layer, layer.kernel_size, layer.dilation_rate))
+    return _activation(g, layer.activation, y, layer.name)
+
+
+def _pool(g, layer, x):
+    # ONNX MaxPool ignores padded cells and AveragePool (count_include_pad=0) does not count
+    # them, as Keras.
+    return _channels_first(g, x, len(layer.pool_size), layer.name,
+                           "MaxPool" if layer._max else "AveragePool", [],
+                           **_window_attrs(layer, layer.pool_size))
+
+
+def _global_pool(g, layer, x):
+    op_type = "ReduceMax" if layer._max else "ReduceMean"
+    axes = list(range(1, len(layer.input_shape) - 1))  # every axis but batch and channels
+    keepdims = int(layer.keepdims)
+    if g.opset < 18:  # axes moved from an attribute to an input in opset 18
+        return g.op(op_type, [x], layer.name, axes=axes, keepdims=keepdims)
+    return g.op(op_type, [x, g.const(axes, layer.name + "/axes", np.int64)], layer.name,
+                keepdims=keepdims)
+
+
+def _batch_norm(g, layer, x):
+    """y = x * a + b per channel with the moving statistics, folded in float32 as the core
+    folds them."""
+    mean, var = layer.moving_mean, layer.moving_variance
+    gamma = layer.gamma if layer.scale else np.ones_like(mean)
+    beta = layer.beta if layer.center else np.zeros_like(mean)
+    a = gamma / np.sqrt(var + np.float32(layer.epsilon))
+    b = beta - mean * a
+    y = g.op("Mul", [x, g.const(a, layer.name + "/scale")], layer.name + "/scaled")
+    return g.op("Add", [y, g.const(b, layer.name + "/offset")], layer.name)
+
+
+def _zero_padding(g, layer, x):
+    sides = layer.padding if isinstance(layer, ZeroPadding2D) else (layer.padding,)
+    # Pad takes all the befores, then all the afters, over (batch, *spatial, channels).
+    pads = [0, *(s[0] for s in sides), 0, 0, *(s[1] for s in sides), 0]
+    return g.op("Pad", [x, g.const(pads, layer.name + "/pads", np.int64)], layer.name)
+
+
+_CONVERTERS = {Dense: _dense, Activation: _activation_layer, Dropout: _identity,
+               Flatten: _reshape, Reshape: _reshape, _Conv: _conv, _Pool: _pool,
+               _GlobalPool: _global_pool, BatchNormalization: _batch_norm,
+               ZeroPadding1D: _zero_padding, ZeroPadding2D: _zero_padding}
+
+
+def _converter(layer):
+    for cls in type(layer).__mro__:
+        if cls in _CONVERTERS:
+            return _CONVERTERS[cls]
+    raise ValueError(f"export_onnx: layer '{layer.name}' ({type(layer).__name__}) has no ONNX "
+                     f"conversion.")

@@ -1,0 +1,202 @@
+"""Model files: one safetensors file (a JSON header, then raw little-endian tensors) that no
+load can turn into running code. ``model.save`` writes the architecture as Keras JSON, every
+weight, and the optimizer and random-stream state, so training resumes exactly where it
+stopped; ``save_weights`` writes the weights alone. The C++ core reads the same files
+(``shenjing::Model::load``). Layout: docs/ARCHITECTURE.md, "Model files".
+"""
+import json
+import os
+import struct
+
+import numpy as np
+
+from shenjing import _atomic, _core
+
+FORMAT = "shenjing"
+FORMAT_VERSION = "1"
+_DTYPES = {np.dtype(np.float32): "F32", np.dtype(np.int64): "I64"}
+
+
+# -- the container ---------------------------------------------------------------------------
+def write_safetensors(path, metadata, tensors):
+    """Writes ``tensors`` ({name: array}) and ``metadata`` ({str: str}) to ``path`` atomically."""
+    header = {"__metadata__": metadata}
+    arrays, offset = [], 0
+    for name, a in tensors.items():
+        a = np.require(a, requirements="C")  # (ascontiguousarray would make 0-d arrays 1-d)
+        header[name] = {"dtype": _DTYPES[a.dtype], "shape": list(a.shape),
+                        "data_offsets": [offset, offset + a.nbytes]}
+        arrays.append(a)
+        offset += a.nbytes
+    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 8)  # keeps the tensors 8-byte aligned, as the format advises
+
+    def write(f):
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text)
+        for a in arrays:
+            f.write(memoryview(a.astype(a.dtype.newbyteorder("<"), copy=False)).cast("B"))
+
+    _atomic.atomic_write(path, write)
+
+
+def read(path):
+    """(metadata, {name: array}) of a shenjing file; ValueError for anything else or broken.
+
+    The C++ reader checks every size and offset against the file before it allocates."""
+    path = os.fspath(path)
+    meta, tensors = _core.read_safetensors(path)
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"Cannot load {path!r}: it is a safetensors file, but not one written "
+                         f"by shenjing (no 'format': 'shenjing' in its metadata).")
+    return meta, tensors
+
+
+def parse_json(text, path, key):
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise ValueError(f"Cannot load {path!r}: its {key} is not valid JSON ({e}).") from None
+
+
+# -- weights ---------------------------------------------------------------------------------
+def _weight_name(index, pname):
+    return f"layers.{index}.{pname}"
+
+
+def weight_tensors(model):
+    return {_weight_name(i, pname): value for i, layer in enumerate(model.layers)
+            for pname, value, _ in layer._views}
+
+
+def assign_weights(model, tensors, path, skip_mismatch=False):
+    """Sets every layer's weights from ``tensors``; checks them all before changing any."""
+    plan = []
+    for i, layer in enumerate(model.layers):
+        found = []
+        for pname, value, _ in layer._views:
+            name = _weight_name(i, pname)
+            t = tensors.get(name)
+            problem = None
+            if t is None:
+                problem = "is missing"
+            elif t.dtype != np.float32:
+                problem = f"has dtype {t.dtype}, expected float32"
+            elif t.shape != value.shape:
+                problem = f"has shape {t.shape}, but the layer needs {value.shape}"
+            elif not np.isfinite(t).all():
+                problem = "contains NaN or infinity"
+            if problem:
+                if skip_mismatch:
+                    found = None
+                    break
+                raise ValueError(f"Cannot load {path!r}: weight {name!r} of layer "
+                                 f"'{layer.name}' ({type(layer).__name__}) {problem}.")
+            found.append((value, t))
+        if found:
+            plan.extend(found)
+    stored = sum(1 for n in tensors if n.startswith("layers."))
+    used = sum(len(layer._views) for layer in model.layers)
+    if stored != used and not skip_mismatch:
+        raise ValueError(f"Cannot load {path!r}: it holds {stored} layer weights, but this "
+                         f"model has {used}. Was it saved from a different architecture?")
+    for value, t in plan:
+        value[...] = t
+
+
+# -- whole models ----------------------------------------------------------------------------
+def _trainable(model):
+    """(name, shape) of the trainable params, in the order the optimizer keeps their state."""
+    return [(_weight_name(i, pname), value.shape) for i, layer in enumerate(model.layers)
+            for (pname, value, _), t in zip(layer._views, layer._trainable_flags) if t]
+
+
+def save_model(model, filepath, overwrite=True):
+    model._require_built("save()")
+    _check_overwrite(filepath, overwrite)
+    from shenjing import __version__
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": "model",
+            "shenjing_version": __version__, "model_config": model.to_json()}
+    tensors = weight_tensors(model)
+    if model.optimizer is not None:
+        meta["compile_config"] = json.dumps(model._compile_config())
+        iterations, slots = model._core.optimizer_state()
+        tensors["optimizer.iterations"] = np.array(iterations, dtype=np.int64)
+        for (name, shape), bufs in zip(_trainable(model), slots):
+            for s, buf in enumerate(bufs):
+                tensors[f"optimizer.{name}.{s}"] = buf.reshape(shape)
+    meta["training_state"] = json.dumps(model._training_state())
+    write_safetensors(filepath, meta, tensors)
+
+
+def save_weights(model, filepath, overwrite=True):
+    model._require_built("save_weights()")
+    _check_overwrite(filepath, overwrite)
+    from shenjing import __version__
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": "weights",
+            "shenjing_version": __version__}
+    write_safetensors(filepath, meta, weight_tensors(model))
+
+
+def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
+    """Loads a model written by ``model.save``: architecture, weights and, when ``compile``,
+    the optimizer with its state, ready to resume ``fit`` exactly.
+
+    Only shenjing's safetensors files are read, and nothing in them can run code
+    (``safe_mode`` is therefore always on). Broken or hostile files raise ValueError.
+    """
+    from shenjing import losses, metrics, optimizers
+    if custom_objects:
+        raise ValueError("custom_objects are not supported: only built-in layers can be saved.")
+    path = os.fspath(filepath)
+    meta, tensors = read(path)
+    if "model_config" not in meta:
+        raise ValueError(f"Cannot load {path!r} as a model: it holds weights only (written by "
+                         f"save_weights). Build the model, then call model.load_weights(path).")
+    model = model_from_json(meta["model_config"], _path=path)
+    if not model.built:
+        raise ValueError(f"Cannot load {path!r}: its model config has no input shape.")
+    assign_weights(model, tensors, path)
+    state = parse_json(meta.get("training_state", "{}"), path, "training_state")
+    try:
+        model._restore_training_state(state)
+        if compile and "compile_config" in meta:
+            cfg = parse_json(meta["compile_config"], path, "compile_config")
+            model.compile(optimizer=optimizers.get(cfg["optimizer"]),
+                          loss=losses.get(cfg["loss"]),
+                          metrics=[m if isinstance(m, str) else metrics.get(m, (1, 2), (1, 2))
+                                   for m in cfg.get("metrics") or []])
+            slots = []
+            for name, _ in _trainable(model):
+                bufs = []
+                while f"optimizer.{name}.{len(bufs)}" in tensors:
+                    bufs.append(tensors[f"optimizer.{name}.{len(bufs)}"].reshape(-1))
+                slots.append(bufs)
+            iterations = tensors.get("optimizer.iterations", np.zeros((), np.int64))
+            if iterations.shape != () or iterations.dtype != np.int64:
+                raise ValueError("'optimizer.iterations' must be one int64 value.")
+            iterations = int(iterations)
+            model._core.restore_optimizer(iterations, slots if any(slots) else [])
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError) as e:
+        raise ValueError(f"Cannot load {path!r}: {e}") from None
+    return model
+
+
+def model_from_json(json_string, custom_objects=None, _path=None):
+    """A new, untrained model from ``model.to_json()`` output (weights are initialized)."""
+    from shenjing.models import Sequential
+    where = repr(_path) if _path else "the JSON"
+    spec = parse_json(json_string, _path or "<json>", "model config") \
+        if isinstance(json_string, (str, bytes)) else json_string
+    if not isinstance(spec, dict) or spec.get("class_name") != "Sequential" or \
+            not isinstance(spec.get("config"), dict):
+        raise ValueError(f"Cannot load {where}: it does not describe a Sequential model.")
+    try:
+        return Sequential.from_config(spec["config"], _init=_path is None)
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
+        raise ValueError(f"Cannot load {where}: {e}") from None
+
+
+def _check_overwrite(filepath, overwrite):
+    if not overwrite and os.path.exists(filepath):
+        raise FileExistsError(f"{os.fspath(filepath)!r} exists and overwrite=False.")
