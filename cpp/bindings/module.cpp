@@ -186,6 +186,7 @@ PYBIND11_MODULE(_core, m) {
            },
            "For each parameter of layer i: whether the optimizer trains it")
       .def_property_readonly("output_shape", &Model::output_shape)
+      .def_property_readonly("num_layers", [](Model& self) { return self.layers().size(); })
       .def("layer_output_shape", [](Model& self, int i) { return self.layers().at(i)->output_shape(); })
       .def("params",
            [](py::object self, int i) {

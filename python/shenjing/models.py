@@ -139,17 +139,24 @@ class Sequential:
             raise ValueError("build() needs an input shape, e.g. model.build((None, 784)).")
         self._build()
 
-    def _build(self, init=True):
+    def _build(self, init=True, core=None):
         """(Re)creates the C++ model; weights of layers built before are kept, new ones are
-        initialized (left at zero when not ``init``: a load sets them next)."""
-        kept = [layer.get_weights() if layer.built else None for layer in self._layers]
-        core = _core.Model(list(self._input_shape))
+        initialized (left at zero when not ``init``: a load sets them next). ``core``: a core
+        model already holding these layers (from ``_core.Model.load``) to attach to."""
+        kept = [layer.get_weights() if layer.built and core is None else None
+                for layer in self._layers]
+        if core is not None and core.num_layers != len(self._layers):
+            raise ValueError(f"the core model has {core.num_layers} layers, the config "
+                             f"{len(self._layers)}.")
+        adopt = core is not None
+        core = core or _core.Model(list(self._input_shape))
         shape = tuple(self._input_shape)
         for i, layer in enumerate(self._layers):
-            layer._add_to(core)
+            if not adopt:
+                layer._add_to(core)
             fresh = kept[i] is None or [w.shape for w in kept[i]] != \
                 [v.shape for _, v, _ in core.params(i)]
-            layer._attach(core, i, shape, init=fresh and init)
+            layer._attach(core, i, shape, init=fresh and init and not adopt)
             if not fresh:
                 layer.set_weights(kept[i])
             shape = layer.output_shape[1:]
@@ -489,7 +496,7 @@ class Sequential:
                 "layers": layers}
 
     @classmethod
-    def from_config(cls, config, custom_objects=None, _init=True):
+    def from_config(cls, config, custom_objects=None, _core=None):
         """A new model from ``get_config()`` output (weights freshly initialized)."""
         from shenjing import layers as layers_mod
         if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
@@ -510,7 +517,7 @@ class Sequential:
         if model._input_shape is None and model._layers:
             model._input_shape = model._layers[0]._input_shape_arg
         if model._input_shape is not None:
-            model._build(init=_init)
+            model._build(core=_core)
         return model
 
     def to_json(self, **kwargs):

@@ -153,10 +153,8 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     if "model_config" not in meta:
         raise ValueError(f"Cannot load {path!r} as a model: it holds weights only (written by "
                          f"save_weights). Build the model, then call model.load_weights(path).")
-    model = model_from_json(meta["model_config"], _path=path)
-    if not model.built:
-        raise ValueError(f"Cannot load {path!r}: its model config has no input shape.")
-    assign_weights(model, tensors, path)
+    # The core loads first: it checks every weight against the file before it allocates.
+    model = model_from_json(meta["model_config"], _path=path, _core=_core.Model.load(path))
     state = parse_json(meta.get("training_state", "{}"), path, "training_state")
     try:
         model._restore_training_state(state)
@@ -182,7 +180,7 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     return model
 
 
-def model_from_json(json_string, custom_objects=None, _path=None):
+def model_from_json(json_string, custom_objects=None, _path=None, _core=None):
     """A new, untrained model from ``model.to_json()`` output (weights are initialized)."""
     from shenjing.models import Sequential
     where = repr(_path) if _path else "the JSON"
@@ -192,7 +190,7 @@ def model_from_json(json_string, custom_objects=None, _path=None):
             not isinstance(spec.get("config"), dict):
         raise ValueError(f"Cannot load {where}: it does not describe a Sequential model.")
     try:
-        return Sequential.from_config(spec["config"], _init=_path is None)
+        return Sequential.from_config(spec["config"], _core=_core)
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
         raise ValueError(f"Cannot load {where}: {e}") from None
 
