@@ -12,6 +12,9 @@
 #include "shenjing/tensor.hpp"
 
 namespace shenjing {
+namespace safetensors {
+struct File;
+}
 
 // Sums over one batch: loss * n (regularization included) and metric sums; divide by the
 // sample count to get means.
@@ -75,6 +78,7 @@ class Model {
   // param memory is allocated; load() uses it to match params against the file.
   using ParamCheck = std::function<void(std::size_t index, const Layer& layer)>;
   void append(std::unique_ptr<Layer> layer, const ParamCheck& check);
+  static Model from_file(const safetensors::File& file, const std::string& where);
   void reserve(int n);
 
   Shape input_;

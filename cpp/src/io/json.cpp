@@ -65,6 +65,7 @@ class Parser {
   const char* s_;
   size_t n_;
   size_t i_ = 0;
+  size_t values_ = 0;
   const std::string& what_;
 
   [[noreturn]] void fail_at(size_t pos, const std::string& reason) const {
@@ -96,6 +97,8 @@ class Parser {
 
   void value(Value& out, int depth) {
     if (i_ == n_) fail("expected a value, found the end of the text");
+    if (++values_ > kMaxValues)
+      fail("more than " + std::to_string(kMaxValues) + " values, the most shenjing reads");
     switch (s_[i_]) {
       case '{': return object(out, depth);
       case '[': return array(out, depth);

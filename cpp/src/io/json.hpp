@@ -2,6 +2,7 @@
 // It reads untrusted input, so nesting is bounded, duplicate keys are rejected, strings must be
 // valid UTF-8 and numbers must fit a double; every failure is a ValueError naming the byte.
 #pragma once
+#include <cstddef>
 #include <string>
 #include <utility>
 #include <vector>
@@ -11,6 +12,9 @@
 namespace shenjing::json {
 
 constexpr int kMaxDepth = 64;  // arrays/objects nested deeper than this are rejected
+// A Value takes ~100 bytes, so "[0,0,..." costs ~50x its size in memory; this keeps a hostile
+// text under 1 GB while leaving room for a safetensors header of 500,000 tensors.
+constexpr size_t kMaxValues = size_t(1) << 22;
 
 struct Value {
   enum class Kind { Null, Bool, Number, String, Array, Object };
@@ -32,7 +36,7 @@ struct Value {
 };
 
 // Parses a complete JSON text. Throws ValueError("<what>: invalid JSON at byte N: <reason>.")
-// with N counted from 0.
+// with N counted from 0; also when the text holds more than kMaxValues values.
 Value parse(const std::string& text, const std::string& what);
 
 // For messages: "null", "true", "the number 2.5", "a string", "an array", "an object".

@@ -66,6 +66,16 @@ Shape config_input_shape(const Value& root, const Value& layers, const std::stri
 Model Model::load(const std::string& path) {
   const safetensors::File file = safetensors::read(path);
   const std::string where = "Cannot load '" + path + "'";
+  try {
+    return from_file(file, where);
+  } catch (const ValueError& e) {  // config errors name the layer; add the file
+    const std::string msg = e.what();
+    if (msg.rfind(where, 0) == 0) throw;
+    throw ValueError(where + ": " + msg);
+  }
+}
+
+Model Model::from_file(const safetensors::File& file, const std::string& where) {
   const std::string* format = file.meta("format");
   if (!format || *format != "shenjing")
     throw ValueError(where + ": it is a safetensors file, but not a shenjing model (its "

@@ -62,6 +62,7 @@ u64 header_length(const unsigned char* head, u64 size, const std::string& name) 
   if (size < 8)
     throw ValueError(prefix(name) + "the file is " + std::to_string(size) +
                      " bytes long, too short to be a shenjing (safetensors) model file.");
+  if (!guess_format(head).empty()) not_safetensors(name, head);
   u64 n = 0;
   for (int k = 7; k >= 0; --k) n = (n << 8) | head[k];  // little-endian whatever the host
   if (n > size - 8) {
