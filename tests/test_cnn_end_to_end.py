@@ -11,11 +11,12 @@ from shenjing import layers
 needs_data = pytest.mark.skipif(not os.environ.get("SHENJING_DATA"),
                                 reason="SHENJING_DATA (the shared datasets folder) is not set")
 
-# The Keras example trains 15 epochs. Measured test accuracy after 9..15 epochs (2 threads):
+# The Keras example's 15 epochs. Measured test accuracy after 9..15 epochs (2 threads):
 #   seed 0: 99.06 99.01 99.12 99.02 99.01 99.14 99.15
 #   seed 1: 98.99 99.11 99.09 99.14 99.16 99.20 99.18
-# 12 epochs (about 2 minutes here) clear 99.0% for both; 15 would add margin and a minute.
-MNIST_EPOCHS = 12
+# Epochs 9-12 sit within 0.1% of the bar, so a change in the random streams (the shuffle
+# generator became per-model) moved 12 epochs to 98.96%; 15 clear it with margin.
+MNIST_EPOCHS = 15
 
 
 def _images(loader):

@@ -1,6 +1,6 @@
 // classify_idx: classifies the images of an IDX file (the MNIST format) with a model saved from
-// Python by `model.save(path)`. The example of the shenjing C++ API: load a model, predict in
-// batches, read the outputs.
+// Python by `model.save(path)`. It doubles as the example of the shenjing C++ API: load a
+// model, predict in batches, read the outputs (see run()).
 //
 //   classify_idx MODEL IMAGES.idx [--scale S] [--limit N] [--threads N] [--batch B]
 //                [--outputs FILE]
@@ -24,9 +24,10 @@
 
 namespace {
 
-const char* const kUsage =
+const char* const kSynopsis =
     "usage: classify_idx MODEL IMAGES.idx [--scale S] [--limit N] [--threads N] [--batch B]\n"
-    "                    [--outputs FILE]\n"
+    "                    [--outputs FILE]\n";
+const char* const kOptions =
     "  MODEL          a model saved from Python with model.save(path)\n"
     "  IMAGES.idx     images in IDX format, unsigned bytes (0x08) or float32 (0x0D)\n"
     "  --scale S      the model sees value / S (default 255 for bytes, 1 for float32)\n"
@@ -80,7 +81,7 @@ Options parse_args(int argc, char** argv) {
   std::vector<std::string> positional;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
-    if (arg.size() < 2 || arg.compare(0, 2, "--") != 0 || arg == "--") {
+    if (arg.size() < 2 || arg.compare(0, 2, "--") != 0) {
       positional.push_back(arg);
       continue;
     }
@@ -94,8 +95,8 @@ Options parse_args(int argc, char** argv) {
     else throw UsageError("unknown option " + arg);
   }
   if (positional.size() != 2)
-    throw UsageError("expected MODEL and IMAGES.idx, got " + std::to_string(positional.size()) +
-                     " arguments");
+    throw UsageError("expected 2 arguments (MODEL and IMAGES.idx), got " +
+                     std::to_string(positional.size()));
   o.model = positional[0];
   o.images = positional[1];
   return o;
@@ -105,7 +106,7 @@ Options parse_args(int argc, char** argv) {
 struct Idx {
   int type = 0;  // 0x08 unsigned byte or 0x0D big-endian float32
   std::vector<std::uint32_t> dims;
-  std::uint64_t count = 0, item_size = 0;  // items read, values per item
+  std::uint64_t count = 0, item_size = 1;  // items read, values per item
   std::vector<unsigned char> data;         // count * item_size values
 };
 
@@ -141,38 +142,47 @@ Idx read_idx(const std::string& path, long long limit) {
                              " (supported: 0x08 unsigned byte, 0x0D float32)");
   }
   const int ndim = magic[3];
-  if (ndim == 0) throw std::runtime_error(where + "the IDX header has no dimensions");
+  if (ndim < 2)  // e.g. a labels file
+    throw std::runtime_error(where + "the IDX file has " + std::to_string(ndim) +
+                             " dimension(s); images need 2 or more (the count, then the shape)");
 
   const std::uint64_t header = 4 + 4 * (std::uint64_t)ndim;
   std::vector<unsigned char> raw(4 * ndim);
   if (file_size < header || !in.read(reinterpret_cast<char*>(raw.data()), raw.size()))
     throw std::runtime_error(where + "truncated IDX header (" + std::to_string(ndim) +
-                             " dimensions need " + std::to_string(header) + " bytes, the file has " +
-                             std::to_string(file_size) + ")");
+                             " dimensions need " + std::to_string(header) +
+                             " bytes, the file has " + std::to_string(file_size) + ")");
   for (int i = 0; i < ndim; ++i) idx.dims.push_back(read_be32(&raw[4 * i]));
 
-  // Total size, checked against the file length as it grows so it cannot overflow.
+  std::string dims;  // "10000x28x28"
+  for (std::uint32_t d : idx.dims) dims += (dims.empty() ? "" : "x") + std::to_string(d);
+  if (std::count(idx.dims.begin(), idx.dims.end(), 0u) > 0)
+    throw std::runtime_error(where + "the IDX file holds no images (its dimensions are " + dims +
+                             ")");
+
+  // Data size, checked against the file length as it grows so it cannot overflow.
   const std::uint64_t value_bytes = idx.type == 0x08 ? 1 : 4;
   const std::uint64_t data_bytes = file_size - header;
   std::uint64_t total = value_bytes;
-  idx.item_size = 1;
+  bool too_big = false;
   for (int i = 0; i < ndim; ++i) {
-    const std::uint64_t d = idx.dims[i];
-    if (d != 0 && total > data_bytes / d) {
-      total = data_bytes + 1;  // more than the file holds; the exact number does not matter
+    if (total > data_bytes / idx.dims[i]) {
+      too_big = true;
       break;
     }
-    total *= d;
-    if (i > 0) idx.item_size *= d;
+    total *= idx.dims[i];
+    if (i > 0) idx.item_size *= idx.dims[i];  // <= total
   }
-  std::string shape;
-  for (std::uint32_t d : idx.dims) shape += (shape.empty() ? "" : "x") + std::to_string(d);
-  if (total != data_bytes)
-    throw std::runtime_error(
-        where + "the IDX header says " + shape + " values of " + std::to_string(value_bytes) +
-        " byte(s), " + (total > data_bytes ? "more than" : "but") + " the file holds " +
-        std::to_string(data_bytes) + " data bytes" +
-        (total < data_bytes ? " (" + std::to_string(total) + " expected)" : " (truncated?)"));
+  const std::string values = dims + " values of " + std::to_string(value_bytes) + " byte" +
+                             (value_bytes > 1 ? "s" : "");
+  if (too_big || total > data_bytes)
+    throw std::runtime_error(where + "truncated IDX file: the header says " + values +
+                             (too_big ? "" : " (" + std::to_string(total) + " bytes)") +
+                             ", the file holds " + std::to_string(data_bytes) + " data bytes");
+  if (total < data_bytes)
+    throw std::runtime_error(where + "not a valid IDX file: the header says " + values + " (" +
+                             std::to_string(total) + " bytes), the file holds " +
+                             std::to_string(data_bytes) + " data bytes");
 
   idx.count = idx.dims[0];
   if (limit >= 0) idx.count = std::min<std::uint64_t>(idx.count, (std::uint64_t)limit);
@@ -220,14 +230,15 @@ int run(const Options& opt) {
 
   const Idx idx = read_idx(opt.images, opt.limit);
   if ((long long)idx.item_size != in_size) {
-    std::string dims;
+    std::string dims;  // one image's shape, Python style: "(28, 28)", "(784,)"
     for (std::size_t i = 1; i < idx.dims.size(); ++i)
-      dims += (dims.empty() ? "" : "x") + std::to_string(idx.dims[i]);
-    throw std::runtime_error(opt.images + ": the images are " + (dims.empty() ? "scalars" : dims) +
-                             " (" + std::to_string(idx.item_size) +
-                             " values), but the model expects input of shape " +
-                             shenjing::shape_str(in_shape) + " (" + std::to_string(in_size) +
-                             " values)");
+      dims += (i > 1 ? ", " : "") + std::to_string(idx.dims[i]);
+    if (idx.dims.size() == 2) dims += ",";
+    throw std::runtime_error(opt.images + ": its images have shape (" + dims + "), " +
+                             std::to_string(idx.item_size) +
+                             " values, but the model expects input of shape " +
+                             shenjing::shape_str(in_shape) + ", " + std::to_string(in_size) +
+                             " values per image");
   }
   const double scale = opt.scale > 0 ? opt.scale : idx.type == 0x08 ? 255.0 : 1.0;
 
@@ -264,7 +275,8 @@ int run(const Options& opt) {
 
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::fprintf(stderr, "classify_idx: %llu images in %.3f s (%.0f images/s; %d threads, %s)\n",
+  std::fprintf(stderr,
+               "classify_idx: %llu images in %.3f s (%.0f images/s; threads: %d, kernels: %s)\n",
                (unsigned long long)idx.count, seconds,
                seconds > 0 ? (double)idx.count / seconds : 0.0, shenjing::get_num_threads(),
                shenjing::isa());
@@ -276,14 +288,14 @@ int run(const Options& opt) {
 int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "-h") == 0 || std::strcmp(argv[i], "--help") == 0) {
-      std::fputs(kUsage, stdout);
+      std::printf("%s%s", kSynopsis, kOptions);
       return 0;
     }
   }
   try {
     return run(parse_args(argc, argv));
   } catch (const UsageError& e) {
-    std::fprintf(stderr, "classify_idx: %s\n%s", e.what(), kUsage);
+    std::fprintf(stderr, "classify_idx: %s\n%s", e.what(), kSynopsis);
     return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "classify_idx: %s\n", e.what());
