@@ -45,7 +45,7 @@ std::string describe(const Value& v);
 std::string quote(const std::string& s);
 
 // Typed reads for config files. `what` names the value in messages, e.g. "config.json: 'units'"
-// gives "config.json: 'units' must be an integer between 1 and 4096, got 2.5."
+// gives "config.json: 'units' must be an integer between 1 and 4096, got the number 2.5."
 // obj[key]; throws "<what>: missing 'key'." (or "<what> must be an object ...").
 const Value& require(const Value& obj, const std::string& key, const std::string& what);
 // "<what>: 'key'": how the typed reads below name a member of `what`.

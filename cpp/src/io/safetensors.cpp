@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <system_error>
 
 #include "io/json.hpp"
 #include "shenjing/errors.hpp"
@@ -40,19 +41,19 @@ std::string shape_text(const std::vector<long long>& shape) {
   return s + "]";
 }
 
-// Some formats a user may hand us by mistake, recognised by their magic bytes.
-std::string guess_format(const unsigned char* head) {
+// Formats a user may hand us by mistake, recognised by the magic in their first 8 bytes.
+std::string known_format(const unsigned char* head) {
   if (std::memcmp(head, "\x89HDF\r\n\x1a\n", 8) == 0)
-    return " (it looks like an HDF5 file, such as a Keras .h5 model)";
+    return "it looks like an HDF5 file, such as a Keras .h5 model";
   if (std::memcmp(head, "PK\x03\x04", 4) == 0)
-    return " (it looks like a zip archive, such as a .keras or PyTorch model)";
-  if (std::memcmp(head, "\x93NUMPY", 6) == 0) return " (it looks like a NumPy .npy file)";
+    return "it looks like a zip archive, such as a .keras or PyTorch model";
+  if (std::memcmp(head, "\x93NUMPY", 6) == 0) return "it looks like a NumPy .npy file";
   return "";
 }
 
-[[noreturn]] void not_safetensors(const std::string& name, const unsigned char* head) {
-  throw ValueError(prefix(name) + "this is not a shenjing (safetensors) model file" +
-                   guess_format(head) + ".");
+[[noreturn]] void not_safetensors(const std::string& name, const std::string& why) {
+  throw ValueError(prefix(name) + "this is not a shenjing (safetensors) model file (" + why +
+                   ").");
 }
 
 // Reads the 8-byte header length from the first 8 bytes and checks it against the file size
@@ -62,12 +63,15 @@ u64 header_length(const unsigned char* head, u64 size, const std::string& name) 
   if (size < 8)
     throw ValueError(prefix(name) + "the file is " + std::to_string(size) +
                      " bytes long, too short to be a shenjing (safetensors) model file.");
-  if (!guess_format(head).empty()) not_safetensors(name, head);
+  const std::string known = known_format(head);
+  if (!known.empty()) not_safetensors(name, known);
   u64 n = 0;
   for (int k = 7; k >= 0; --k) n = (n << 8) | head[k];  // little-endian whatever the host
   if (n > size - 8) {
     // A length no real header has means this is some other kind of file, not a damaged one.
-    if (n > kMaxHeaderBytes) not_safetensors(name, head);
+    if (n > kMaxHeaderBytes)
+      not_safetensors(name, "its first 8 bytes give a header length of " + std::to_string(n) +
+                                " bytes, but the file has " + std::to_string(size));
     throw ValueError(prefix(name) + "the file is truncated (header says " + std::to_string(n) +
                      " bytes, file has " + std::to_string(size) + ").");
   }
@@ -149,10 +153,10 @@ void add_tensor(Layout& out, const std::string& name, const json::Value& v, u64 
 }
 
 // Parses and checks the JSON header of a file whose data buffer is `buffer` bytes long.
-Layout read_header(const std::string& header, u64 buffer, const unsigned char* head,
-                   const std::string& name) {
+Layout read_header(const std::string& header, u64 buffer, const std::string& name) {
   // The format requires the header to open with '{'; anything else is not safetensors at all.
-  if (header.empty() || header[0] != '{') not_safetensors(name, head);
+  if (header.empty() || header[0] != '{')
+    not_safetensors(name, "its header does not start with '{'");
   const json::Value root = json::parse(header, prefix(name) + "the header");
   Layout out;
   for (const auto& kv : root.object) {
@@ -198,6 +202,13 @@ Layout read_header(const std::string& header, u64 buffer, const unsigned char* h
   return out;
 }
 
+// "permission denied": the system's reason, lower-cased to sit inside a sentence.
+std::string reason(std::error_code ec) {
+  std::string s = ec.message();
+  if (!s.empty() && s[0] >= 'A' && s[0] <= 'Z') s[0] = (char)(s[0] - 'A' + 'a');
+  return s;
+}
+
 }  // namespace
 
 size_t dtype_size(const std::string& dtype) {
@@ -221,7 +232,7 @@ const Tensor* File::find(const std::string& name) const {
 File parse(const unsigned char* data, size_t size, const std::string& name) {
   const u64 n = header_length(data, size, name);
   const u64 buffer = size - 8 - n;
-  Layout L = read_header(std::string((const char*)data + 8, n), buffer, data, name);
+  Layout L = read_header(std::string((const char*)data + 8, n), buffer, name);
   const unsigned char* base = data + 8 + n;
   for (size_t k = 0; k < L.file.tensors.size(); ++k)
     L.file.tensors[k].bytes.assign(base + L.begin[k], base + L.end[k]);
@@ -234,19 +245,17 @@ File read(const std::string& path) {
   std::error_code ec;
   const fs::file_status st = fs::status(path, ec);
   if (st.type() == fs::file_type::not_found) throw ValueError(pre + "no such file.");
-  if (ec) throw ValueError(pre + "cannot access the file (" + ec.message() + ").");
+  if (ec) throw ValueError(pre + "cannot access the file (" + reason(ec) + ").");
   if (st.type() == fs::file_type::directory)
     throw ValueError(pre + "it is a directory, not a file.");
   if (st.type() != fs::file_type::regular) throw ValueError(pre + "it is not a regular file.");
   const u64 size = fs::file_size(path, ec);
-  if (ec) throw ValueError(pre + "cannot access the file (" + ec.message() + ").");
+  if (ec) throw ValueError(pre + "cannot access the file (" + reason(ec) + ").");
 
   std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
-  if (!f) {
-    const int err = errno;
-    const std::string why = err == EACCES ? "permission denied" : std::strerror(err);
-    throw ValueError(pre + "cannot open the file (" + why + ").");
-  }
+  if (!f)
+    throw ValueError(pre + "cannot open the file (" +
+                     reason(std::error_code(errno, std::generic_category())) + ").");
   // A short read means the file shrank (or failed) after we took its size.
   auto read_exact = [&](void* dst, size_t len) {
     if (len && std::fread(dst, 1, len, f.get()) != len)
@@ -259,7 +268,7 @@ File read(const std::string& path) {
   const u64 n = header_length(head, size, path);
   std::string header((size_t)n, '\0');
   read_exact(&header[0], (size_t)n);
-  Layout L = read_header(header, size - 8 - n, head, path);
+  Layout L = read_header(header, size - 8 - n, path);
   header = std::string();
   // The tensors tile the buffer, so reading them in offset order reads the rest of the file
   // sequentially, with no copy of the whole file in memory.

@@ -1,12 +1,15 @@
 // Reader for the safetensors format (https://github.com/huggingface/safetensors): an 8-byte
 // little-endian header length, a JSON header naming each tensor's dtype, shape and byte range,
 // then one byte buffer that the tensors tile exactly. Every size in the file is checked before it
-// is used, so a damaged or hostile file gives a ValueError, never a crash or a huge allocation.
+// is used, so a damaged or hostile file gives a ValueError, never a crash or an unbounded
+// allocation.
 #pragma once
 #include <cstddef>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "shenjing/errors.hpp"
 
 namespace shenjing::safetensors {
 
