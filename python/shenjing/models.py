@@ -2,6 +2,7 @@
 (with the GIL released); Python only slices, counts and prints progress."""
 import json
 import math
+import os
 import textwrap
 import time
 
@@ -545,7 +546,7 @@ class Sequential:
         Layers are matched by position; with ``skip_mismatch`` a layer whose weights are
         missing or shaped differently keeps its own."""
         self._require_built("load_weights()")
-        path = saving.os.fspath(filepath)
+        path = os.fspath(filepath)
         _, tensors = saving.read(path)
         saving.assign_weights(self, tensors, path, skip_mismatch)
 
