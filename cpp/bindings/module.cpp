@@ -105,6 +105,25 @@ py::array tensor_array(const safetensors::Tensor& t) {
                    "not read.");
 }
 
+safetensors::File read_file(const std::string& path) {
+  py::gil_scoped_release nogil;
+  return safetensors::read(path);
+}
+
+py::dict metadata_dict(const safetensors::File& f) {
+  py::dict meta;
+  for (const auto& [k, v] : f.metadata) meta[py::str(k)] = py::str(v);
+  return meta;
+}
+
+// Every tensor of f whose name does not start with `skip` (all of them for "").
+py::dict tensor_dict(const safetensors::File& f, const std::string& skip) {
+  py::dict tensors;
+  for (const auto& t : f.tensors)
+    if (skip.empty() || t.name.rfind(skip, 0) != 0) tensors[py::str(t.name)] = tensor_array(t);
+  return tensors;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -123,21 +142,23 @@ PYBIND11_MODULE(_core, m) {
   m.def("build_info", &build_info);
   m.def("read_safetensors",
         [](const std::string& path) {
-          safetensors::File f;
-          {
-            py::gil_scoped_release nogil;
-            f = safetensors::read(path);
-          }
-          py::dict meta, tensors;
-          for (const auto& [k, v] : f.metadata) meta[py::str(k)] = py::str(v);
-          for (const auto& t : f.tensors) tensors[py::str(t.name)] = tensor_array(t);
-          return py::make_tuple(meta, tensors);
+          const safetensors::File f = read_file(path);
+          return py::make_tuple(metadata_dict(f), tensor_dict(f, ""));
         },
         "Reads and validates a safetensors file: (metadata dict, {name: numpy array})");
+  m.def("load_model_file",
+        [](const std::string& path) {
+          const safetensors::File f = read_file(path);
+          Model model = Model::load(f, path);
+          return py::make_tuple(std::move(model), metadata_dict(f), tensor_dict(f, "layers."));
+        },
+        "One read of a model file: (Model::load's model, metadata dict, {name: array} of the "
+        "tensors besides the layer weights)");
 
   py::class_<Model>(m, "Model")
       .def(py::init<const Shape&>())
-      .def_static("load", &Model::load, "Model::load: a saved model file, for inference")
+      .def_static("load", py::overload_cast<const std::string&>(&Model::load),
+                  "Model::load: a saved model file, for inference")
       .def("add_layer",
            [](Model& self, const std::string& spec) {
              self.add(layer_from_config(json::parse(spec, "layer config"), self.output_shape()));

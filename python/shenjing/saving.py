@@ -149,12 +149,10 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     if custom_objects:
         raise ValueError("custom_objects are not supported: only built-in layers can be saved.")
     path = os.fspath(filepath)
-    meta, tensors = read(path)
-    if "model_config" not in meta:
-        raise ValueError(f"Cannot load {path!r} as a model: it holds weights only (written by "
-                         f"save_weights). Build the model, then call model.load_weights(path).")
-    # The core loads first: it checks every weight against the file before it allocates.
-    model = model_from_json(meta["model_config"], _path=path, _core=_core.Model.load(path))
+    # One read: the core is Model::load's (every weight checked against the file before it
+    # allocates); meta and the optimizer tensors come with it.
+    core, meta, tensors = _core.load_model_file(path)
+    model = model_from_json(meta["model_config"], _path=path, _core=core)
     state = parse_json(meta.get("training_state", "{}"), path, "training_state")
     try:
         model._restore_training_state(state)

@@ -30,6 +30,9 @@ class Model {
   // weights, ready for predict; training state in the file is ignored. Throws ValueError
   // naming the path and the problem for missing, corrupt or hostile files.
   static Model load(const std::string& path);
+  // The same from a file already read (`path` names it in messages): lets a caller that also
+  // needs the file's other contents read it once.
+  static Model load(const safetensors::File& file, const std::string& path);
 
   // Builds the layer on the current output shape and appends it. Throws ValueError when the
   // layer does not fit the shape or would need an absurd amount of memory.

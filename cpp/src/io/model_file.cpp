@@ -63,8 +63,9 @@ Shape config_input_shape(const Value& root, const Value& layers, const std::stri
 
 }  // namespace
 
-Model Model::load(const std::string& path) {
-  const safetensors::File file = safetensors::read(path);
+Model Model::load(const std::string& path) { return load(safetensors::read(path), path); }
+
+Model Model::load(const safetensors::File& file, const std::string& path) {
   const std::string where = "Cannot load '" + path + "'";
   try {
     return from_file(file, where);
@@ -82,7 +83,8 @@ Model Model::from_file(const safetensors::File& file, const std::string& where) 
                      "metadata has no format 'shenjing').");
   const std::string* config = file.meta("model_config");
   if (!config)
-    throw ValueError(where + ": it holds weights only (written by save_weights); save the "
+    throw ValueError(where + ": it holds weights only (written by save_weights); build the "
+                     "model and call model.load_weights(path), or save the "
                      "whole model with model.save(path).");
   const Value root = json::parse(*config, where + ": model_config");
   const Value& layers = layer_list(root, where);
