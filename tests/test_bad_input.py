@@ -81,7 +81,7 @@ def test_sparse_labels_must_be_integers():
 
 
 def test_sparse_labels_one_hot_given():
-    with pytest.raises(ValueError, match=r"one integer label per sample.*\(6, 3\).*"
+    with pytest.raises(ValueError, match=r"one integer class label per sample.*\(6, 3\).*"
                                          r"categorical_crossentropy"):
         _model().fit(X, np.eye(3)[LABELS], verbose=0)
 

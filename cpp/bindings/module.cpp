@@ -26,6 +26,20 @@ const float* f32(const py::array& a, const char* what) {
   return static_cast<const float*>(a.data());
 }
 
+// A C-contiguous numeric array as the core's ArrayRef (converted per batch), or TypeError.
+ArrayRef array_ref(const py::array& a, const char* what) {
+  static const struct { char kind; int size; DType type; } kTypes[] = {
+      {'f', 4, DType::F32}, {'f', 8, DType::F64}, {'u', 1, DType::U8}, {'i', 1, DType::I8},
+      {'u', 2, DType::U16}, {'i', 2, DType::I16}, {'u', 4, DType::U32}, {'i', 4, DType::I32},
+      {'u', 8, DType::U64}, {'i', 8, DType::I64}, {'b', 1, DType::Bool}};
+  const py::dtype dt = a.dtype();
+  if ((a.flags() & py::array::c_style) && dt.byteorder() != '>')
+    for (const auto& t : kTypes)
+      if (dt.kind() == t.kind && dt.itemsize() == t.size) return {a.data(), t.type};
+  throw TypeError(std::string(what) + " must be a C-contiguous array of float32/64, (u)int8-64 "
+                  "or bool values, received dtype " + py::str(dt).cast<std::string>() + ".");
+}
+
 float* f32_mut(py::array& a, const char* what) {
   const float* p = f32(a, what);
   if (!a.writeable()) throw ValueError(std::string(what) + " must be writeable.");
@@ -40,7 +54,7 @@ void check_rows(const py::array& a, long long row, long long rows_needed, const 
 }
 
 struct Batch {
-  const float* x;
+  ArrayRef x;
   const float* y;
   int y_width;
   const long long* idx;
@@ -52,7 +66,7 @@ Batch batch_args(Model& m, const py::array& x, const py::array& y, const py::obj
                  long long start, int count) {
   if (count <= 0) throw ValueError("batch size must be positive.");
   const long long row = shape_size(m.input_shape());
-  const float* xp = f32(x, "x");
+  const ArrayRef xp = array_ref(x, "x");
   const float* yp = f32(y, "y");
   const long long rows = x.ndim() ? x.shape(0) : 0;
   check_rows(x, row, 1, "x");
@@ -70,14 +84,14 @@ Batch batch_args(Model& m, const py::array& x, const py::array& y, const py::obj
       if (b.idx[i] < 0 || b.idx[i] >= rows) throw ValueError("batch index out of range.");
   } else {
     if (start < 0 || start + count > rows) throw ValueError("batch rows out of range.");
-    b.x += start * row;
+    b.x = b.x.offset(start, row);
     b.y += start * y_width;
   }
   return b;
 }
 
 // train_step / test_step: (x, y, indices or None, start, count) -> (loss_sum, metric_sums).
-template <BatchStats (Model::*step)(const float*, const float*, int, const long long*, int)>
+template <BatchStats (Model::*step)(ArrayRef, const float*, int, const long long*, int)>
 py::tuple batch_step(Model& self, const py::array& x, const py::array& y, const py::object& idx,
                      long long start, int count) {
   Batch b = batch_args(self, x, y, idx, start, count);
@@ -199,6 +213,8 @@ PYBIND11_MODULE(_core, m) {
              }
              self.restore_optimizer(iterations, std::move(slots));
            })
+      .def("trained_params", &Model::trained_params,
+           "(layer index, param index) of each param the optimizer trains, in slot order")
       .def("params_trainable",
            [](Model& self, int i) {
              std::vector<bool> out;
@@ -221,6 +237,8 @@ PYBIND11_MODULE(_core, m) {
              return out;
            },
            "(name, value view, grad view) for each parameter of layer i; the views share memory")
+      .def("set_trainable", &Model::set_trainable,
+           "Keras's layer.trainable for layer i, applied at the next compile")
       .def("compile",
            [](Model& self, int loss, bool from_logits, float delta, py::dict o,
               const std::vector<int>& metrics) {
@@ -256,8 +274,9 @@ PYBIND11_MODULE(_core, m) {
       .def("compute_gradients",
            [](Model& self, const py::array& x, const py::array& y) {
              Batch b = batch_args(self, x, y, py::none(), 0, x.ndim() ? (int)x.shape(0) : 0);
+             const float* xp = f32(x, "x");
              py::gil_scoped_release nogil;
-             return self.compute_gradients(b.x, b.y, b.y_width, b.n);
+             return self.compute_gradients(xp, b.y, b.y_width, b.n);
            },
            "Fills every parameter gradient for the batch (x, y) without updating; returns the "
            "mean loss")
@@ -266,13 +285,13 @@ PYBIND11_MODULE(_core, m) {
            [](Model& self, const py::array& x, py::array& out, long long start, int count) {
              const long long row = shape_size(self.input_shape());
              const long long orow = shape_size(self.output_shape());
-             const float* xp = f32(x, "x");
+             const ArrayRef xp = array_ref(x, "x");
              float* op = f32_mut(out, "out");
              check_rows(x, row, start + count, "x");
              check_rows(out, orow, start + count, "out");
              if (count <= 0 || start < 0) throw ValueError("batch rows out of range.");
              py::gil_scoped_release nogil;
-             self.predict(xp + start * row, count, op + start * orow);
+             self.predict(xp.offset(start, row), count, op + start * orow);
            });
 
   // Test hooks for the kernels.

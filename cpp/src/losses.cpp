@@ -1,8 +1,10 @@
 // Losses (value and gradient in one pass) and metric sums, following Keras 3's definitions:
-// per-sample losses are means over the last axis (sums over classes for cross-entropy), then
-// the batch mean. Probabilities are clipped to [1e-7, 1 - 1e-7] as Keras does.
+// per-row losses are means over the last axis (sums over classes for cross-entropy), then the
+// mean over every row (all samples and all positions of the output but its last axis). Probabilities are clipped to [1e-7, 1 - 1e-7] as Keras does.
 #include <algorithm>
 #include <cmath>
+#include <string>
+#include <vector>
 
 #include "shenjing/losses.hpp"
 
@@ -30,14 +32,13 @@ void softmax_row(const float* z, float* p, int w, double* log_sum) {
   for (int j = 0; j < w; ++j) p[j] = (float)std::exp(z[j] - *log_sum);
 }
 
-int label_of(const float* y, int i, int w) {
+int label_of(const float* y, long long i, int w) {
   const float v = y[i];
-  const int c = (int)v;
-  if (!(v >= 0.0f) || c >= w || (float)c != v)
+  if (!(v >= 0.0f && v < (float)w) || (float)(int)v != v)
     throw ValueError("sparse_categorical_crossentropy: label " + std::to_string(v) +
-                     " at sample " + std::to_string(i) + " is not an integer class in [0, " +
-                     std::to_string(w) + ").");
-  return c;
+                     " at index " + std::to_string(i) + " of the batch's labels is not an "
+                     "integer class in [0, " + std::to_string(w) + ").");
+  return (int)v;
 }
 
 // Cross-entropy over one row of class weights t (one-hot or soft) given probabilities or logits.
@@ -83,10 +84,11 @@ double ce_row(const float* pred, const float* t, int sparse_label, int w, bool l
 
 }  // namespace
 
-double loss_forward_backward(const LossOptions& opt, const float* pred, const float* y, int n,
-                             int width, bool fused, float* grad) {
+double loss_forward_backward(const LossOptions& opt, const float* pred, const float* y,
+                             long long rows, int width, bool fused, float* grad) {
   double total = 0.0;
-  const size_t len = (size_t)n * width;
+  // The mean over rows of a mean over the last axis is the mean over every element.
+  const size_t len = (size_t)rows * width;
   switch (opt.kind) {
     case LossKind::MeanSquaredError: {
       const float s = 2.0f / (float)len;
@@ -138,43 +140,82 @@ double loss_forward_backward(const LossOptions& opt, const float* pred, const fl
     case LossKind::CategoricalCrossentropy:
     case LossKind::SparseCategoricalCrossentropy: {
       const bool sparse = opt.kind == LossKind::SparseCategoricalCrossentropy;
-      const float s = 1.0f / (float)n;
+      const float s = (float)(1.0 / (double)rows);
       static thread_local std::vector<float> tmp;  // reused: no allocation per batch
       if (tmp.size() < (size_t)width) tmp.resize(width);
-      for (int i = 0; i < n; ++i) {
+      for (long long i = 0; i < rows; ++i) {
         const int label = sparse ? label_of(y, i, width) : -1;
         total += ce_row(pred + (size_t)i * width, sparse ? nullptr : y + (size_t)i * width,
                         label, width, opt.from_logits, fused, s,
                         grad ? grad + (size_t)i * width : nullptr, tmp.data());
       }
-      return total / (double)n;
+      return total / (double)rows;
     }
   }
   return 0.0;
 }
 
-double metric_sum(MetricKind kind, const float* pred, const float* y, int n, int width) {
+const char* loss_name(LossKind kind) {
+  switch (kind) {
+    case LossKind::MeanSquaredError: return "mean_squared_error";
+    case LossKind::MeanAbsoluteError: return "mean_absolute_error";
+    case LossKind::Huber: return "huber";
+    case LossKind::BinaryCrossentropy: return "binary_crossentropy";
+    case LossKind::CategoricalCrossentropy: return "categorical_crossentropy";
+    case LossKind::SparseCategoricalCrossentropy: return "sparse_categorical_crossentropy";
+  }
+  return "loss";
+}
+
+const char* metric_name(MetricKind kind) {
+  switch (kind) {
+    case MetricKind::BinaryAccuracy: return "binary_accuracy";
+    case MetricKind::CategoricalAccuracy: return "categorical_accuracy";
+    case MetricKind::SparseCategoricalAccuracy: return "sparse_categorical_accuracy";
+    case MetricKind::MeanSquaredError: return "mean_squared_error";
+    case MetricKind::MeanAbsoluteError: return "mean_absolute_error";
+  }
+  return "metric";
+}
+
+bool metric_accepts(MetricKind kind, int width, int y_width) {
+  switch (kind) {
+    case MetricKind::CategoricalAccuracy: return y_width == width;  // one-hot rows
+    case MetricKind::SparseCategoricalAccuracy: return y_width == 1;  // a class index per row
+    default: return y_width == width || y_width == 1;  // elementwise, 1 broadcasts
+  }
+}
+
+double metric_sum(MetricKind kind, const float* pred, const float* y, long long rows, int width,
+                  int y_width) {
+  if (!metric_accepts(kind, width, y_width))
+    throw ValueError(std::string("Metric ") + metric_name(kind) + " cannot compare targets of " +
+                     std::to_string(y_width) + " value(s) per position with predictions of " +
+                     std::to_string(width) + ".");
+  // y_step 0 repeats a row's single target across the row (Keras broadcasts (.., 1) targets).
+  const int y_step = y_width == width ? 1 : 0;
   double total = 0.0;
-  for (int i = 0; i < n; ++i) {
+  for (long long i = 0; i < rows; ++i) {
     const float* p = pred + (size_t)i * width;
+    const float* t = y + (size_t)i * y_width;
     switch (kind) {
       case MetricKind::BinaryAccuracy: {
         int hits = 0;
-        for (int j = 0; j < width; ++j) hits += ((p[j] > 0.5f ? 1.0f : 0.0f) == y[(size_t)i * width + j]);
+        for (int j = 0; j < width; ++j) hits += (p[j] > 0.5f ? 1.0f : 0.0f) == t[j * y_step];
         total += (double)hits / width;
         break;
       }
       case MetricKind::CategoricalAccuracy:
-        total += argmax(p, width) == argmax(y + (size_t)i * width, width);
+        total += argmax(p, width) == argmax(t, width);
         break;
       case MetricKind::SparseCategoricalAccuracy:
-        total += (float)argmax(p, width) == y[i];
+        total += (float)argmax(p, width) == t[0];
         break;
       case MetricKind::MeanSquaredError:
       case MetricKind::MeanAbsoluteError: {
         double s = 0.0;
         for (int j = 0; j < width; ++j) {
-          const double e = (double)p[j] - y[(size_t)i * width + j];
+          const double e = (double)p[j] - t[j * y_step];
           s += kind == MetricKind::MeanSquaredError ? e * e : std::fabs(e);
         }
         total += s / width;

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "rows.hpp"
 #include "shenjing/model.hpp"
 
 namespace shenjing {
@@ -50,7 +51,10 @@ std::string layer_label(const Layer& l) {
 
 }  // namespace
 
-void Model::add(std::unique_ptr<Layer> layer) { append(std::move(layer), nullptr); }
+void Model::add(std::unique_ptr<Layer> layer) {
+  std::lock_guard<std::mutex> lock(*mu_);
+  append(std::move(layer), nullptr);
+}
 
 void Model::append(std::unique_ptr<Layer> layer, const ParamCheck& check) {
   if (compiled())
@@ -73,8 +77,22 @@ void Model::append(std::unique_ptr<Layer> layer, const ParamCheck& check) {
   capacity_ = 0;  // workspaces are re-planned on the next batch
 }
 
+void Model::set_trainable(std::size_t layer, bool trainable) {
+  std::lock_guard<std::mutex> lock(*mu_);
+  if (layer >= layers_.size())
+    throw ValueError("set_trainable: no layer " + std::to_string(layer) + " in a model of " +
+                     std::to_string(layers_.size()) + " layers.");
+  layers_[layer]->set_trainable(trainable);
+}
+
+void Model::set_metrics(const std::vector<MetricKind>& metrics) {
+  std::lock_guard<std::mutex> lock(*mu_);
+  metrics_ = metrics;
+}
+
 void Model::compile(const LossOptions& loss, const OptimizerOptions& opt,
                     const std::vector<MetricKind>& metrics) {
+  std::lock_guard<std::mutex> lock(*mu_);
   if (layers_.empty()) throw ValueError("Cannot compile a model with no layers.");
   loss_ = loss;
   metrics_ = metrics;
@@ -87,13 +105,34 @@ void Model::compile(const LossOptions& loss, const OptimizerOptions& opt,
            ((ce && last == Activation::Softmax) ||
             (loss.kind == LossKind::BinaryCrossentropy && last == Activation::Sigmoid));
   layers_.back()->set_activation_fused(fused_);
+  // Frozen layers (trainable = False) and state such as moving statistics stay out of the
+  // optimizer; layers before the first one with something to train need no backward.
   param_list_.clear();
-  for (auto& l : layers_)
-    for (auto& p : l->params())
-      if (p.trainable) param_list_.push_back(&p);
+  first_trained_ = layers_.size();
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    if (!layers_[i]->trainable()) continue;
+    for (auto& p : layers_[i]->params())
+      if (p.trainable) {
+        param_list_.push_back(&p);
+        first_trained_ = std::min(first_trained_, i);
+      }
+  }
+}
+
+std::vector<std::pair<std::size_t, std::size_t>> Model::trained_params() const {
+  std::lock_guard<std::mutex> lock(*mu_);
+  std::vector<std::pair<std::size_t, std::size_t>> out;
+  for (const Param* p : param_list_)
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      const auto& ps = layers_[i]->params();
+      if (!ps.empty() && p >= &ps.front() && p <= &ps.back())
+        out.emplace_back(i, (size_t)(p - &ps.front()));
+    }
+  return out;
 }
 
 void Model::restore_optimizer(long long iterations, Optimizer::Slots slots) {
+  std::lock_guard<std::mutex> lock(*mu_);
   if (!compiled()) throw ValueError("Compile the model before restoring optimizer state.");
   optimizer_->restore(iterations, std::move(slots), param_list_);
 }
@@ -114,18 +153,18 @@ void Model::reserve(int n) {
   capacity_ = n;
 }
 
-const float* Model::run_forward(const float* x, const long long* idx, int n,
+const float* Model::run_forward(ArrayRef x, const long long* idx, int n,
                                 const RunContext& ctx) {
   reserve(n);
   const size_t row = shape_size(input_);
-  if (idx) {  // gather the batch rows into the input workspace
-    float* dst = acts_[0].data();
-#pragma omp parallel for schedule(static) if (n * row > 65536)
-    for (int i = 0; i < n; ++i)
-      std::memcpy(dst + (size_t)i * row, x + (size_t)idx[i] * row, row * sizeof(float));
-    act_ptr_[0] = dst;
+  if (idx || x.dtype != DType::F32) {
+    // Gather (and convert) the batch rows into the input workspace.
+    if (!gather_rows_f32(x, row, idx, n, acts_[0].data()))
+      throw ValueError("Input contains NaN or infinity (or values beyond float32's range); "
+                       "the model needs finite values.");
+    act_ptr_[0] = acts_[0].data();
   } else {
-    act_ptr_[0] = x;
+    act_ptr_[0] = static_cast<const float*>(x.data);
   }
   for (size_t i = 0; i < layers_.size(); ++i) {
     Layer& l = *layers_[i];
@@ -154,10 +193,27 @@ static double penalty(const Param& p, float* grad) {
 }
 
 double Model::regularization_loss() const {
-  double total = 0.0;
-  for (auto& l : layers_)
-    for (auto& p : l->params()) total += penalty(p, nullptr);
+  double total = 0.0;  // Keras penalises trainable weights only
+  for (const Param* p : param_list_) total += penalty(*p, nullptr);
   return total;
+}
+
+void Model::check_targets(int y_width) const {
+  const Shape& out = output_shape();
+  const int width = out.empty() ? 1 : out.back();
+  const long long positions = shape_size(out) / width;
+  const bool sparse = loss_.kind == LossKind::SparseCategoricalCrossentropy;
+  const long long per = y_width % positions == 0 ? y_width / positions : -1;
+  if (per != (sparse ? 1 : width))
+    throw ValueError(std::string("Targets of ") + std::to_string(y_width) + " values per "
+                     "sample do not fit the output " + shape_str(out) + " and the loss " +
+                     loss_name(loss_.kind) + ", which needs " +
+                     std::to_string(sparse ? positions : positions * width) + ".");
+  for (MetricKind m : metrics_)
+    if (!metric_accepts(m, width, (int)per))
+      throw ValueError(std::string("Metric ") + metric_name(m) + " cannot compare targets of " +
+                       std::to_string(per) + " value(s) per position with the output " +
+                       shape_str(out) + ".");
 }
 
 static const float* gather_rows(const float* y, int width, const long long* idx, int n,
@@ -169,21 +225,37 @@ static const float* gather_rows(const float* y, int width, const long long* idx,
   return buf.data();
 }
 
-double Model::forward_backward(const float* x, const float* y, int y_width,
-                               const long long* idx, int n, BatchStats* st) {
+// Loss and metric sums of one batch: rows are the output's positions (all axes but the last).
+static double batch_loss(const LossOptions& loss, const std::vector<MetricKind>& metrics,
+                         const Shape& out_shape, const float* out, const float* y, int y_width,
+                         int n, bool fused, float* grad, BatchStats* st) {
+  const int width = out_shape.empty() ? 1 : out_shape.back();
+  const long long positions = shape_size(out_shape) / width;
+  const long long rows = (long long)n * positions;
+  const double mean = loss_forward_backward(loss, out, y, rows, width, fused, grad);
+  // Per-sample sums (the caller divides by samples): the mean over a sample's positions.
+  if (st)
+    for (MetricKind m : metrics)
+      st->metric_sums.push_back(
+          metric_sum(m, out, y, rows, width, (int)(y_width / positions)) / positions);
+  return mean;
+}
+
+double Model::forward_backward(ArrayRef x, const float* y, int y_width, const long long* idx,
+                               int n, BatchStats* st) {
   if (!compiled()) throw ValueError("You must call compile() before training the model.");
+  check_targets(y_width);
   RunContext ctx{true};
   const float* out = run_forward(x, idx, n, ctx);
   const float* yb = gather_rows(y, y_width, idx, n, ybatch_);
-  const int width = (int)shape_size(output_shape());
-
   float* g = grad_a_.data();
-  const double loss = loss_forward_backward(loss_, out, yb, n, width, fused_, g);
-  if (st)
-    for (MetricKind m : metrics_) st->metric_sums.push_back(metric_sum(m, out, yb, n, width));
+  const double loss =
+      batch_loss(loss_, metrics_, output_shape(), out, yb, y_width, n, fused_, g, st);
 
-  // Backward: ping-pong between two gradient buffers; the first computing layer gets no dx.
-  size_t first = 0;
+  // Backward: ping-pong between two gradient buffers; the first computing layer gets no dx,
+  // and layers before the first one with params to train are skipped (frozen feature
+  // extractors cost no backward).
+  size_t first = first_trained_;
   while (first < layers_.size() && layers_[first]->passthrough(ctx)) ++first;
   float* other = grad_b_.data();
   for (size_t i = layers_.size(); i-- > first;) {
@@ -199,8 +271,9 @@ double Model::forward_backward(const float* x, const float* y, int y_width,
   return loss + reg;
 }
 
-BatchStats Model::train_step(const float* x, const float* y, int y_width, const long long* idx,
+BatchStats Model::train_step(ArrayRef x, const float* y, int y_width, const long long* idx,
                              int n) {
+  std::lock_guard<std::mutex> lock(*mu_);
   BatchStats st;
   st.loss_sum = forward_backward(x, y, y_width, idx, n, &st) * n;
   optimizer_->apply(param_list_);
@@ -208,30 +281,39 @@ BatchStats Model::train_step(const float* x, const float* y, int y_width, const 
 }
 
 double Model::compute_gradients(const float* x, const float* y, int y_width, int n) {
+  std::lock_guard<std::mutex> lock(*mu_);
   return forward_backward(x, y, y_width, nullptr, n, nullptr);
 }
 
-BatchStats Model::test_step(const float* x, const float* y, int y_width, const long long* idx,
+BatchStats Model::test_step(ArrayRef x, const float* y, int y_width, const long long* idx,
                             int n) {
+  std::lock_guard<std::mutex> lock(*mu_);
   if (!compiled()) throw ValueError("You must call compile() before evaluating the model.");
+  check_targets(y_width);
   RunContext ctx{false};
   const float* out = run_forward(x, idx, n, ctx);
   const float* yb = gather_rows(y, y_width, idx, n, ybatch_);
-  const int width = (int)shape_size(output_shape());
   BatchStats st;
-  st.loss_sum = (loss_forward_backward(loss_, out, yb, n, width, fused_, nullptr) +
-                 regularization_loss()) * n;
-  for (MetricKind m : metrics_) st.metric_sums.push_back(metric_sum(m, out, yb, n, width));
+  st.loss_sum = (batch_loss(loss_, metrics_, output_shape(), out, yb, y_width, n, fused_,
+                            nullptr, &st) + regularization_loss()) * n;
   return st;
 }
 
-void Model::predict(const float* x, int n, float* out) {
-  // NaN/inf would silently poison every output: refuse them (cheap integer scan).
-  const size_t len = (size_t)n * shape_size(input_);
-  const uint32_t* bits = reinterpret_cast<const uint32_t*>(x);
-  uint32_t bad = 0;
-  for (size_t i = 0; i < len; ++i) bad |= ((bits[i] & 0x7f800000u) == 0x7f800000u);
-  if (bad) throw ValueError("Input contains NaN or infinity; predict() needs finite values.");
+void Model::predict(ArrayRef x, int n, float* out) {
+  std::lock_guard<std::mutex> lock(*mu_);
+  predict_unlocked(x, n, out);
+}
+
+void Model::predict_unlocked(ArrayRef x, int n, float* out) {
+  if (x.dtype == DType::F32) {
+    // NaN/inf would silently poison every output: refuse them (cheap integer scan). Other
+    // types are checked as run_forward converts them.
+    const size_t len = (size_t)n * shape_size(input_);
+    const uint32_t* bits = static_cast<const uint32_t*>(x.data);
+    uint32_t bad = 0;
+    for (size_t i = 0; i < len; ++i) bad |= ((bits[i] & 0x7f800000u) == 0x7f800000u);
+    if (bad) throw ValueError("Input contains NaN or infinity; predict() needs finite values.");
+  }
   RunContext ctx{false};
   const float* y = run_forward(x, nullptr, n, ctx);
   std::memcpy(out, y, (size_t)n * shape_size(output_shape()) * sizeof(float));
@@ -250,7 +332,8 @@ Tensor Model::predict(const float* x, const std::vector<int>& shape) {
   if (batch) out.shape.push_back(n);
   out.shape.insert(out.shape.end(), output_shape().begin(), output_shape().end());
   out.data.resize((size_t)n * shape_size(output_shape()));
-  predict(x, n, out.data.data());
+  std::lock_guard<std::mutex> lock(*mu_);
+  predict_unlocked(x, n, out.data.data());
   return out;
 }
 

@@ -108,3 +108,26 @@ def get(identifier, y_true_shape, y_pred_shape):
         return _BY_FUNCTION[identifier](name=identifier.__name__)
     known = ["accuracy"] + list(_BY_NAME)
     raise ValueError(f"Unknown metric {identifier!r}. Known metrics: {', '.join(known)}.")
+
+
+def check_targets(metric, y_true_shape, y_pred_shape):
+    """ValueError unless targets of ``y_true_shape`` suit ``metric`` for predictions of
+    ``y_pred_shape`` (both batched). Metrics compare along the output's last axis at every
+    other position: categorical accuracy needs one-hot targets shaped like the output, sparse
+    accuracy one class index per position, and the elementwise metrics (binary accuracy, mse,
+    mae) either, broadcasting a single target over the last axis as Keras does."""
+    positions = int(np.prod(y_pred_shape[1:-1], dtype=np.int64))
+    width = y_pred_shape[-1]
+    per = int(np.prod(y_true_shape[1:], dtype=np.int64)) // max(1, positions)
+    if metric._code == _CATEGORICAL_ACC:
+        ok, need = per == width, f"one-hot targets shaped like the output {y_pred_shape}"
+        alt = " For integer labels use 'sparse_categorical_accuracy' (or 'accuracy')."
+    elif metric._code == _SPARSE_ACC:
+        ok, need = per == 1, (f"one integer label per position, shaped "
+                              f"{(None,) + tuple(y_pred_shape[1:-1])}")
+        alt = " For one-hot targets use 'categorical_accuracy' (or 'accuracy')."
+    else:
+        ok, need, alt = per in (1, width), f"targets shaped like the output {y_pred_shape}", ""
+    if not ok:
+        raise ValueError(f"Metric '{metric.name}' needs {need}; received y with shape "
+                         f"{(None,) + tuple(y_true_shape[1:])}.{alt}")

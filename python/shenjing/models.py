@@ -46,25 +46,41 @@ def _numeric(a, what):
     return a
 
 
+# Input dtypes the core reads directly, converting each batch as it gathers it (so a uint8
+# data set is never copied whole as float32); other dtypes are converted here, once.
+_CORE_DTYPES = frozenset(np.dtype(t) for t in (
+    np.float32, np.float64, np.uint8, np.int8, np.uint16, np.int16, np.uint32, np.int32,
+    np.uint64, np.int64, np.bool_))
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
 def _to_float32(a, what):
     """a as float32; values too large for float32 are refused instead of becoming inf."""
     if a.dtype == np.float32:
         return a
-    with np.errstate(over="ignore"):
-        out = a.astype(np.float32)
-    if not np.isfinite(out).all():
-        raise ValueError(f"{what} has values too large for float32 (the largest is about "
-                         f"3.4e38); scale them first.")
-    return out
+    _check_finite(a, what)
+    return a.astype(np.float32)
 
 
 def _check_finite(a, what):
+    """ValueError when a floating array holds NaN/inf or values beyond float32's range.
+    Checks in chunks, so a large float64 data set costs no full-size temporary."""
     if a.dtype == np.float32 and a.flags.c_contiguous:
-        finite = _core.all_finite(a)  # one parallel pass, no temporary array
-    else:
-        finite = not np.issubdtype(a.dtype, np.floating) or np.isfinite(a).all()
-    if not finite:
-        raise ValueError(f"{what} contains NaN or infinity; fix or drop those samples first.")
+        if not _core.all_finite(a):  # one parallel pass, no temporary array
+            raise ValueError(f"{what} contains NaN or infinity; fix or drop those samples "
+                             f"first.")
+        return
+    if not np.issubdtype(a.dtype, np.floating):
+        return  # integers and booleans are always finite in float32
+    step = max(1, (1 << 22) // max(1, a[:1].size))  # about 4M values per chunk
+    for i in range(0, len(a), step):
+        chunk = a[i:i + step]
+        if not np.isfinite(chunk).all():
+            raise ValueError(f"{what} contains NaN or infinity; fix or drop those samples "
+                             f"first.")
+        if a.dtype.itemsize > 4 and np.abs(chunk).max(initial=0.0) > _F32_MAX:
+            raise ValueError(f"{what} has values too large for float32 (the largest is about "
+                             f"3.4e38); scale them first.")
 
 
 class Sequential:
@@ -77,8 +93,8 @@ class Sequential:
 
     def __init__(self, layers=None, trainable=True, name=None):
         self.name = name or _auto_name("Sequential")
-        self.trainable = trainable
         self._layers = []
+        self._trainable = bool(trainable)
         self._input_shape = None
         self._core = None
         self.optimizer = self.loss = None
@@ -118,6 +134,17 @@ class Sequential:
     @property
     def layers(self):
         return list(self._layers)
+
+    @property
+    def trainable(self):
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        """As Keras: sets ``trainable`` on every layer; training sees it at the next compile()."""
+        self._trainable = bool(value)
+        for layer in self._layers:
+            layer.trainable = bool(value)
 
     @property
     def built(self):
@@ -204,6 +231,9 @@ class Sequential:
             self._compile_core()
 
     def _compile_core(self):
+        # Frozen layers (layer.trainable = False) take effect here, at compile, as in Keras.
+        for i, layer in enumerate(self._layers):
+            self._core.set_trainable(i, bool(layer.trainable))
         kind, from_logits, delta = self.loss._spec()
         self._core.compile(kind, from_logits, delta, self.optimizer._spec(),
                            [m._code for m in self._metrics or []])
@@ -212,6 +242,8 @@ class Sequential:
     def _resolve_metrics(self, y_shape):
         out_shape = self.output_shape
         metrics = [metrics_mod.get(m, y_shape, out_shape) for m in self._metric_ids]
+        for m in metrics:
+            metrics_mod.check_targets(m, y_shape, out_shape)
         if self._metrics is None or [m._code for m in metrics] != \
                 [m._code for m in self._metrics]:
             self._metrics = metrics
@@ -240,41 +272,43 @@ class Sequential:
                 raise ValueError(
                     f"Input 0 of {where} is incompatible with the layer: expected shape "
                     f"{(None,) + expected}, but received input with shape {x.shape}.")
-        if x.dtype != np.float32:
-            _check_finite(x, "x")
+        if x.dtype not in _CORE_DTYPES:
             x = _to_float32(x, "x")
         return np.ascontiguousarray(x)
 
     def _as_target(self, y, n):
+        """y as float32, checked against the output shape the way Keras checks it: targets
+        shaped like the output (a trailing axis of 1 may be added or dropped), or for
+        sparse_categorical_crossentropy one integer label per position of the output but its
+        last axis (``(batch,)`` for ``(None, 10)``, ``(batch, time)`` for ``(None, time, 10)``)."""
         y = _numeric(y, "y")
         if y.shape[0] != n:
             raise ValueError(f"x and y must have the same number of samples: x has {n}, "
                              f"y has {y.shape[0]}.")
         _check_finite(y, "y")
-        y = _to_float32(y, "y")
-        out_shape = self.output_shape[1:]
-        width = int(np.prod(out_shape))
+        out, shape = tuple(self.output_shape[1:]), tuple(y.shape[1:])
         if self.loss._kind == _SPARSE_CE:
-            if y.size != n:
+            if shape not in (out[:-1], out[:-1] + (1,)):
+                where = "sample" if len(out) == 1 else \
+                    f"position of the output {self.output_shape} but its last axis"
                 raise ValueError(
-                    f"sparse_categorical_crossentropy expects one integer label per sample "
-                    f"(shape ({n},)), received y with shape {y.shape}. For one-hot targets use "
-                    f"categorical_crossentropy.")
-            labels = y.reshape(n)
-            if labels.dtype.kind == "f" and np.any(labels != np.round(labels)):
+                    f"sparse_categorical_crossentropy expects one integer class label per "
+                    f"{where}, i.e. y of shape {(None,) + out[:-1]}; received y with shape "
+                    f"{y.shape}. For one-hot targets use categorical_crossentropy.")
+            if y.dtype.kind == "f" and np.any(y != np.round(y)):
                 raise ValueError("sparse_categorical_crossentropy expects integer class labels, "
                                  "received non-integer values.")
-            lo, hi = labels.min(), labels.max()
+            lo, hi, width = y.min(), y.max(), out[-1]
             if lo < 0 or hi >= width:
                 bad = lo if lo < 0 else hi
                 raise ValueError(f"Received a label value of {bad} which is outside the valid "
                                  f"range of [0, {width - 1}] for a model with {width} outputs.")
-        elif y.size != n * width:
+        elif shape not in (out, out + (1,)) and shape + (1,) != out:
             hint = (" For integer class labels use loss='sparse_categorical_crossentropy' or "
                     "shenjing.utils.to_categorical.") if self.loss._kind == 4 else ""
             raise ValueError(f"Target y has shape {y.shape}, which does not match the model "
                              f"output shape {self.output_shape}.{hint}")
-        return np.ascontiguousarray(y, dtype=np.float32)
+        return np.ascontiguousarray(_to_float32(y, "y"))
 
     def _data(self, x, y, batch_size, what, shuffle=False):
         """(x, y, batch_size, order_fn, steps) for arrays or a DataLoader/Dataset."""
@@ -344,7 +378,7 @@ class Sequential:
             validation_data = (x[split:], y[split:])
             x, y = x[:split], y[:split]
         x, y, batch_size, order, steps = self._data(x, y, batch_size, "fit", shuffle)
-        self._resolve_metrics(y.shape if self.loss._kind != _SPARSE_CE else (len(y),))
+        self._resolve_metrics(y.shape)
         if validation_data is not None and not isinstance(validation_data, (DataLoader,
                                                                              Dataset)):
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
@@ -425,7 +459,7 @@ class Sequential:
             raise ValueError("You must call compile() before evaluate().")
         verbose = _verbosity(verbose)
         x, y, batch_size, order, steps = self._data(x, y, batch_size, "evaluate")
-        self._resolve_metrics(y.shape if self.loss._kind != _SPARSE_CE else (len(y),))
+        self._resolve_metrics(y.shape)
         names = [m.name for m in self._metrics]
         idx = order()
         bar = Progbar(steps, verbose=verbose) if verbose else None
@@ -463,6 +497,8 @@ class Sequential:
         batch_size = _check_batch_size(batch_size)
         verbose = _verbosity(verbose)
         x = self._as_input(x)
+        if x.dtype.kind == "f" and x.dtype != np.float32:
+            _check_finite(x, "x")  # a clear message for float64 beyond float32's range
         n = len(x)
         out = np.empty((n,) + tuple(self._core.output_shape), dtype=np.float32)
         steps = -(-n // batch_size)

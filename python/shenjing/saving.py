@@ -106,9 +106,11 @@ def assign_weights(model, tensors, path, skip_mismatch=False):
 
 # -- whole models ----------------------------------------------------------------------------
 def _trainable(model):
-    """(name, shape) of the trainable params, in the order the optimizer keeps their state."""
-    return [(_weight_name(i, pname), value.shape) for i, layer in enumerate(model.layers)
-            for (pname, value, _), t in zip(layer._views, layer._trainable_flags) if t]
+    """(name, shape) of the params the optimizer trains (frozen layers left out at compile),
+    in the order it keeps their state."""
+    layers = model.layers
+    return [(_weight_name(i, layers[i]._views[k][0]), layers[i]._views[k][1].shape)
+            for i, k in model._core.trained_params()]
 
 
 def save_model(model, filepath, overwrite=True):

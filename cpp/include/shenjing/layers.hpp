@@ -66,6 +66,11 @@ class Layer {
   std::vector<Param>& params() { return params_; }
   const std::vector<Param>& params() const { return params_; }
 
+  // Keras's `layer.trainable`: false freezes the params (the model leaves them out of the
+  // optimizer at its next compile) and makes BatchNormalization run in inference mode.
+  void set_trainable(bool trainable) { trainable_ = trainable; }
+  bool trainable() const { return trainable_; }
+
   // The state of the layer's random stream (Dropout), or null: saved with the model so that
   // resumed training draws the same masks as uninterrupted training.
   virtual uint64_t* random_state() { return nullptr; }
@@ -74,6 +79,7 @@ class Layer {
   std::string name_;
   Shape in_, out_;
   std::vector<Param> params_;
+  bool trainable_ = true;
 };
 
 struct DenseOptions {

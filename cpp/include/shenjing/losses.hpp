@@ -17,19 +17,32 @@ struct LossOptions {
   float delta = 1.0f;  // Huber
 };
 
-// Per-batch loss over n samples of `width` predictions each. y_true holds `width` targets per
-// sample, or one class index per sample for the sparse loss. Returns the mean loss and, when
-// grad is not null, writes dL/d(pred) — or dL/d(logits) when `fused` (the model asks for that
-// when the last activation is softmax/sigmoid and the loss is the matching cross-entropy).
+// Losses and metrics work on rows: one row is one position of the output's last axis (a
+// sample of a (None, C) output, or a time step of a (None, T, C) one), so `rows` = samples x
+// positions and `width` = C, as Keras computes every loss and metric over the last axis and
+// averages over all other positions.
+//
+// Per-batch loss over `rows` rows of `width` predictions each. y_true holds `width` targets per
+// row, or one class index per row for the sparse loss. Returns the mean over rows of the
+// per-row loss and, when grad is not null, writes dL/d(pred) of that mean — or dL/d(logits)
+// when `fused` (the model asks for that when the last activation is softmax/sigmoid and the
+// loss is the matching cross-entropy).
 double loss_forward_backward(const LossOptions& opt, const float* pred, const float* y_true,
-                             int n, int width, bool fused, float* grad);
+                             long long rows, int width, bool fused, float* grad);
 
 enum class MetricKind : int {
   BinaryAccuracy = 0, CategoricalAccuracy, SparseCategoricalAccuracy, MeanSquaredError,
   MeanAbsoluteError
 };
 
-// Sum over the n samples of the per-sample metric (a mean over the last axis, as Keras).
-double metric_sum(MetricKind kind, const float* pred, const float* y_true, int n, int width);
+// Sum over the rows of the per-row metric (a mean over the last axis, as Keras). y_true holds
+// y_width values per row: `width`, or 1, which the elementwise metrics (binary accuracy, mse,
+// mae) broadcast over the row as Keras does and the sparse accuracy reads as a class index.
+// Throws ValueError when y_width does not suit the metric (metric_accepts says which do).
+double metric_sum(MetricKind kind, const float* pred, const float* y_true, long long rows,
+                  int width, int y_width);
+bool metric_accepts(MetricKind kind, int width, int y_width);
+const char* metric_name(MetricKind kind);
+const char* loss_name(LossKind kind);
 
 }  // namespace shenjing

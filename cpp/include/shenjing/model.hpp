@@ -1,9 +1,13 @@
 // A Sequential model: layers, a loss, an optimizer and workspaces, with one call per batch for
-// training, evaluation and inference.
+// training, evaluation and inference. Calls on one Model from several threads are safe: each
+// public call holds the model's lock, so they run one at a time (each using every OpenMP
+// thread inside); use one Model per thread to run them side by side.
 #pragma once
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "shenjing/layers.hpp"
@@ -41,42 +45,52 @@ class Model {
   const Shape& output_shape() const;
   std::vector<std::unique_ptr<Layer>>& layers() { return layers_; }
 
+  // Keras's `layer.trainable = False` for layer i: applied at the next compile(), after which
+  // its params are not updated (nor penalised) and BatchNormalization runs in inference mode.
+  void set_trainable(std::size_t layer, bool trainable);
   void compile(const LossOptions& loss, const OptimizerOptions& opt,
                const std::vector<MetricKind>& metrics);
-  void set_metrics(const std::vector<MetricKind>& metrics) { metrics_ = metrics; }
+  void set_metrics(const std::vector<MetricKind>& metrics);
   bool compiled() const { return optimizer_ != nullptr; }
   Optimizer& optimizer() { return *optimizer_; }
 
   // One training step on rows idx[0..n) of x (all_rows x input) and y (all_rows x y_width):
   // forward, loss, backward, optimizer update, metric sums. idx may be null for rows 0..n.
-  BatchStats train_step(const float* x, const float* y, int y_width, const long long* idx,
-                        int n);
+  // x may be of any DType: the batch is converted to float32 as it is gathered.
+  // y_width is the targets per sample: the output's size, or one class index per position of
+  // the output but its last axis for sparse_categorical_crossentropy (ValueError otherwise).
+  // Losses and metrics are means over every position, each computed over the last axis.
+  BatchStats train_step(ArrayRef x, const float* y, int y_width, const long long* idx, int n);
   // Forward and backward at training behaviour without updating: fills every Param::grad
   // (weight penalties included) and returns the mean loss. For gradient checks and tools.
   double compute_gradients(const float* x, const float* y, int y_width, int n);
   // Loss and metric sums at inference behaviour (no dropout, no update).
-  BatchStats test_step(const float* x, const float* y, int y_width, const long long* idx,
-                       int n);
+  BatchStats test_step(ArrayRef x, const float* y, int y_width, const long long* idx, int n);
   // Writes n rows of predictions (n x output size) into out.
-  void predict(const float* x, int n, float* out);
+  void predict(ArrayRef x, int n, float* out);
   // Inference on a batch, shape = (n, *input_shape()), returning (n, *output_shape()); or on
   // one sample, shape = input_shape(), returning output_shape(). Throws ValueError on any
-  // other shape. One Model runs one call at a time (the workspaces are shared); use one
-  // Model per thread, and set_num_threads() for the threads inside a call.
+  // other shape.
   Tensor predict(const float* x, const std::vector<int>& shape);
 
-  // Optimizer state for saving and resuming; slots follow the trainable params in layer order.
+  // (layer index, param index) of every param the optimizer trains, in its slot order: the
+  // trainable params of the layers that were trainable at the last compile().
+  std::vector<std::pair<std::size_t, std::size_t>> trained_params() const;
+  // Optimizer state for saving and resuming; slots follow trained_params().
   void restore_optimizer(long long iterations, Optimizer::Slots slots);
 
-  // Sum of the weight penalties (l1/l2) over every parameter.
+  // Sum of the weight penalties (l1/l2) over the parameters the optimizer trains.
   double regularization_loss() const;
 
  private:
+  // Throws ValueError unless y_width targets per sample suit the loss and the metrics.
+  void check_targets(int y_width) const;
+  void predict_unlocked(ArrayRef x, int n, float* out);
   // Forward, loss, backward; fills gradients and metric sums, returns the mean data loss
   // plus the weight penalty.
-  double forward_backward(const float* x, const float* y, int y_width, const long long* idx,
-                          int n, BatchStats* st);
-  const float* run_forward(const float* x, const long long* idx, int n, const RunContext& ctx);
+  double forward_backward(ArrayRef x, const float* y, int y_width, const long long* idx, int n,
+                          BatchStats* st);
+  const float* run_forward(ArrayRef x, const long long* idx, int n, const RunContext& ctx);
   // add() with a hook that sees the built layer (its index and declared params) before any
   // param memory is allocated; load() uses it to match params against the file.
   using ParamCheck = std::function<void(std::size_t index, const Layer& layer)>;
@@ -90,6 +104,10 @@ class Model {
   std::vector<MetricKind> metrics_;
   std::unique_ptr<Optimizer> optimizer_;
   bool fused_ = false;
+  // Layers before this one have no params to train: backward stops there. Set by compile().
+  std::size_t first_trained_ = 0;
+  // Serialises the public calls (held for a whole batch); a pointer keeps Model movable.
+  std::unique_ptr<std::mutex> mu_ = std::make_unique<std::mutex>();
 
   // Workspaces, sized for the largest batch seen: acts_[i] is the input of layer i.
   int capacity_ = 0;

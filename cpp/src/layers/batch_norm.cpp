@@ -3,7 +3,8 @@
 //   training:  mean, var = batch mean and biased variance per channel
 //              y = gamma * (x - mean) / sqrt(var + eps) + beta
 //              moving = moving * momentum + batch * (1 - momentum)
-//   inference: the same with the moving statistics.
+//   inference: the same with the moving statistics; also in training when the layer is frozen
+//              (trainable = False), as Keras does: then dx = dy * gamma / sqrt(moving_var + eps).
 //   backward (training), xhat = (x - mean) * inv_std:
 //              dbeta = sum dy, dgamma = sum dy * xhat
 //              dx = gamma * inv_std * (dy - dbeta / R - xhat * dgamma / R)
@@ -75,7 +76,7 @@ class BatchNorm final : public Layer {
     const float* beta = beta_ >= 0 ? params_[beta_].value.data() : nullptr;
     float* mm = params_[mm_].value.data();
     float* mv = params_[mm_ + 1].value.data();
-    if (ctx.training) {
+    if (ctx.training && trainable_) {
       // Two passes: the mean, then the mean squared deviation (biased variance, as Keras).
       channel_sums(x, nullptr, nullptr, R, C, s0_.data(), nullptr);
       for (int c = 0; c < C; ++c) mean_[c] = (float)(s0_[c] / R);
@@ -109,6 +110,15 @@ class BatchNorm final : public Layer {
                 const RunContext&) override {
     const int C = in_.back();
     const long R = (long)n * (shape_size(in_) / C);
+    if (!trainable_) {  // frozen: forward was the affine inference map y = a x + b
+      for (Param& p : params_) std::fill(p.grad.begin(), p.grad.end(), 0.0f);
+      if (!dx) return;
+      const float* a = a_.data();
+#pragma omp parallel for schedule(static) if (R * C > 65536)
+      for (long r = 0; r < R; ++r)
+        for (int c = 0; c < C; ++c) dx[r * C + c] = dy[r * C + c] * a[c];
+      return;
+    }
     // s0 = sum dy, s1 = sum dy * (x - mean).
     channel_sums(dy, x, mean_.data(), R, C, s0_.data(), s1_.data());
     float* dgamma = gamma_ >= 0 ? params_[gamma_].grad.data() : nullptr;
