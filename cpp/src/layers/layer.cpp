@@ -1,18 +1,19 @@
 // Shape helpers and activation names shared by every layer.
 #include <cstring>
-#include <sstream>
+#include <string>
 
 #include "shenjing/activations.hpp"
 #include "shenjing/errors.hpp"
 
 namespace shenjing {
 
+// std::to_string, not an ostringstream: iostreams and their locale facets crash or drop the
+// numbers when libstdc++ is linked statically into the module and another extension brings
+// its own (onnx, seen with GCC 12 and 13), and this runs for every error message.
 std::string shape_str(const Shape& s) {
-  std::ostringstream os;
-  os << "(None";
-  for (int d : s) os << ", " << d;
-  os << ")";
-  return os.str();
+  std::string out = "(None";
+  for (int d : s) out += ", " + std::to_string(d);
+  return out + ")";
 }
 
 long long shape_size(const Shape& s) {
