@@ -1,4 +1,5 @@
 // Shape helpers and activation names shared by every layer.
+#include <climits>
 #include <cstring>
 #include <string>
 
@@ -16,10 +17,18 @@ std::string shape_str(const Shape& s) {
   return out + ")";
 }
 
+// The product saturates at LLONG_MAX in magnitude: shapes come from configs (Python arguments,
+// saved files), and 8 dims of up to 2^31 overflow 64 bits.
 long long shape_size(const Shape& s) {
   long long n = 1;
-  for (int d : s) n *= d;
-  return n;
+  bool negative = false;
+  for (int d : s) {
+    if (d == 0) return 0;
+    if (d < 0) negative = !negative;
+    const long long a = d < 0 ? -(long long)d : d;
+    n = n > LLONG_MAX / a ? LLONG_MAX : n * a;
+  }
+  return negative ? -n : n;
 }
 
 namespace {
