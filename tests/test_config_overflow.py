@@ -105,7 +105,8 @@ def test_add_layer_json(class_name, input_shape, config, pattern):
 @pytest.fixture(scope="module")
 def saved_bytes(tmp_path_factory):
     shenjing.utils.set_random_seed(0)
-    model = Sequential([layers.Input((10, 1)), layers.Conv1D(2, 3, padding="same", name="c"),
+    # Conv1D outputs 4 values per sample, what the Reshape test's target wraps to.
+    model = Sequential([layers.Input((4, 1)), layers.Conv1D(1, 3, padding="same", name="c"),
                         layers.Flatten(), layers.Dense(2)])
     path = tmp_path_factory.mktemp("saved") / "m.keras"
     model.save(path)
