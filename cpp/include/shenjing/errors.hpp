@@ -19,7 +19,7 @@ using Shape = std::vector<int>;  // per-sample shape, without the batch axis
 
 // "(None, 28, 28)": how Keras prints a batched shape.
 std::string shape_str(const Shape& s);
-// Number of elements of a per-sample shape.
+// Number of elements of a per-sample shape; saturates at LLONG_MAX (never overflows).
 long long shape_size(const Shape& s);
 
 }  // namespace shenjing

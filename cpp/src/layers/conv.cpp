@@ -17,6 +17,7 @@
 // Conv1D is Conv2D with one row.
 #include <algorithm>
 #include <cctype>
+#include <climits>
 #include <vector>
 
 #include <omp.h>
@@ -69,7 +70,7 @@ class Conv final : public Layer {
   const char* type() const override { return opt_.rank == 2 ? "Conv2D" : "Conv1D"; }
 
   void build(const Shape& input) override {
-    kernels::WindowGeom& g = g_;
+    kernels::WindowGeom g{};  // into g_ only once the build succeeds
     window::input_geometry(name_, type(), input, opt_.rank, g);
     g.KH = opt_.kernel[0];
     g.KW = opt_.kernel[1];
@@ -78,17 +79,16 @@ class Conv final : public Layer {
     g.DH = opt_.dilation[0];
     g.DW = opt_.dilation[1];
     const Padding ph = opt_.rank == 2 ? opt_.padding : Padding::Valid;
-    if (!window::axis(g.H, g.KH, g.SH, g.DH, ph, &g.OH, &g.PT) ||
-        !window::axis(g.W, g.KW, g.SW, g.DW, opt_.padding, &g.OW, &g.PL)) {
-      const int eh = (g.KH - 1) * g.DH + 1, ew = (g.KW - 1) * g.DW + 1;
-      std::string k = opt_.rank == 2 ? window::pair_str(g.KH, g.KW) : std::to_string(g.KW);
-      std::string e = opt_.rank == 2 ? window::pair_str(eh, ew) : std::to_string(ew);
-      throw ValueError("Layer '" + name_ + "' (" + type() + "): kernel_size " + k +
-                       (g.DH > 1 || g.DW > 1 ? " (" + e + " with dilation)" : "") +
-                       " is larger than the input " + shape_str(input) +
-                       " with padding='valid'. Use padding='same', a smaller kernel, or a "
-                       "larger input.");
-    }
+    window::output_geometry(name_, type(), opt_.rank, "kernel_size", ph, opt_.padding, input,
+                            "Use padding='same', a smaller kernel, or a larger input.", g);
+    // The GEMMs index the (KH*KW*C, F) kernel matrix with int.
+    const long long kc = (long long)g.KH * g.KW * g.C;
+    if (kc > INT_MAX)
+      throw ValueError("Layer '" + name_ + "' (" + type() + "): kernel_size " +
+                       window::arg_str(opt_.rank, g.KH, g.KW) + " over " + std::to_string(g.C) +
+                       " input channels (input " + shape_str(input) + ") makes " +
+                       std::to_string(kc) + " kernel rows, more than 2^31 - 1.");
+    g_ = g;
     in_ = input;
     const int F = opt_.filters;
     out_ = opt_.rank == 2 ? Shape{g.OH, g.OW, F} : Shape{g.OW, F};

@@ -1,5 +1,7 @@
 // Dense: y = act(x W + b) over the last axis. x is (rows, in), W is (in, units), rows = n *
 // (product of the leading per-sample dims), as Keras applies Dense to the last axis.
+#include <algorithm>
+#include <climits>
 #include <vector>
 
 #include "kernels/kernels.hpp"
@@ -21,6 +23,14 @@ class Dense final : public Layer {
     if (input.empty())
       throw ValueError("Layer '" + name_ + "' (Dense) expects an input with at least 1 axis "
                        "besides the batch, received shape " + shape_str(input) + ".");
+    // Rows of the GEMM per sample; at most 2^31 - 1 so that a block of whole rows always fits
+    // the GEMM's int M (the model caps a sample at 2^28 values, a C++ caller may not).
+    const long long per_sample = shape_size(input) / input.back();
+    if (per_sample > INT_MAX)
+      throw ValueError("Layer '" + name_ + "' (Dense): input shape " + shape_str(input) +
+                       " has " + std::to_string(per_sample) + " rows per sample, more than "
+                       "2^31 - 1.");
+    rows_per_sample_ = (size_t)per_sample;
     in_ = input;
     out_ = input;
     out_.back() = opt_.units;
@@ -36,51 +46,69 @@ class Dense final : public Layer {
 
   void forward(const float* x, float* y, int n, const RunContext&) override {
     const auto& K = kernels::table();
-    const int rows = n * (int)(shape_size(in_) / in_.back());
+    const size_t rows = (size_t)n * rows_per_sample_;
     const int fin = in_.back(), units = opt_.units;
+    const float* w = params_[0].value.data();
     const float* bias = opt_.use_bias ? params_[1].value.data() : nullptr;
-    if (opt_.activation == Activation::Linear) {
-      K.sgemm(false, false, rows, units, fin, 1.0f, x, fin, params_[0].value.data(), units, 0.0f,
-              y, units, bias);
-      return;
-    }
-    // Keep the pre-activation z for backward; y = act(z).
-    if (z_.size() < (size_t)rows * units) z_.resize((size_t)rows * units);
-    K.sgemm(false, false, rows, units, fin, 1.0f, x, fin, params_[0].value.data(), units, 0.0f,
-            z_.data(), units, bias);
-    K.act_forward((int)opt_.activation, opt_.activation_alpha, z_.data(), y, rows, units);
+    // Linear writes y directly; otherwise keep the pre-activation z for backward, y = act(z).
+    const bool linear = opt_.activation == Activation::Linear;
+    if (!linear && z_.size() < rows * units) z_.resize(rows * units);
+    float* z = linear ? y : z_.data();
+    for_row_blocks(rows, [&](size_t r0, int m) {
+      K.sgemm(false, false, m, units, fin, 1.0f, x + r0 * fin, fin, w, units, 0.0f,
+              z + r0 * units, units, bias);
+    });
+    if (!linear) K.act_forward((int)opt_.activation, opt_.activation_alpha, z, y, rows, units);
   }
 
   void backward(const float* x, const float* y, const float* dy, float* dx, int n,
                 const RunContext&) override {
     const auto& K = kernels::table();
-    const int rows = n * (int)(shape_size(in_) / in_.back());
+    const size_t rows = (size_t)n * rows_per_sample_;
     const int fin = in_.back(), units = opt_.units;
     const float* dz = dy;
     if (opt_.activation != Activation::Linear && !fused_) {
-      if (dz_.size() < (size_t)rows * units) dz_.resize((size_t)rows * units);
+      if (dz_.size() < rows * units) dz_.resize(rows * units);
       K.act_backward((int)opt_.activation, opt_.activation_alpha, z_.data(), y, dy, dz_.data(),
                      rows, units);
       dz = dz_.data();
     }
-    // dW = x^T dz; db = column sums of dz; dx = dz W^T.
-    K.sgemm(true, false, fin, units, rows, 1.0f, x, fin, dz, units, 0.0f,
-            params_[0].grad.data(), units, nullptr);
+    // dW = x^T dz (summed over the row blocks); db = column sums of dz; dx = dz W^T.
+    float* dw = params_[0].grad.data();
+    for_row_blocks(rows, [&](size_t r0, int m) {
+      K.sgemm(true, false, fin, units, m, 1.0f, x + r0 * fin, fin, dz + r0 * units, units,
+              r0 == 0 ? 0.0f : 1.0f, dw, units, nullptr);
+    });
     if (opt_.use_bias) {
       float* db = params_[1].grad.data();
       for (int j = 0; j < units; ++j) db[j] = 0.0f;
-      for (int r = 0; r < rows; ++r) {
-        const float* d = dz + (size_t)r * units;
+      for (size_t r = 0; r < rows; ++r) {
+        const float* d = dz + r * units;
         for (int j = 0; j < units; ++j) db[j] += d[j];
       }
     }
     if (dx)
-      K.sgemm(false, true, rows, fin, units, 1.0f, dz, units, params_[0].value.data(), units,
-              0.0f, dx, fin, nullptr);
+      for_row_blocks(rows, [&](size_t r0, int m) {
+        K.sgemm(false, true, m, fin, units, 1.0f, dz + r0 * units, units,
+                params_[0].value.data(), units, 0.0f, dx + r0 * fin, fin, nullptr);
+      });
   }
 
  private:
+  // fn(first row, row count) over [0, rows) in blocks the GEMM's int M can hold: n samples of
+  // rows_per_sample_ rows pass 2^31 for large batches of sequences or images.
+  template <class Fn>
+  static void for_row_blocks(size_t rows, Fn fn) {
+    constexpr size_t kMaxRows = INT_MAX;
+    size_t r0 = 0;
+    do {  // once even for no rows: the GEMM then still sets dW to 0 (beta 0, K = 0)
+      fn(r0, (int)std::min(kMaxRows, rows - r0));
+      r0 += kMaxRows;
+    } while (r0 < rows);
+  }
+
   DenseOptions opt_;
+  size_t rows_per_sample_ = 0;
   bool fused_ = false;
   std::vector<float> z_, dz_;
 };

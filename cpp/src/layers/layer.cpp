@@ -1,24 +1,34 @@
 // Shape helpers and activation names shared by every layer.
+#include <climits>
 #include <cstring>
-#include <sstream>
+#include <string>
 
 #include "shenjing/activations.hpp"
 #include "shenjing/errors.hpp"
 
 namespace shenjing {
 
+// std::to_string, not an ostringstream: iostreams and their locale facets crash or drop the
+// numbers when libstdc++ is linked statically into the module and another extension brings
+// its own (onnx, seen with GCC 12 and 13), and this runs for every error message.
 std::string shape_str(const Shape& s) {
-  std::ostringstream os;
-  os << "(None";
-  for (int d : s) os << ", " << d;
-  os << ")";
-  return os.str();
+  std::string out = "(None";
+  for (int d : s) out += ", " + std::to_string(d);
+  return out + ")";
 }
 
+// The product saturates at LLONG_MAX in magnitude: shapes come from configs (Python arguments,
+// saved files), and 8 dims of up to 2^31 overflow 64 bits.
 long long shape_size(const Shape& s) {
   long long n = 1;
-  for (int d : s) n *= d;
-  return n;
+  bool negative = false;
+  for (int d : s) {
+    if (d == 0) return 0;
+    if (d < 0) negative = !negative;
+    const long long a = d < 0 ? -(long long)d : d;
+    n = n > LLONG_MAX / a ? LLONG_MAX : n * a;
+  }
+  return negative ? -n : n;
 }
 
 namespace {

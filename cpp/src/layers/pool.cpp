@@ -39,7 +39,7 @@ class Pool final : public Layer {
   }
 
   void build(const Shape& input) override {
-    kernels::WindowGeom& g = g_;
+    kernels::WindowGeom g{};  // into g_ only once the build succeeds
     window::input_geometry(name_, type(), input, opt_.rank, g);
     g.DH = g.DW = 1;
     if (opt_.global) {
@@ -52,13 +52,11 @@ class Pool final : public Layer {
       g.KW = opt_.pool[1];
       g.SH = opt_.strides[0];
       g.SW = opt_.strides[1];
-      if (!window::axis(g.H, g.KH, g.SH, 1, opt_.padding, &g.OH, &g.PT) ||
-          !window::axis(g.W, g.KW, g.SW, 1, opt_.padding, &g.OW, &g.PL))
-        throw ValueError("Layer '" + name_ + "' (" + type() + "): pool_size " +
-                         (opt_.rank == 2 ? window::pair_str(g.KH, g.KW) : std::to_string(g.KW)) +
-                         " is larger than the input " + shape_str(input) +
-                         " with padding='valid'. Use padding='same' or a smaller pool_size.");
+      window::output_geometry(name_, type(), opt_.rank, "pool_size", opt_.padding,
+                              opt_.padding, input,
+                              "Use padding='same' or a smaller pool_size.", g);
     }
+    g_ = g;
     in_ = input;
     if (opt_.global && !opt_.keepdims) out_ = {g.C};
     else out_ = opt_.rank == 2 ? Shape{g.OH, g.OW, g.C} : Shape{g.OW, g.C};

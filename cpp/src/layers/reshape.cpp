@@ -1,5 +1,6 @@
 // Reshape and Flatten: a new per-sample shape over the same row-major data. The model passes
 // the buffer through, so these cost nothing at run time.
+#include <climits>
 #include <string>
 
 #include "shenjing/layers.hpp"
@@ -14,20 +15,24 @@ class Reshape final : public Layer {
   bool passthrough(const RunContext&) const override { return true; }
 
   void build(const Shape& input) override {
+    // shape_size saturates instead of overflowing (targets come from configs and files), and
+    // a saturated product never equals the real size of an input.
     const long long total = shape_size(input);
-    long long known = 1;
+    Shape known_dims;
     int unknown = -1;
     for (size_t i = 0; i < target_.size(); ++i) {
       if (target_[i] == -1 && unknown < 0) unknown = (int)i;
       else if (target_[i] <= 0) fail(input);
-      else known *= target_[i];
+      else known_dims.push_back(target_[i]);
     }
-    out_ = target_;
+    const long long known = shape_size(known_dims);  // >= 1
+    Shape out = target_;
     if (unknown >= 0) {
-      if (known == 0 || total % known != 0) fail(input);
-      out_[unknown] = (int)(total / known);
+      if (total % known != 0 || total / known > INT_MAX) fail(input);
+      out[unknown] = (int)(total / known);
     }
-    if (shape_size(out_) != total) fail(input);
+    if (shape_size(out) != total) fail(input);
+    out_ = out;
     in_ = input;
   }
   void forward(const float*, float*, int, const RunContext&) override {}

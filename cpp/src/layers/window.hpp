@@ -2,6 +2,7 @@
 // output length and padding of one axis, and activations run in parallel over rows.
 #pragma once
 #include <algorithm>
+#include <climits>
 #include <string>
 
 #include <omp.h>
@@ -46,32 +47,74 @@ inline void input_geometry(const std::string& name, const char* type, const Shap
   g.C = input.back();
 }
 
-// Output length of one axis and its padding before, as Keras/TF compute them; false when the
-// (dilated) window does not fit a 'valid' input.
-inline bool axis(int in, int k, int s, int d, Padding p, int* out, int* pad_before) {
-  const int eff = (k - 1) * d + 1;
-  switch (p) {
-    case Padding::Valid:
-      if (in < eff) return false;
-      *out = (in - eff) / s + 1;
-      *pad_before = 0;
-      return true;
-    case Padding::Same: {
-      *out = (in + s - 1) / s;
-      const int total = std::max((*out - 1) * s + eff - in, 0);
-      *pad_before = total / 2;
-      return true;
-    }
-    case Padding::Causal:
-      *out = (in - 1) / s + 1;
-      *pad_before = eff - 1;
-      return true;
-  }
-  return false;
-}
-
 inline const char* padding_name(Padding p) {
   return p == Padding::Valid ? "valid" : p == Padding::Same ? "same" : "causal";
+}
+
+// Outcome of fitting a window along one axis.
+enum class Fit {
+  Ok,
+  TooSmall,  // the (dilated) window does not fit a 'valid' input
+  TooBig     // the geometry passes INT_MAX cells, which the kernels' int indices cannot reach
+};
+
+// Output length of one axis and its padding before, as Keras/TF compute them. In 64 bits:
+// k, s, d come from configs (Python arguments, saved files) and (k - 1) * d passes 2^31. On Ok
+// every index the kernels form along the axis fits an int: window cells (oh * s - pad + i * d,
+// (oh + 1) * s) stay below out * s + eff, clipping bounds (in - (i * d - pad) + s) below
+// in + pad + s, and both are checked.
+inline Fit axis(int in, int k, int s, int d, Padding p, int* out, int* pad_before) {
+  const long long eff = (long long)(k - 1) * d + 1;  // < 2^62: k, d are positive ints
+  if (p == Padding::Valid && in < eff) return Fit::TooSmall;
+  if (eff > INT_MAX) return Fit::TooBig;
+  long long o = 0, pb = 0;
+  switch (p) {
+    case Padding::Valid:
+      o = (in - eff) / s + 1;
+      break;
+    case Padding::Same:
+      o = ((long long)in + s - 1) / s;
+      pb = std::max((o - 1) * s + eff - in, 0LL) / 2;
+      break;
+    case Padding::Causal:
+      o = ((long long)in - 1) / s + 1;
+      pb = eff - 1;
+      break;
+  }
+  if (o * s + eff > INT_MAX || in + pb + s > INT_MAX) return Fit::TooBig;  // terms < 2^33
+  *out = (int)o;
+  *pad_before = (int)pb;
+  return Fit::Ok;
+}
+
+// "3" or "(3, 5)": how Keras prints a window argument of a 1-D or 2-D layer.
+inline std::string arg_str(int rank, int a, int b) {
+  return rank == 2 ? pair_str(a, b) : std::to_string(b);
+}
+
+// Fills g.OH, g.PT, g.OW, g.PL from g's input and window (g.KH ... g.DW), or throws a
+// ValueError naming the layer, its window arguments and the input shape. `window_arg` is
+// "kernel_size" or "pool_size"; `hint` ends the message when the window is larger than a
+// 'valid' input. The row axis of a 1-D layer (H = KH = 1) uses padding_rows = valid.
+inline void output_geometry(const std::string& name, const char* type, int rank,
+                            const char* window_arg, Padding padding_rows, Padding padding,
+                            const Shape& input, const char* hint, kernels::WindowGeom& g) {
+  const Fit fh = axis(g.H, g.KH, g.SH, g.DH, padding_rows, &g.OH, &g.PT);
+  const Fit fw = fh == Fit::Ok ? axis(g.W, g.KW, g.SW, g.DW, padding, &g.OW, &g.PL) : fh;
+  if (fw == Fit::Ok) return;
+  const long long eh = (long long)(g.KH - 1) * g.DH + 1, ew = (long long)(g.KW - 1) * g.DW + 1;
+  const bool dilated = g.DH > 1 || g.DW > 1;
+  const std::string e = rank == 2 ? "(" + std::to_string(eh) + ", " + std::to_string(ew) + ")"
+                                  : std::to_string(ew);
+  std::string msg = "Layer '" + name + "' (" + type + "): " + window_arg + " " +
+                    arg_str(rank, g.KH, g.KW) + (dilated ? " (" + e + " with dilation)" : "");
+  if (fw == Fit::TooSmall)
+    throw ValueError(msg + " is larger than the input " + shape_str(input) +
+                     " with padding='valid'. " + hint);
+  if (dilated) msg += ", dilation_rate " + arg_str(rank, g.DH, g.DW);
+  throw ValueError(msg + ", strides " + arg_str(rank, g.SH, g.SW) + " and padding='" +
+                   padding_name(padding) + "' over the input " + shape_str(input) +
+                   " span more than 2^31 - 1 cells along an axis: too large to compute.");
 }
 
 // y = act(x) (y may be x) over rows x cols, split over threads by rows.

@@ -1,5 +1,7 @@
 // ZeroPadding1D/2D, channels last: x (n, H, W, C) -> y (n, top+H+bottom, left+W+right, C) with
 // zeros around; backward crops dy back to dx. Parallel over output rows / input rows.
+#include <algorithm>
+#include <climits>
 #include <cstring>
 
 #include "layers/window.hpp"
@@ -20,11 +22,23 @@ class ZeroPadding final : public Layer {
 
   void build(const Shape& input) override {
     window::check_input_rank(name_, type(), input, opt_.rank);
-    H_ = opt_.rank == 2 ? input[0] : 1;
-    W_ = input[opt_.rank - 1];
+    const int H = opt_.rank == 2 ? input[0] : 1, W = input[opt_.rank - 1];
+    // 64 bits: each padding may be up to INT_MAX (configs come from files too).
+    const long long oh = (long long)H + opt_.top + opt_.bottom;
+    const long long ow = (long long)W + opt_.left + opt_.right;
+    if (oh > INT_MAX || ow > INT_MAX)
+      throw ValueError("Layer '" + name_ + "' (" + type() + "): padding " +
+                       (opt_.rank == 2 ? "((" + std::to_string(opt_.top) + ", " +
+                                             std::to_string(opt_.bottom) + "), "
+                                       : std::string()) +
+                       window::pair_str(opt_.left, opt_.right) + (opt_.rank == 2 ? ")" : "") +
+                       " around the input " + shape_str(input) + " makes an axis of " +
+                       std::to_string(std::max(oh, ow)) + " cells, more than 2^31 - 1.");
+    H_ = H;
+    W_ = W;
     C_ = input.back();
-    OH_ = H_ + opt_.top + opt_.bottom;
-    OW_ = W_ + opt_.left + opt_.right;
+    OH_ = (int)oh;
+    OW_ = (int)ow;
     in_ = input;
     out_ = opt_.rank == 2 ? Shape{OH_, OW_, C_} : Shape{OW_, C_};
   }
