@@ -401,3 +401,19 @@ def test_bad_optimizer_and_loss_arguments():
 def test_set_random_seed_rejects_non_integers():
     with pytest.raises(ValueError, match="integer"):
         shenjing.utils.set_random_seed(1.5)
+
+
+def test_core_batch_bounds_cannot_overflow():
+    """Direct _core calls with absurd offsets are ValueErrors, not wrapped arithmetic."""
+    model = _model()
+    core = model._core
+    x = np.ascontiguousarray(X, dtype=np.float32)
+    y = np.ascontiguousarray(LABELS, dtype=np.float32)
+    out = np.empty((6, 3), np.float32)
+    big = 2 ** 63 - 2
+    with pytest.raises(ValueError, match="out of range"):
+        core.predict(x, out, big, 4)
+    with pytest.raises(ValueError, match="out of range"):
+        core.test_step(x, y, None, big, 4)
+    with pytest.raises((ValueError, TypeError)):
+        core.test_step(x, y, np.arange(6, dtype=np.int64), big, 4)

@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <climits>
 #include <cstring>
 #include <string>
 
@@ -47,7 +48,9 @@ float* f32_mut(py::array& a, const char* what) {
 }
 
 void check_rows(const py::array& a, long long row, long long rows_needed, const char* what) {
-  if (a.ndim() == 0 || a.size() != a.shape(0) * row || a.shape(0) < rows_needed)
+  // row > 0 and the division keep shape(0) * row from overflowing.
+  if (a.ndim() == 0 || row <= 0 || a.shape(0) > LLONG_MAX / row ||
+      a.size() != a.shape(0) * row || a.shape(0) < rows_needed)
     throw ValueError(std::string(what) + ": expected at least " + std::to_string(rows_needed) +
                      " rows of " + std::to_string(row) + " values, received an array of " +
                      std::to_string(a.size()) + " values.");
@@ -72,18 +75,19 @@ Batch batch_args(Model& m, const py::array& x, const py::array& y, const py::obj
   check_rows(x, row, 1, "x");
   if (y.ndim() == 0 || y.shape(0) != rows)
     throw ValueError("x and y must have the same number of samples.");
+  if (y.size() / rows > INT_MAX) throw ValueError("y has too many values per sample.");
   const int y_width = (int)(y.size() / rows);
   Batch b{xp, yp, y_width, nullptr, count};
   if (!idx.is_none()) {
     auto ia = idx.cast<py::array>();
     if (!py::isinstance<py::array_t<long long>>(ia) || !(ia.flags() & py::array::c_style) ||
-        ia.size() < start + count || start < 0)
+        start < 0 || start > (long long)ia.size() - count)
       throw TypeError("indices must be a C-contiguous int64 array covering the batch.");
     b.idx = static_cast<const long long*>(ia.data()) + start;
     for (int i = 0; i < count; ++i)
       if (b.idx[i] < 0 || b.idx[i] >= rows) throw ValueError("batch index out of range.");
   } else {
-    if (start < 0 || start + count > rows) throw ValueError("batch rows out of range.");
+    if (start < 0 || start > rows - count) throw ValueError("batch rows out of range.");
     b.x = b.x.offset(start, row);
     b.y += start * y_width;
   }
@@ -273,6 +277,8 @@ PYBIND11_MODULE(_core, m) {
       .def("train_step", batch_step<&Model::train_step>)
       .def("compute_gradients",
            [](Model& self, const py::array& x, const py::array& y) {
+             if (x.ndim() && x.shape(0) > INT_MAX)
+               throw ValueError("compute_gradients: at most 2^31-1 samples per call.");
              Batch b = batch_args(self, x, y, py::none(), 0, x.ndim() ? (int)x.shape(0) : 0);
              const float* xp = f32(x, "x");
              py::gil_scoped_release nogil;
@@ -287,9 +293,10 @@ PYBIND11_MODULE(_core, m) {
              const long long orow = shape_size(self.output_shape());
              const ArrayRef xp = array_ref(x, "x");
              float* op = f32_mut(out, "out");
+             if (count <= 0 || start < 0 || start > LLONG_MAX - count)
+               throw ValueError("batch rows out of range.");
              check_rows(x, row, start + count, "x");
              check_rows(out, orow, start + count, "out");
-             if (count <= 0 || start < 0) throw ValueError("batch rows out of range.");
              py::gil_scoped_release nogil;
              self.predict(xp.offset(start, row), count, op + start * orow);
            });
@@ -312,6 +319,9 @@ PYBIND11_MODULE(_core, m) {
       if (isa == tabs[i]->isa) t = tabs[i];
     if (!t) throw ValueError("ISA '" + isa + "' is not available on this CPU/build.");
     if (a.ndim() != 2 || b.ndim() != 2) throw ValueError("_sgemm needs 2-D arrays.");
+    for (const py::array* m : {&a, &b})
+      if (m->shape(0) > INT_MAX || m->shape(1) > INT_MAX)
+        throw ValueError("_sgemm: dimensions must be below 2^31.");
     const float* ap = f32(a, "a");
     const float* bp = f32(b, "b");
     const int M = (int)(ta ? a.shape(1) : a.shape(0)), K = (int)(ta ? a.shape(0) : a.shape(1));
