@@ -14,7 +14,7 @@ from shenjing import _config, _core, _random, losses as losses_mod, metrics as m
 from shenjing import optimizers as optimizers_mod, saving
 from shenjing.callbacks import CallbackList, ProgbarLogger, _pythonify
 from shenjing.data import DataLoader, Dataset
-from shenjing.layers.base import Layer, _auto_name
+from shenjing.layers.base import Layer, _auto_name, _shape_tuple
 from shenjing.layers.input import InputLayer
 
 _SPARSE_CE = 5
@@ -88,12 +88,40 @@ class Sequential:
         self.stop_training = False
         self.history = None
         self._shuffle_rng = None  # drawn from the package generator on first use
-        for layer in layers or []:
-            self.add(layer)
+        layers = list(layers or [])
+        # A failed construction leaves the given layers as they were (reusable elsewhere).
+        self._rollback_on_error(lambda: [self.add(layer) for layer in layers], layers)
+
+    def _rollback_on_error(self, change, new_layers=()):
+        """Runs ``change()``; if it raises, puts the model, its layers (and ``new_layers``)
+        and the optimizer's core link back exactly as they were, so a failed add, pop,
+        build or compile changes nothing (the old C++ model is still referenced, untouched:
+        a rebuild always fills a new one)."""
+        model_vars, layers = dict(vars(self)), list(self._layers)
+        layer_vars = [(layer, dict(vars(layer))) for layer in
+                      list(self._layers) + [l for l in new_layers if isinstance(l, Layer)]]
+        optimizer = self.optimizer
+        optimizer_core = getattr(optimizer, "_model", None)
+        try:
+            return change()
+        except BaseException:
+            vars(self).clear()
+            vars(self).update(model_vars)
+            self._layers = layers
+            for layer, saved in layer_vars:
+                vars(layer).clear()
+                vars(layer).update(saved)
+            if optimizer is not None:
+                optimizer._model = optimizer_core
+            raise
 
     # -- structure -------------------------------------------------------------------------
     def add(self, layer):
-        """Appends a layer (or sets the input shape when given ``Input(...)``)."""
+        """Appends a layer (or sets the input shape when given ``Input(...)``). A layer the
+        model cannot take raises and leaves the model as it was."""
+        self._rollback_on_error(lambda: self._add(layer), [layer])
+
+    def _add(self, layer):
         if isinstance(layer, InputLayer):
             if self._layers:
                 raise ValueError("Input must be the first layer of a Sequential model.")
@@ -111,10 +139,13 @@ class Sequential:
         """Removes the last layer."""
         if not self._layers:
             raise ValueError("There are no layers to pop.")
-        layer = self._layers.pop()
-        if self._input_shape is not None:
-            self._build()
-        return layer
+
+        def pop():
+            layer = self._layers.pop()
+            if self._input_shape is not None:
+                self._build()
+            return layer
+        return self._rollback_on_error(pop)
 
     @property
     def layers(self):
@@ -136,15 +167,29 @@ class Sequential:
     def build(self, input_shape=None):
         """Builds the model for a batched ``input_shape`` such as ``(None, 784)``."""
         if input_shape is not None:
-            self._input_shape = tuple(int(s) for s in tuple(input_shape)[1:])
-        if self._input_shape is None:
+            if isinstance(input_shape, (str, bytes)) or not isinstance(
+                    input_shape, (tuple, list)) or len(input_shape) < 2:
+                raise TypeError(f"build() expects a batched input shape such as (None, 784), "
+                                f"received {input_shape!r}.")
+            input_shape = _shape_tuple(tuple(input_shape)[1:],
+                                       "build(): the input shape after the batch dimension")
+        elif self._input_shape is None:
             raise ValueError("build() needs an input shape, e.g. model.build((None, 784)).")
-        self._build()
+
+        def build():
+            if input_shape is not None:
+                self._input_shape = input_shape
+            self._build()
+        self._rollback_on_error(build)
 
     def _build(self, init=True, core=None):
         """(Re)creates the C++ model; weights of layers built before are kept, new ones are
         initialized (left at zero when not ``init``: a load sets them next). ``core``: a core
-        model already holding these layers (from ``_core.Model.load``) to attach to."""
+        model already holding these layers (from ``_core.Model.load``) to attach to. On
+        failure the model and its layers are left as they were."""
+        self._rollback_on_error(lambda: self._build_core(init, core))
+
+    def _build_core(self, init, core):
         kept = [layer.get_weights() if layer.built and core is None else None
                 for layer in self._layers]
         if core is not None and core.num_layers != len(self._layers):
@@ -198,11 +243,14 @@ class Sequential:
             metrics = [metrics]
         for m in metrics:  # fail early on unknown names
             metrics_mod.get(m, (1, 2), (1, 2))
-        self.optimizer, self.loss = optimizer, loss
-        self._metric_ids = list(metrics)
-        self._metrics = None
-        if self._core is not None:
-            self._compile_core()
+
+        def apply():
+            self.optimizer, self.loss = optimizer, loss
+            self._metric_ids = list(metrics)
+            self._metrics = None
+            if self._core is not None:
+                self._compile_core()
+        self._rollback_on_error(apply)
 
     def _compile_core(self):
         kind, from_logits, delta = self.loss._spec()
@@ -331,6 +379,8 @@ class Sequential:
         """
         if self.optimizer is None:
             raise ValueError("You must call compile() before fit().")
+        if x is None:
+            raise ValueError("fit needs input data x (an array or a DataLoader).")
         level = _verbosity(verbose)
         for what, v in (("epochs", epochs), ("initial_epoch", initial_epoch)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
@@ -454,6 +504,8 @@ class Sequential:
         ``on_test_*`` hooks."""
         if self.optimizer is None:
             raise ValueError("You must call compile() before evaluate().")
+        if x is None:
+            raise ValueError("evaluate needs input data x (an array or a DataLoader).")
         level = _verbosity(verbose)
         cbl = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
             callbacks, add_progbar=level != 0)
@@ -505,6 +557,8 @@ class Sequential:
             out = np.empty((len(x),) + self._output_tail, dtype=np.float32)
             core.predict(x, out, 0, len(x))
             return out
+        if x is None:
+            raise ValueError("predict needs input data x (an array or a DataLoader).")
         if isinstance(x, Dataset):
             x = x.x
         if isinstance(x, DataLoader):
@@ -692,8 +746,20 @@ class Sequential:
         return sum(layer.count_params() for layer in self._layers)
 
     def get_layer(self, name=None, index=None):
+        """The layer called ``name`` or at position ``index`` (Keras's errors for neither,
+        both or an index out of range)."""
+        if index is not None and name is not None:
+            raise ValueError(f"Provide only a layer name or a layer index. Received: "
+                             f"index={index}, name={name}.")
         if index is not None:
+            if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+                raise TypeError(f"get_layer: index must be an integer, received {index!r}.")
+            if not -len(self._layers) <= index < len(self._layers):
+                raise ValueError(f"Was asked to retrieve layer at index {index} but model only "
+                                 f"has {len(self._layers)} layers.")
             return self._layers[index]
+        if name is None:
+            raise ValueError("Provide either a layer name or layer index at `get_layer`.")
         for layer in self._layers:
             if layer.name == name:
                 return layer
