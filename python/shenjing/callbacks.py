@@ -7,27 +7,105 @@ import warnings
 from shenjing._progbar import Progbar
 
 
+def _default(method):
+    """Marks a hook as the do-nothing base version, so the training loops can skip calling
+    it per batch (Keras's ``utils.default``)."""
+    method._is_default = True
+    return method
+
+
+def _is_default(method):
+    return getattr(method, "_is_default", False)
+
+
 class Callback:
-    """Base class; override the hooks you need. ``self.model`` is set by ``fit``."""
+    """Base class; override the hooks you need.
+
+    Every hook receives a ``logs`` dict (never None), as in Keras 3. ``self.model`` is the
+    model being trained, evaluated or predicted with; ``self.params`` holds ``verbose``,
+    ``epochs`` and ``steps``. Hooks left as the base versions cost nothing per batch: the
+    loops call a per-batch hook only on the callbacks that override it.
+    """
 
     def __init__(self):
-        self.model = None
-        self.params = {}
-
-    def set_model(self, model):
-        self.model = model
+        self.params = None
+        self._model = None
 
     def set_params(self, params):
         self.params = params
 
-    def on_train_begin(self, logs=None): pass
-    def on_train_end(self, logs=None): pass
-    def on_epoch_begin(self, epoch, logs=None): pass
-    def on_epoch_end(self, epoch, logs=None): pass
-    def on_train_batch_begin(self, batch, logs=None): pass
-    def on_train_batch_end(self, batch, logs=None): pass
-    def on_test_begin(self, logs=None): pass
-    def on_test_end(self, logs=None): pass
+    def set_model(self, model):
+        self._model = model
+
+    @property
+    def model(self):
+        return self._model
+
+    @_default
+    def on_batch_begin(self, batch, logs=None):
+        """A backwards compatibility alias for ``on_train_batch_begin``."""
+
+    @_default
+    def on_batch_end(self, batch, logs=None):
+        """A backwards compatibility alias for ``on_train_batch_end``."""
+
+    @_default
+    def on_epoch_begin(self, epoch, logs=None):
+        """Called at the start of an epoch of ``fit``."""
+
+    @_default
+    def on_epoch_end(self, epoch, logs=None):
+        """Called at the end of an epoch with its metrics (and ``val_`` ones)."""
+
+    @_default
+    def on_train_batch_begin(self, batch, logs=None):
+        """Called before a training batch, with ``{}``."""
+        self.on_batch_begin(batch, logs=logs)
+
+    @_default
+    def on_train_batch_end(self, batch, logs=None):
+        """Called after a training batch with the running means of the epoch so far."""
+        self.on_batch_end(batch, logs=logs)
+
+    @_default
+    def on_test_batch_begin(self, batch, logs=None):
+        """Called before a batch of ``evaluate`` (also of the validation inside ``fit``)."""
+
+    @_default
+    def on_test_batch_end(self, batch, logs=None):
+        """Called after a batch of ``evaluate`` with the running means so far."""
+
+    @_default
+    def on_predict_batch_begin(self, batch, logs=None):
+        """Called before a batch of ``predict``, with ``{}``."""
+
+    @_default
+    def on_predict_batch_end(self, batch, logs=None):
+        """Called after a batch of ``predict`` with ``{"outputs": batch_outputs}``."""
+
+    @_default
+    def on_train_begin(self, logs=None):
+        """Called at the start of ``fit``."""
+
+    @_default
+    def on_train_end(self, logs=None):
+        """Called at the end of ``fit`` with the logs of the last epoch."""
+
+    @_default
+    def on_test_begin(self, logs=None):
+        """Called at the start of ``evaluate`` or of a validation run."""
+
+    @_default
+    def on_test_end(self, logs=None):
+        """Called at the end of ``evaluate`` or of a validation run with its results."""
+
+    @_default
+    def on_predict_begin(self, logs=None):
+        """Called at the start of ``predict``."""
+
+    @_default
+    def on_predict_end(self, logs=None):
+        """Called at the end of ``predict``."""
 
 
 class History(Callback):
@@ -36,36 +114,90 @@ class History(Callback):
     def __init__(self):
         super().__init__()
         self.history = {}
-        self.epoch = []
 
     def on_train_begin(self, logs=None):
         self.epoch = []
 
     def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
         self.epoch.append(epoch)
-        for k, v in (logs or {}).items():
+        for k, v in logs.items():
             self.history.setdefault(k, []).append(v)
+        self.model.history = self
 
 
 class ProgbarLogger(Callback):
-    """Prints the Keras progress bar: a live bar (verbose=1) or a line per epoch (verbose=2)."""
+    """Prints the Keras progress bar: a live bar (verbose=1) or a line per epoch (verbose=2).
+    ``verbose``, ``epochs`` and ``steps`` come from ``params``, as in Keras; inside ``fit`` the
+    validation run is silent."""
 
-    def __init__(self, verbose=1):
+    def __init__(self):
         super().__init__()
-        self.verbose = verbose
-        self._bar = None
+        self.seen = 0
+        self.progbar = None
+        self.target = None
+        self.verbose = 1
+        self.epochs = 1
+        self._called_in_fit = False
+
+    def set_params(self, params):
+        verbose = params["verbose"]
+        self.verbose = 1 if verbose == "auto" else verbose
+        self.epochs = params["epochs"]
+        self.target = params["steps"]
+
+    def on_train_begin(self, logs=None):
+        self._called_in_fit = True
+
+    def on_test_begin(self, logs=None):
+        if not self._called_in_fit:
+            self._reset_progbar()
+
+    def on_predict_begin(self, logs=None):
+        self._reset_progbar()
 
     def on_epoch_begin(self, epoch, logs=None):
-        epochs = self.params.get("epochs", 1)
-        if self.verbose and epochs > 1:
-            print(f"Epoch {epoch + 1}/{epochs}", flush=True)
-        self._bar = Progbar(self.params.get("steps"), verbose=self.verbose)
+        self._reset_progbar()
+        if self.verbose and self.epochs > 1:
+            print(f"Epoch {epoch + 1}/{self.epochs}", flush=True)
 
     def on_train_batch_end(self, batch, logs=None):
-        self._bar.update(batch + 1, logs)
+        self._update_progbar(batch, logs)
+
+    def on_test_batch_end(self, batch, logs=None):
+        if not self._called_in_fit:
+            self._update_progbar(batch, logs)
+
+    def on_predict_batch_end(self, batch, logs=None):
+        self._update_progbar(batch, None)  # not the predictions
 
     def on_epoch_end(self, epoch, logs=None):
-        self._bar.update(self._bar._seen, logs, finalize=True)
+        self._finalize_progbar(logs)
+
+    def on_test_end(self, logs=None):
+        if not self._called_in_fit:
+            self._finalize_progbar(logs)
+
+    def on_predict_end(self, logs=None):
+        self._finalize_progbar(logs)
+
+    def _reset_progbar(self):
+        self.seen = 0
+        self.progbar = Progbar(self.target, verbose=self.verbose)
+
+    def _update_progbar(self, batch, logs=None):
+        if self.progbar is None:
+            self._reset_progbar()
+        self.seen = batch + 1
+        if self.verbose == 1:
+            self.progbar.update(self.seen, logs or {}, finalize=False)
+
+    def _finalize_progbar(self, logs):
+        if self.progbar is None:
+            self._reset_progbar()
+        if self.target is None:
+            self.target = self.progbar.target = self.seen
+        self.progbar.update(self.target, logs or {}, finalize=True)
 
 
 class EarlyStopping(Callback):
@@ -210,20 +342,8 @@ def _mode(mode, monitor, cls):
     return mode
 
 
-class CallbackList:
-    """Calls every callback in order (internal to fit)."""
+# At the end: the list module subclasses Callback and knows History and ProgbarLogger.
+from shenjing._callback_list import CallbackList, _pythonify  # noqa: E402
 
-    def __init__(self, callbacks, model, params):
-        self.callbacks = list(callbacks)
-        for c in self.callbacks:
-            c.set_model(model)
-            c.set_params(params)
-
-    def __getattr__(self, hook):
-        def call(*args, **kwargs):
-            for c in self.callbacks:
-                getattr(c, hook)(*args, **kwargs)
-        return call
-
-
-__all__ = ["Callback", "History", "EarlyStopping", "ModelCheckpoint", "ProgbarLogger"]
+__all__ = ["Callback", "CallbackList", "History", "EarlyStopping", "ModelCheckpoint",
+           "ProgbarLogger"]

@@ -2,18 +2,19 @@
 (with the GIL released); Python only slices, counts and prints progress."""
 import json
 import math
+import numbers
 import os
 import textwrap
 import time
+import warnings
 
 import numpy as np
 
 from shenjing import _config, _core, _random, losses as losses_mod, metrics as metrics_mod
 from shenjing import optimizers as optimizers_mod, saving
-from shenjing.callbacks import Callback, CallbackList, History, ProgbarLogger
+from shenjing.callbacks import CallbackList, ProgbarLogger, _pythonify
 from shenjing.data import DataLoader, Dataset
-from shenjing._progbar import Progbar
-from shenjing.layers.base import Layer, _auto_name
+from shenjing.layers.base import Layer, _auto_name, _shape_tuple
 from shenjing.layers.input import InputLayer
 
 _SPARSE_CE = 5
@@ -103,12 +104,40 @@ class Sequential:
         self.stop_training = False
         self.history = None
         self._shuffle_rng = None  # drawn from the package generator on first use
-        for layer in layers or []:
-            self.add(layer)
+        layers = list(layers or [])
+        # A failed construction leaves the given layers as they were (reusable elsewhere).
+        self._rollback_on_error(lambda: [self.add(layer) for layer in layers], layers)
+
+    def _rollback_on_error(self, change, new_layers=()):
+        """Runs ``change()``; if it raises, puts the model, its layers (and ``new_layers``)
+        and the optimizer's core link back exactly as they were, so a failed add, pop,
+        build or compile changes nothing (the old C++ model is still referenced, untouched:
+        a rebuild always fills a new one)."""
+        model_vars, layers = dict(vars(self)), list(self._layers)
+        layer_vars = [(layer, dict(vars(layer))) for layer in
+                      list(self._layers) + [l for l in new_layers if isinstance(l, Layer)]]
+        optimizer = self.optimizer
+        optimizer_core = getattr(optimizer, "_model", None)
+        try:
+            return change()
+        except BaseException:
+            vars(self).clear()
+            vars(self).update(model_vars)
+            self._layers = layers
+            for layer, saved in layer_vars:
+                vars(layer).clear()
+                vars(layer).update(saved)
+            if optimizer is not None:
+                optimizer._model = optimizer_core
+            raise
 
     # -- structure -------------------------------------------------------------------------
     def add(self, layer):
-        """Appends a layer (or sets the input shape when given ``Input(...)``)."""
+        """Appends a layer (or sets the input shape when given ``Input(...)``). A layer the
+        model cannot take raises and leaves the model as it was."""
+        self._rollback_on_error(lambda: self._add(layer), [layer])
+
+    def _add(self, layer):
         if isinstance(layer, InputLayer):
             if self._layers:
                 raise ValueError("Input must be the first layer of a Sequential model.")
@@ -126,10 +155,13 @@ class Sequential:
         """Removes the last layer."""
         if not self._layers:
             raise ValueError("There are no layers to pop.")
-        layer = self._layers.pop()
-        if self._input_shape is not None:
-            self._build()
-        return layer
+
+        def pop():
+            layer = self._layers.pop()
+            if self._input_shape is not None:
+                self._build()
+            return layer
+        return self._rollback_on_error(pop)
 
     @property
     def layers(self):
@@ -162,15 +194,29 @@ class Sequential:
     def build(self, input_shape=None):
         """Builds the model for a batched ``input_shape`` such as ``(None, 784)``."""
         if input_shape is not None:
-            self._input_shape = tuple(int(s) for s in tuple(input_shape)[1:])
-        if self._input_shape is None:
+            if isinstance(input_shape, (str, bytes)) or not isinstance(
+                    input_shape, (tuple, list)) or len(input_shape) < 2:
+                raise TypeError(f"build() expects a batched input shape such as (None, 784), "
+                                f"received {input_shape!r}.")
+            input_shape = _shape_tuple(tuple(input_shape)[1:],
+                                       "build(): the input shape after the batch dimension")
+        elif self._input_shape is None:
             raise ValueError("build() needs an input shape, e.g. model.build((None, 784)).")
-        self._build()
+
+        def build():
+            if input_shape is not None:
+                self._input_shape = input_shape
+            self._build()
+        self._rollback_on_error(build)
 
     def _build(self, init=True, core=None):
         """(Re)creates the C++ model; weights of layers built before are kept, new ones are
         initialized (left at zero when not ``init``: a load sets them next). ``core``: a core
-        model already holding these layers (from ``_core.Model.load``) to attach to."""
+        model already holding these layers (from ``_core.Model.load``) to attach to. On
+        failure the model and its layers are left as they were."""
+        self._rollback_on_error(lambda: self._build_core(init, core))
+
+    def _build_core(self, init, core):
         kept = [layer.get_weights() if layer.built and core is None else None
                 for layer in self._layers]
         if core is not None and core.num_layers != len(self._layers):
@@ -224,11 +270,14 @@ class Sequential:
             metrics = [metrics]
         for m in metrics:  # fail early on unknown names
             metrics_mod.get(m, (1, 2), (1, 2))
-        self.optimizer, self.loss = optimizer, loss
-        self._metric_ids = list(metrics)
-        self._metrics = None
-        if self._core is not None:
-            self._compile_core()
+
+        def apply():
+            self.optimizer, self.loss = optimizer, loss
+            self._metric_ids = list(metrics)
+            self._metrics = None
+            if self._core is not None:
+                self._compile_core()
+        self._rollback_on_error(apply)
 
     def _compile_core(self):
         # Frozen layers (layer.trainable = False) take effect here, at compile, as in Keras.
@@ -258,8 +307,10 @@ class Sequential:
         """x as a C-contiguous float32 array of this model's input shape (converted once)."""
         x = _numeric(x, "x")
         if self._input_shape is None:
-            self._input_shape = tuple(x.shape[1:])
-            self._build()
+            def infer():  # a build that fails leaves no inferred input shape behind
+                self._input_shape = tuple(x.shape[1:])
+                self._build()
+            self._rollback_on_error(infer)
         elif self._core is None:
             self._build()
         expected = tuple(self._input_shape)
@@ -341,7 +392,8 @@ class Sequential:
 
     # -- training --------------------------------------------------------------------------
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
-            validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0):
+            validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0,
+            steps_per_epoch=None):
         """Trains the model for a fixed number of epochs.
 
         Args:
@@ -349,11 +401,13 @@ class Sequential:
             batch_size: samples per gradient update (32 when None).
             epochs: index of the last epoch to train (training starts at ``initial_epoch``).
             verbose: 'auto' or 1 (live progress bar), 2 (one line per epoch), 0 (silent).
-            callbacks: list of ``shenjing.callbacks.Callback``.
+            callbacks: list of ``shenjing.callbacks.Callback`` (or a ``CallbackList``).
             validation_split: fraction of the samples, taken from the end before shuffling,
                 to hold out and evaluate at the end of each epoch.
             validation_data: ``(x_val, y_val)`` or a DataLoader evaluated after each epoch.
             shuffle: reshuffle the samples before each epoch.
+            steps_per_epoch: batches per epoch; the next epoch continues where this one
+                stopped, and an epoch that runs out of data ends early with a warning (Keras).
 
         Returns:
             A ``History`` whose ``history`` dict maps 'loss', metric names and their 'val_'
@@ -361,16 +415,32 @@ class Sequential:
         """
         if self.optimizer is None:
             raise ValueError("You must call compile() before fit().")
-        verbose = _verbosity(verbose)
+        if x is None:
+            raise ValueError("fit needs input data x (an array or a DataLoader).")
+        level = _verbosity(verbose)
         for what, v in (("epochs", epochs), ("initial_epoch", initial_epoch)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
                 raise ValueError(f"{what} must be a non-negative integer, received {v!r}.")
-        if not 0 <= validation_split < 1:
-            raise ValueError(f"validation_split must be in [0, 1), received {validation_split}.")
+        if steps_per_epoch is not None and (isinstance(steps_per_epoch, bool) or not isinstance(
+                steps_per_epoch, (int, np.integer)) or steps_per_epoch <= 0):
+            raise ValueError(f"steps_per_epoch must be None or a positive integer, received "
+                             f"{steps_per_epoch!r}.")
+        if isinstance(validation_split, bool) or not isinstance(validation_split, numbers.Real) \
+                or not 0 <= validation_split < 1:
+            raise ValueError(f"validation_split must be in [0, 1), received "
+                             f"{validation_split!r}.")
+        # Checked before anything changes: a bad callbacks list must not half-build the model.
+        cbl = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
+            callbacks, add_history=True, add_progbar=level != 0)
         if validation_split and validation_data is None:
             if isinstance(x, (DataLoader, Dataset)):
                 raise ValueError("validation_split needs arrays x and y, not a DataLoader.")
-            x, y = np.asarray(x), np.asarray(y)
+            if y is None:
+                raise ValueError("fit needs targets y (validation_split splits x and y).")
+            x, y = _numeric(x, "x"), _numeric(y, "y")
+            if len(x) != len(y):
+                raise ValueError(f"x and y must have the same number of samples: x has "
+                                 f"{len(x)}, y has {len(y)}.")
             split = int(len(x) * (1 - validation_split))
             if split == 0 or split == len(x):
                 raise ValueError(f"validation_split={validation_split} leaves no samples for "
@@ -388,31 +458,42 @@ class Sequential:
             _check_finite(vx, "validation x")
             validation_data = (vx, self._as_target(vy, len(vx)))
 
-        history = History()
-        cbs = [history] + list(callbacks or [])
-        progbar = ProgbarLogger(verbose) if verbose else None
-        if progbar:
-            cbs.append(progbar)
-        params = {"verbose": verbose, "epochs": epochs, "steps": steps}
-        cbl = CallbackList(cbs, self, params)
-        # Per-batch hooks that need logs every batch; the progress bar only when it redraws.
-        batch_hooks = [c for c in cbs if type(c).on_train_batch_end is not
-                       Callback.on_train_batch_end and c is not progbar]
+        if cbl is not callbacks:
+            cbl.set_model(self)
+            cbl.set_params({"verbose": verbose, "epochs": epochs,
+                            "steps": steps_per_epoch or steps})
+        # Per-batch hooks go only to the callbacks that override them; the default progress
+        # bar is redrawn from here at most every 50 ms, with logs built only then.
+        progbar = cbl._progbar if type(cbl._progbar) is ProgbarLogger else None
+        begin_cbs = cbl._batch_callbacks("on_train_batch_begin")
+        end_cbs = cbl._batch_callbacks("on_train_batch_end", skip=progbar)
         redraw_every = 0.05 if progbar and progbar.verbose == 1 else math.inf
         names = [m.name for m in self._metrics]
         core = self._core
         self.stop_training = False
         cbl.on_train_begin()
-        logs = {}
+        training_logs = None
+        pos = 0  # batches of the current pass over the data done (steps_per_epoch continues it)
         for epoch in range(initial_epoch, epochs):
             cbl.on_epoch_begin(epoch)
             core.learning_rate = self.optimizer.learning_rate
-            idx = order()
+            if pos == 0:
+                idx = order()
             loss_sum, sums, seen = 0.0, np.zeros(len(names)), 0
             next_draw = time.perf_counter() + redraw_every
-            for b in range(steps):
-                start = b * batch_size
+            for b in range(steps_per_epoch or steps):
+                if pos >= steps:
+                    warnings.warn("Your input ran out of data; interrupting training. Make sure "
+                                  "that it has at least `steps_per_epoch * epochs` batches.",
+                                  stacklevel=2)
+                    break
+                if begin_cbs:
+                    batch_begin = {}
+                    for c in begin_cbs:
+                        c.on_train_batch_begin(b, batch_begin)
+                start = pos * batch_size
                 count = min(batch_size, len(x) - start)
+                pos += 1
                 ls, ms = core.train_step(x, y, idx, start, count)
                 if not math.isfinite(ls):
                     raise ValueError(
@@ -422,29 +503,29 @@ class Sequential:
                 loss_sum += ls
                 sums += ms
                 seen += count
-                if batch_hooks or (progbar and time.perf_counter() >= next_draw):
-                    logs = self._logs(names, sums, loss_sum, seen)
-                    for c in batch_hooks:
+                if end_cbs or (progbar and time.perf_counter() >= next_draw):
+                    logs = _pythonify(self._logs(names, sums, loss_sum, seen))
+                    for c in end_cbs:
                         c.on_train_batch_end(b, logs)
                     if progbar and time.perf_counter() >= next_draw:
                         progbar.on_train_batch_end(b, logs)
                         next_draw = time.perf_counter() + redraw_every
-            logs = self._logs(names, sums, loss_sum, seen)
-            if progbar:
-                progbar._bar._seen = steps
+                if self.stop_training:
+                    break
+            if pos >= steps:
+                pos = 0
+            epoch_logs = self._logs(names, sums, loss_sum, seen)
             if validation_data is not None:
                 val = self.evaluate(*((validation_data, None) if isinstance(
                     validation_data, (DataLoader, Dataset)) else validation_data),
-                    batch_size=batch_size, verbose=0, return_dict=True)
-                logs.update({"val_" + k: v for k, v in val.items()})
-            cbl.on_epoch_end(epoch, logs)
+                    batch_size=batch_size, callbacks=cbl, return_dict=True)
+                epoch_logs.update({"val_" + k: v for k, v in val.items()})
+            cbl.on_epoch_end(epoch, epoch_logs)
+            training_logs = epoch_logs
             if self.stop_training:
                 break
-        cbl.on_train_end(logs)
-        history.params = params
-        history.model = self
-        self.history = history
-        return history
+        cbl.on_train_end(training_logs)
+        return self.history
 
     @staticmethod
     def _logs(names, sums, loss_sum, seen):
@@ -452,36 +533,58 @@ class Sequential:
         logs["loss"] = loss_sum / seen
         return logs
 
-    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", return_dict=False):
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", return_dict=False,
+                 callbacks=None):
         """Returns the loss, or ``[loss, *metrics]`` when the model has metrics (a dict when
-        ``return_dict``), at inference behaviour (dropout off)."""
+        ``return_dict``), at inference behaviour (dropout off). ``callbacks`` get the
+        ``on_test_*`` hooks."""
         if self.optimizer is None:
             raise ValueError("You must call compile() before evaluate().")
-        verbose = _verbosity(verbose)
+        if x is None:
+            raise ValueError("evaluate needs input data x (an array or a DataLoader).")
+        level = _verbosity(verbose)
+        cbl = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
+            callbacks, add_progbar=level != 0)
         x, y, batch_size, order, steps = self._data(x, y, batch_size, "evaluate")
         self._resolve_metrics(y.shape)
+        if cbl is not callbacks:
+            cbl.set_model(self)
+            cbl.set_params({"verbose": verbose, "epochs": 1, "steps": steps})
+        # Inside fit the progress bar ignores the validation batches: skip calling it.
+        quiet = cbl._progbar if type(cbl._progbar) is ProgbarLogger and \
+            cbl._progbar._called_in_fit else None
+        begin_cbs = cbl._batch_callbacks("on_test_batch_begin")
+        end_cbs = cbl._batch_callbacks("on_test_batch_end", skip=quiet)
         names = [m.name for m in self._metrics]
         idx = order()
-        bar = Progbar(steps, verbose=verbose) if verbose else None
+        cbl.on_test_begin()
         loss_sum, sums, seen = 0.0, np.zeros(len(names)), 0
         for b in range(steps):
+            if begin_cbs:
+                batch_begin = {}
+                for c in begin_cbs:
+                    c.on_test_batch_begin(b, batch_begin)
             start = b * batch_size
             count = min(batch_size, len(x) - start)
             ls, ms = self._core.test_step(x, y, idx, start, count)
             loss_sum += ls
             sums += ms
             seen += count
-            if bar:
-                bar.update(b + 1, self._logs(names, sums, loss_sum, seen))
-        logs = self._logs(names, sums, loss_sum, seen)
+            if end_cbs:
+                logs = _pythonify(self._logs(names, sums, loss_sum, seen))
+                for c in end_cbs:
+                    c.on_test_batch_end(b, logs)
+        logs = _pythonify(self._logs(names, sums, loss_sum, seen))
+        cbl.on_test_end(logs)
         if return_dict:
             return logs
         return logs["loss"] if not names else [logs["loss"]] + [logs[n] for n in names]
 
-    def predict(self, x, batch_size=None, verbose="auto"):
-        """Returns the outputs for the samples in x (an array or a DataLoader) as float32."""
+    def predict(self, x, batch_size=None, verbose="auto", callbacks=None):
+        """Returns the outputs for the samples in x (an array or a DataLoader) as float32.
+        ``callbacks`` get the ``on_predict_*`` hooks."""
         core = self._core
-        if (verbose == 0 and core is not None and type(x) is np.ndarray
+        if (verbose == 0 and callbacks is None and core is not None and type(x) is np.ndarray
                 and x.dtype == np.float32 and x.ndim and x.flags.c_contiguous and 0 < len(x)
                 and (batch_size is None and len(x) <= 32
                      or type(batch_size) is int and 0 < len(x) <= batch_size)
@@ -490,24 +593,44 @@ class Sequential:
             out = np.empty((len(x),) + self._output_tail, dtype=np.float32)
             core.predict(x, out, 0, len(x))
             return out
+        if x is None:
+            raise ValueError("predict needs input data x (an array or a DataLoader).")
         if isinstance(x, Dataset):
             x = x.x
         if isinstance(x, DataLoader):
             batch_size, x = x.batch_size, x.dataset.x
         batch_size = _check_batch_size(batch_size)
-        verbose = _verbosity(verbose)
+        level = _verbosity(verbose)
+        cbl = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
+            callbacks, add_progbar=level != 0)
         x = self._as_input(x)
         if x.dtype.kind == "f" and x.dtype != np.float32:
             _check_finite(x, "x")  # a clear message for float64 beyond float32's range
         n = len(x)
         out = np.empty((n,) + tuple(self._core.output_shape), dtype=np.float32)
         steps = -(-n // batch_size)
-        bar = Progbar(steps, verbose=verbose) if verbose else None
+        if cbl is not callbacks:
+            cbl.set_model(self)
+            cbl.set_params({"verbose": verbose, "epochs": 1, "steps": steps})
+        begin_cbs = cbl._batch_callbacks("on_predict_batch_begin")
+        end_cbs = cbl._batch_callbacks("on_predict_batch_end")
+        cbl.on_predict_begin()
         for b in range(steps):
+            if begin_cbs:
+                batch_begin = {}
+                for c in begin_cbs:
+                    c.on_predict_batch_begin(b, batch_begin)
             start = b * batch_size
-            self._core.predict(x, out, start, min(batch_size, n - start))
-            if bar:
-                bar.update(b + 1)
+            count = min(batch_size, n - start)
+            self._core.predict(x, out, start, count)
+            if end_cbs:
+                # A read-only view: what the hook sees is what predict returns.
+                batch_out = out[start:start + count]
+                batch_out.flags.writeable = False
+                logs = {"outputs": batch_out}
+                for c in end_cbs:
+                    c.on_predict_batch_end(b, logs)
+        cbl.on_predict_end()
         return out
 
     def __call__(self, x, training=False):
@@ -661,8 +784,20 @@ class Sequential:
         return sum(layer.count_params() for layer in self._layers)
 
     def get_layer(self, name=None, index=None):
+        """The layer called ``name`` or at position ``index`` (Keras's errors for neither,
+        both or an index out of range)."""
+        if index is not None and name is not None:
+            raise ValueError(f"Provide only a layer name or a layer index. Received: "
+                             f"index={index}, name={name}.")
         if index is not None:
+            if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+                raise TypeError(f"get_layer: index must be an integer, received {index!r}.")
+            if not -len(self._layers) <= index < len(self._layers):
+                raise ValueError(f"Was asked to retrieve layer at index {index} but model only "
+                                 f"has {len(self._layers)} layers.")
             return self._layers[index]
+        if name is None:
+            raise ValueError("Provide either a layer name or layer index at `get_layer`.")
         for layer in self._layers:
             if layer.name == name:
                 return layer
