@@ -6,13 +6,11 @@ success must give finite predictions that match one-sample-at-a-time prediction,
 epoch with a finite loss and a finite evaluation. Deterministic (derandomize) and a few
 hundred cases by default; set SHENJING_FUZZ_EXAMPLES to run more locally.
 
-Known bugs being fixed elsewhere (issue 8) are not generated, by construction:
-  (a) losses/metrics on outputs of rank > 2, and mse/mae/binary_accuracy/categorical_accuracy
-      metrics with sparse labels: every stack ends in Flatten + Dense, and those metrics are
-      not drawn with sparse_categorical_crossentropy;
-  (b) layer.trainable=False ignored by training: trainable is never set;
-  (c) int overflow in conv/pool/reshape size computations for huge kernel_size, dilation,
-      strides: their "bad" values are small (0, negative, float, None, str), never huge.
+Issue 8's bug classes are drawn on purpose, with an oracle each: outputs of rank > 2 (the head
+Dense sometimes works on the last axis of an unflattened stack, with per-position targets),
+metrics that need other targets than the loss's (refused with a ValueError naming the
+metric exactly when Keras's rule says so), frozen layers (whose weights must not move), and
+huge kernel sizes, strides and dilations (refused, never wrapped).
 """
 import os
 
@@ -26,7 +24,7 @@ from shenjing import layers
 
 EXAMPLES = int(os.environ.get("SHENJING_FUZZ_EXAMPLES", "300"))
 
-BAD_INTS = [0, -1, 2.5, None, "3", True]
+BAD_INTS = [0, -1, 2.5, None, "3", True, 2 ** 31, 2 ** 31 - 1, 2 ** 62]
 BAD_ANY = [0, -1, 2.5, None, "x", 10 ** 12, [], object()]
 ACTIVATIONS = [None, "linear", "relu", "sigmoid", "tanh", "softmax", "elu", "selu", "softplus",
                "swish", "gelu"]
@@ -35,7 +33,6 @@ LOSSES = ["mse", "mae", "huber", "binary_crossentropy", "categorical_crossentrop
           "sparse_categorical_crossentropy"]
 METRICS = ["accuracy", "mae", "mse", "binary_accuracy", "categorical_accuracy",
            "sparse_categorical_accuracy"]
-SPARSE_SAFE_METRICS = ["accuracy", "sparse_categorical_accuracy"]  # known bug (a)
 
 
 def _arg(draw, good, bad=BAD_INTS):
@@ -125,14 +122,16 @@ def case(draw):
     units = draw(st.integers(1, 4))
     head_activation = draw(st.sampled_from([None, "softmax", "sigmoid", "relu"]))
     loss = draw(st.sampled_from(LOSSES))
-    pool = SPARSE_SAFE_METRICS if loss == "sparse_categorical_crossentropy" else METRICS
-    metrics = draw(st.lists(st.sampled_from(pool), max_size=2, unique=True))
+    metrics = draw(st.lists(st.sampled_from(METRICS), max_size=2, unique=True))
+    flatten = draw(st.integers(0, 3)) > 0  # else the head works on the last axis
+    frozen = draw(st.lists(st.booleans(), min_size=len(stack) + 1, max_size=len(stack) + 1))
     optimizer = draw(st.sampled_from(OPTIMIZERS))
     batch_size = draw(st.sampled_from([None, 1, 2, 5]))
     seed = draw(st.integers(0, 2 ** 16))
     return dict(shape=shape, n=n, dtype=dtype, poison=poison, stack=stack, units=units,
                 head_activation=head_activation, loss=loss, metrics=metrics,
-                optimizer=optimizer, batch_size=batch_size, seed=seed)
+                optimizer=optimizer, batch_size=batch_size, seed=seed, flatten=flatten,
+                frozen=frozen)
 
 
 def _inputs(c):
@@ -158,15 +157,27 @@ def _inputs(c):
     return rng.normal(size=full).astype(c["dtype"])
 
 
-def _targets(c, rng):
-    n, k = c["n"], c["units"]
+def _targets(c, rng, out_shape):
+    """Targets for an output of ``out_shape`` (batched): per position of its last axis."""
+    n, k, lead = c["n"], out_shape[-1], tuple(out_shape[1:-1])
     if c["loss"] == "sparse_categorical_crossentropy":
-        return rng.integers(0, k, n)
+        return rng.integers(0, k, (n,) + lead)
     if c["loss"] == "categorical_crossentropy":
-        return np.eye(k, dtype=np.float32)[rng.integers(0, k, n)]
+        return np.eye(k, dtype=np.float32)[rng.integers(0, k, (n,) + lead)]
     if c["loss"] == "binary_crossentropy":
-        return rng.integers(0, 2, (n, k)).astype(np.float32)
-    return rng.normal(size=(n, k)).astype(np.float32)
+        return rng.integers(0, 2, (n,) + lead + (k,)).astype(np.float32)
+    return rng.normal(size=(n,) + lead + (k,)).astype(np.float32)
+
+
+def _refused_metric(c, width):
+    """The metric Keras's target rules refuse for this loss's targets, or None."""
+    sparse = c["loss"] == "sparse_categorical_crossentropy"
+    for m in c["metrics"]:
+        if m == "categorical_accuracy" and sparse and width > 1:
+            return m
+        if m == "sparse_categorical_accuracy" and not sparse and width > 1:
+            return m
+    return None
 
 
 def _run(c):
@@ -175,28 +186,42 @@ def _run(c):
     try:
         built = [layers.Input(c["shape"])]
         built += [getattr(layers, kind)(**args) for kind, args in c["stack"]]
-        built += [layers.Flatten(), layers.Dense(c["units"], activation=c["head_activation"])]
+        built += [layers.Flatten()] if c.get("flatten", True) else []
+        built += [layers.Dense(c["units"], activation=c["head_activation"])]
         model = shenjing.Sequential(built)
+        for layer, frozen in zip(model.layers, c.get("frozen", ())):
+            layer.trainable = not frozen
         model.compile(optimizer=c["optimizer"], loss=c["loss"], metrics=c["metrics"])
     except (ValueError, TypeError):
         return None
     x = _inputs(c)
     out = model.predict(x, batch_size=c["batch_size"], verbose=0)
     assert c.get("poison") is None, "predict accepted poisoned input"
-    assert out.shape == (c["n"], c["units"]) and out.dtype == np.float32
+    assert out.shape == (c["n"],) + model.output_shape[1:] and out.dtype == np.float32
+    out = out.reshape(c["n"], -1)
     assert np.isfinite(out).all(), "non-finite predictions"
     for i in range(c["n"]):
         row = model.predict(x[i:i + 1], verbose=0)
-        np.testing.assert_allclose(row[0], out[i], rtol=1e-4, atol=1e-5,
+        np.testing.assert_allclose(row.reshape(-1), out[i], rtol=1e-4, atol=1e-5,
                                    err_msg=f"row {i} alone differs from the batch")
-    y = _targets(c, np.random.default_rng(c["seed"] + 1))
+    y = _targets(c, np.random.default_rng(c["seed"] + 1), model.output_shape)
+    refused = _refused_metric(c, model.output_shape[-1])
+    frozen = [(layer, layer.get_weights()) for layer in model.layers if not layer.trainable]
     try:
         history = model.fit(x, y, batch_size=c["batch_size"], epochs=1, verbose=0)
     except ValueError as e:
-        # The only acceptable fit failure here: a loss that blew up (TerminateOnNaN).
-        assert "The loss became" in str(e), str(e)
+        # The acceptable fit failures: a metric Keras's rules refuse for these targets, or a
+        # loss that blew up (TerminateOnNaN).
+        if refused:
+            assert f"Metric '{refused}' needs" in str(e), str(e)
+        else:
+            assert "The loss became" in str(e), str(e)
         return None
+    assert refused is None, f"fit accepted metric {refused!r} for these targets"
     assert np.isfinite(history.history["loss"][0])
+    for layer, weights in frozen:
+        for before, after in zip(weights, layer.get_weights()):
+            np.testing.assert_array_equal(before, after, err_msg=f"frozen {layer.name} moved")
     result = model.evaluate(x, y, batch_size=c["batch_size"], verbose=0, return_dict=True)
     assert all(np.isfinite(v) for v in result.values()), result
     return out
