@@ -94,6 +94,13 @@ _SAVER = textwrap.dedent("""
 """)
 
 
+def _size(path):
+    try:
+        return os.path.getsize(path)
+    except FileNotFoundError:  # renamed into place meanwhile
+        return 0
+
+
 def test_temporaries_of_killed_saves_are_removed_by_the_next_save(tmp_path):
     """SIGKILL a process in the middle of saving a large model, a few times: its temporaries
     stay behind; the next save of the same path removes them all."""
@@ -106,7 +113,10 @@ def test_temporaries_of_killed_saves_are_removed_by_the_next_save(tmp_path):
         try:
             assert child.stdout.readline().strip() == "ready"
             deadline = time.monotonic() + 60
-            while not set(_temporaries(tmp_path)) - left and time.monotonic() < deadline:
+            # Kill it mid-write: once a new temporary holds some bytes (a just-created, still
+            # empty one would make the size check below meaningless).
+            while time.monotonic() < deadline and not any(
+                    _size(tmp_path / n) > 0 for n in set(_temporaries(tmp_path)) - left):
                 time.sleep(0.001)
         finally:
             child.send_signal(signal.SIGKILL)
@@ -114,7 +124,7 @@ def test_temporaries_of_killed_saves_are_removed_by_the_next_save(tmp_path):
             child.stdout.close()
         left = set(_temporaries(tmp_path))
     assert left, "no save was killed while writing"  # precondition
-    size = sum(os.path.getsize(tmp_path / n) for n in left)
+    size = sum(_size(tmp_path / n) for n in left)
     model = _model()
     model.save(target)
     assert _temporaries(tmp_path) == []
