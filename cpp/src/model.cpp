@@ -108,12 +108,15 @@ void Model::compile(const LossOptions& loss, const OptimizerOptions& opt,
   // Frozen layers (trainable = False) and state such as moving statistics stay out of the
   // optimizer; layers before the first one with something to train need no backward.
   param_list_.clear();
+  trained_ids_.clear();
   first_trained_ = layers_.size();
   for (size_t i = 0; i < layers_.size(); ++i) {
     if (!layers_[i]->trainable()) continue;
-    for (auto& p : layers_[i]->params())
-      if (p.trainable) {
-        param_list_.push_back(&p);
+    auto& params = layers_[i]->params();
+    for (size_t k = 0; k < params.size(); ++k)
+      if (params[k].trainable) {
+        param_list_.push_back(&params[k]);
+        trained_ids_.emplace_back(i, k);
         first_trained_ = std::min(first_trained_, i);
       }
   }
@@ -121,14 +124,7 @@ void Model::compile(const LossOptions& loss, const OptimizerOptions& opt,
 
 std::vector<std::pair<std::size_t, std::size_t>> Model::trained_params() const {
   std::lock_guard<std::mutex> lock(*mu_);
-  std::vector<std::pair<std::size_t, std::size_t>> out;
-  for (const Param* p : param_list_)
-    for (size_t i = 0; i < layers_.size(); ++i) {
-      const auto& ps = layers_[i]->params();
-      if (!ps.empty() && p >= &ps.front() && p <= &ps.back())
-        out.emplace_back(i, (size_t)(p - &ps.front()));
-    }
-  return out;
+  return trained_ids_;
 }
 
 void Model::restore_optimizer(long long iterations, Optimizer::Slots slots) {
@@ -160,8 +156,8 @@ const float* Model::run_forward(ArrayRef x, const long long* idx, int n,
   if (idx || x.dtype != DType::F32) {
     // Gather (and convert) the batch rows into the input workspace.
     if (!gather_rows_f32(x, row, idx, n, acts_[0].data()))
-      throw ValueError("Input contains NaN or infinity (or values beyond float32's range); "
-                       "the model needs finite values.");
+      throw ValueError("Input contains NaN or infinity (or float64 values beyond float32's "
+                       "range); the model needs finite values.");
     act_ptr_[0] = acts_[0].data();
   } else {
     act_ptr_[0] = static_cast<const float*>(x.data);
@@ -198,10 +194,19 @@ double Model::regularization_loss() const {
   return total;
 }
 
+// How losses and metrics see an output: `positions` rows (all axes but the last) of `width`.
+struct RowLayout {
+  int width;
+  long long positions;
+};
+static RowLayout row_layout(const Shape& out) {
+  const int width = out.empty() ? 1 : out.back();
+  return {width, shape_size(out) / width};
+}
+
 void Model::check_targets(int y_width) const {
   const Shape& out = output_shape();
-  const int width = out.empty() ? 1 : out.back();
-  const long long positions = shape_size(out) / width;
+  const auto [width, positions] = row_layout(out);
   const bool sparse = loss_.kind == LossKind::SparseCategoricalCrossentropy;
   const long long per = y_width % positions == 0 ? y_width / positions : -1;
   if (per != (sparse ? 1 : width))
@@ -229,8 +234,7 @@ static const float* gather_rows(const float* y, int width, const long long* idx,
 static double batch_loss(const LossOptions& loss, const std::vector<MetricKind>& metrics,
                          const Shape& out_shape, const float* out, const float* y, int y_width,
                          int n, bool fused, float* grad, BatchStats* st) {
-  const int width = out_shape.empty() ? 1 : out_shape.back();
-  const long long positions = shape_size(out_shape) / width;
+  const auto [width, positions] = row_layout(out_shape);
   const long long rows = (long long)n * positions;
   const double mean = loss_forward_backward(loss, out, y, rows, width, fused, grad);
   // Per-sample sums (the caller divides by samples): the mean over a sample's positions.

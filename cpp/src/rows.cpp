@@ -20,8 +20,10 @@ std::size_t dtype_size(DType t) {
 
 namespace {
 
-// Converts one row; integers are always finite in float32 (the widest, 2^64, is far below
-// float32's 3.4e38), so only floating inputs are checked.
+// Converts one row. Only float64 is checked, as the conversion itself can overflow there:
+// integers are always finite in float32 (the widest, 2^64, is far below its 3.4e38), and
+// float32 rows are copied as they are (the caller checks its float32 input once per call,
+// not once per batch on the training loop's hot path).
 template <typename T>
 bool convert_row(const T* src, std::size_t row, float* dst) {
   if constexpr (std::is_same_v<T, float>) {
@@ -29,7 +31,7 @@ bool convert_row(const T* src, std::size_t row, float* dst) {
   } else {
     for (std::size_t j = 0; j < row; ++j) dst[j] = static_cast<float>(src[j]);
   }
-  if constexpr (std::is_floating_point_v<T>) {
+  if constexpr (std::is_same_v<T, double>) {
     uint32_t bad = 0;  // an exponent of all ones: NaN or inf
     for (std::size_t j = 0; j < row; ++j) {
       uint32_t bits;

@@ -359,7 +359,7 @@ class Sequential:
                     "shenjing.utils.to_categorical.") if self.loss._kind == 4 else ""
             raise ValueError(f"Target y has shape {y.shape}, which does not match the model "
                              f"output shape {self.output_shape}.{hint}")
-        return np.ascontiguousarray(_to_float32(y, "y"))
+        return np.ascontiguousarray(y, dtype=np.float32)  # checked above
 
     def _data(self, x, y, batch_size, what, shuffle=False):
         """(x, y, batch_size, order_fn, steps) for arrays or a DataLoader/Dataset."""

@@ -116,6 +116,7 @@ class Model {
   std::vector<float> grad_a_, grad_b_;
   std::vector<float> ybatch_;
   std::vector<Param*> param_list_;
+  std::vector<std::pair<std::size_t, std::size_t>> trained_ids_;  // param_list_ as indices
 };
 
 }  // namespace shenjing
