@@ -74,6 +74,7 @@ void Model::append(std::unique_ptr<Layer> layer, const ParamCheck& check) {
     p.grad.assign(p.value.size(), 0.0f);
   }
   layers_.push_back(std::move(layer));
+  saved_.emplace_back();
   capacity_ = 0;  // workspaces are re-planned on the next batch
 }
 
@@ -104,7 +105,6 @@ void Model::compile(const LossOptions& loss, const OptimizerOptions& opt,
   fused_ = !loss.from_logits &&
            ((ce && last == Activation::Softmax) ||
             (loss.kind == LossKind::BinaryCrossentropy && last == Activation::Sigmoid));
-  layers_.back()->set_activation_fused(fused_);
   // Frozen layers (trainable = False) and state such as moving statistics stay out of the
   // optimizer; layers before the first one with something to train need no backward.
   param_list_.clear();
@@ -168,7 +168,9 @@ const float* Model::run_forward(ArrayRef x, const long long* idx, int n,
       act_ptr_[i + 1] = act_ptr_[i];
       continue;
     }
-    l.forward(act_ptr_[i], acts_[i + 1].data(), n, ctx);
+    RunContext c = ctx;
+    c.saved = &saved_[i];
+    l.forward(act_ptr_[i], acts_[i + 1].data(), n, c);
     act_ptr_[i + 1] = acts_[i + 1].data();
   }
   return act_ptr_.back();
@@ -266,7 +268,10 @@ double Model::forward_backward(ArrayRef x, const float* y, int y_width, const lo
     Layer& l = *layers_[i];
     if (l.passthrough(ctx)) continue;
     float* dx = i == first ? nullptr : other;
-    l.backward(act_ptr_[i], act_ptr_[i + 1], g, dx, n, ctx);
+    RunContext c = ctx;
+    c.saved = &saved_[i];
+    c.fused = fused_ && i + 1 == layers_.size();
+    l.backward(act_ptr_[i], act_ptr_[i + 1], g, dx, n, c);
     if (dx) std::swap(g, other);
   }
   // Weight penalties: value into the loss, gradient into each parameter's gradient.

@@ -1,4 +1,4 @@
-// Layers of a Sequential model. Tensors are float32, row-major, batch first; a layer sees
+// Layers of a model (the nodes of its graph). Tensors are float32, row-major, batch first; a layer sees
 // per-sample shapes and a batch size n. Layouts are channels-last, as in Keras.
 #pragma once
 #include <cstddef>
@@ -28,8 +28,24 @@ struct Param {
   float init = 0.0f;  // initial value of every element
 };
 
+// What a layer keeps from its forward for its backward at one node (pre-activations, dropout
+// masks, argmax indices, batch statistics). The model owns one per node and passes it in the
+// RunContext, so a layer called at two nodes (a shared layer) keeps two, and the layer object
+// itself holds only its config and params. Scratch that does not outlive one call may stay in
+// the layer.
+struct Saved {
+  std::vector<float> a, b;
+  std::vector<int> idx;
+};
+
 struct RunContext {
   bool training = false;
+  // This node's state; never null when a model calls forward or backward.
+  Saved* saved = nullptr;
+  // True when the loss hands back dL/dz for this node's last activation (softmax/sigmoid with
+  // the matching cross-entropy, fused): backward then treats dy as dL/dz. Per node, because a
+  // shared layer may end the model at one node and feed another layer at the other.
+  bool fused = false;
 };
 
 class Layer {
@@ -51,17 +67,30 @@ class Layer {
 
   // y = layer(x) for a batch of n samples.
   virtual void forward(const float* x, float* y, int n, const RunContext& ctx) = 0;
-  // Given dL/dy, writes dL/dx (skipped when dx is null: the first layer) and overwrites the
-  // gradients of the parameters. x and y are what forward saw and produced.
+  // Given dL/dy, writes dL/dx (skipped when dx is null: nothing before needs it) and
+  // overwrites the gradients of the parameters. x and y are what forward saw and produced.
   virtual void backward(const float* x, const float* y, const float* dy, float* dx, int n,
                         const RunContext& ctx) = 0;
 
-  // The activation applied last by this layer (Dense, Activation), or Linear.
+  // Layers with several inputs (merge layers: Add, Concatenate, ...) override these and
+  // report multi_input(); the defaults serve one-input layers. The model calls only these.
+  // min_inputs(): the fewest inputs the layer takes (2 for merge layers).
+  virtual bool multi_input() const { return false; }
+  virtual int min_inputs() const { return 1; }
+  virtual void build_inputs(const std::vector<Shape>& inputs);
+  const std::vector<Shape>& input_shapes() const { return ins_; }
+  virtual void forward_inputs(const float* const* xs, float* y, int n, const RunContext& ctx) {
+    forward(xs[0], y, n, ctx);
+  }
+  // dxs[i] null: input i needs no gradient.
+  virtual void backward_inputs(const float* const* xs, const float* y, const float* dy,
+                               float* const* dxs, int n, const RunContext& ctx) {
+    backward(xs[0], y, dy, dxs[0], n, ctx);
+  }
+
+  // The activation applied last by this layer (Dense, Activation), or Linear: the loss may
+  // fuse its gradient with it (RunContext::fused).
   virtual Activation output_activation() const { return Activation::Linear; }
-  // Set by the model on every compile: true when the loss takes the gradient with respect to
-  // the pre-activation itself (softmax/sigmoid + cross-entropy fused); backward then treats dy
-  // as dL/dz.
-  virtual void set_activation_fused(bool) {}
 
   std::vector<Param>& params() { return params_; }
   const std::vector<Param>& params() const { return params_; }
@@ -78,6 +107,7 @@ class Layer {
  protected:
   std::string name_;
   Shape in_, out_;
+  std::vector<Shape> ins_;  // every input shape (just in_ for one-input layers)
   std::vector<Param> params_;
   bool trainable_ = true;
 };

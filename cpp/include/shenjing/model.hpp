@@ -113,6 +113,7 @@ class Model {
   int capacity_ = 0;
   std::vector<std::vector<float>> acts_;
   std::vector<const float*> act_ptr_;
+  std::vector<Saved> saved_;  // per layer
   std::vector<float> grad_a_, grad_b_;
   std::vector<float> ybatch_;
   std::vector<Param*> param_list_;

@@ -18,17 +18,16 @@ class ActivationLayer final : public Layer {
     in_ = out_ = input;
   }
   Activation output_activation() const override { return act_; }
-  void set_activation_fused(bool fused) override { fused_ = fused; }
 
   void forward(const float* x, float* y, int n, const RunContext&) override {
     const size_t cols = in_.back(), rows = (size_t)n * shape_size(in_) / cols;
     kernels::table().act_forward((int)act_, alpha_, x, y, rows, cols);
   }
   void backward(const float* x, const float* y, const float* dy, float* dx, int n,
-                const RunContext&) override {
+                const RunContext& ctx) override {
     if (!dx) return;
     const size_t cols = in_.back(), rows = (size_t)n * shape_size(in_) / cols;
-    if (fused_) {
+    if (ctx.fused) {
       std::copy(dy, dy + rows * cols, dx);
       return;
     }
@@ -38,7 +37,6 @@ class ActivationLayer final : public Layer {
  private:
   Activation act_;
   float alpha_;
-  bool fused_ = false;
 };
 
 }  // namespace

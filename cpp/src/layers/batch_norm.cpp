@@ -60,8 +60,6 @@ class BatchNorm final : public Layer {
     mm_ = (int)params_.size();
     add("moving_mean", 0.0f, false);
     add("moving_variance", 1.0f, false);
-    mean_.assign(C, 0.0f);
-    inv_std_.assign(C, 0.0f);
     a_.assign(C, 0.0f);
     b_.assign(C, 0.0f);
     k1_.assign(C, 0.0f);
@@ -77,24 +75,27 @@ class BatchNorm final : public Layer {
     float* mm = params_[mm_].value.data();
     float* mv = params_[mm_ + 1].value.data();
     if (ctx.training && trainable_) {
+      // The batch statistics backward needs, kept per node: mean (C) then 1 / std (C).
+      std::vector<float>& saved = ctx.saved->a;
+      if (saved.size() < 2 * (size_t)C) saved.resize(2 * (size_t)C);
+      float* mean = saved.data();
+      float* inv_std = mean + C;
       // Two passes: the mean, then the mean squared deviation (biased variance, as Keras).
       channel_sums(x, nullptr, nullptr, R, C, s0_.data(), nullptr);
-      for (int c = 0; c < C; ++c) mean_[c] = (float)(s0_[c] / R);
-      channel_sums(x, nullptr, mean_.data(), R, C, s0_.data(), nullptr);
+      for (int c = 0; c < C; ++c) mean[c] = (float)(s0_[c] / R);
+      channel_sums(x, nullptr, mean, R, C, s0_.data(), nullptr);
       const float m = opt_.momentum;
       for (int c = 0; c < C; ++c) {
         const float var = (float)(s0_[c] / R);
-        inv_std_[c] = 1.0f / std::sqrt(var + opt_.epsilon);
-        mm[c] = mm[c] * m + mean_[c] * (1.0f - m);
+        inv_std[c] = 1.0f / std::sqrt(var + opt_.epsilon);
+        mm[c] = mm[c] * m + mean[c] * (1.0f - m);
         mv[c] = mv[c] * m + var * (1.0f - m);
-        a_[c] = (gamma ? gamma[c] : 1.0f) * inv_std_[c];
-        b_[c] = (beta ? beta[c] : 0.0f) - mean_[c] * a_[c];
+        a_[c] = (gamma ? gamma[c] : 1.0f) * inv_std[c];
+        b_[c] = (beta ? beta[c] : 0.0f) - mean[c] * a_[c];
       }
     } else {
-      for (int c = 0; c < C; ++c) {
-        a_[c] = (gamma ? gamma[c] : 1.0f) / std::sqrt(mv[c] + opt_.epsilon);
-        b_[c] = (beta ? beta[c] : 0.0f) - mm[c] * a_[c];
-      }
+      inference_scale(a_.data());
+      for (int c = 0; c < C; ++c) b_[c] = (beta ? beta[c] : 0.0f) - mm[c] * a_[c];
     }
     const float* a = a_.data();
     const float* b = b_.data();
@@ -107,12 +108,13 @@ class BatchNorm final : public Layer {
   }
 
   void backward(const float* x, const float*, const float* dy, float* dx, int n,
-                const RunContext&) override {
+                const RunContext& ctx) override {
     const int C = in_.back();
     const long R = (long)n * (shape_size(in_) / C);
     if (!trainable_) {  // frozen: forward was the affine inference map y = a x + b
       for (Param& p : params_) std::fill(p.grad.begin(), p.grad.end(), 0.0f);
       if (!dx) return;
+      inference_scale(a_.data());
       const float* a = a_.data();
 #pragma omp parallel for schedule(static) if (R * C > 65536)
       for (long r = 0; r < R; ++r)
@@ -120,19 +122,21 @@ class BatchNorm final : public Layer {
       return;
     }
     // s0 = sum dy, s1 = sum dy * (x - mean).
-    channel_sums(dy, x, mean_.data(), R, C, s0_.data(), s1_.data());
+    const float* mean = ctx.saved->a.data();
+    const float* inv_std = mean + C;
+    channel_sums(dy, x, mean, R, C, s0_.data(), s1_.data());
     float* dgamma = gamma_ >= 0 ? params_[gamma_].grad.data() : nullptr;
     float* dbeta = beta_ >= 0 ? params_[beta_].grad.data() : nullptr;
     const float* gamma = gamma_ >= 0 ? params_[gamma_].value.data() : nullptr;
     for (int c = 0; c < C; ++c) {
-      const float dg = (float)(s1_[c] * inv_std_[c]);
+      const float dg = (float)(s1_[c] * inv_std[c]);
       if (dgamma) dgamma[c] = dg;
       if (dbeta) dbeta[c] = (float)s0_[c];
       // dx = k * dy + k1 * (x - mean) + k0
-      const float k = (gamma ? gamma[c] : 1.0f) * inv_std_[c];
+      const float k = (gamma ? gamma[c] : 1.0f) * inv_std[c];
       a_[c] = k;
       b_[c] = -k * (float)(s0_[c] / R);                 // k0
-      k1_[c] = (float)(-(double)k * inv_std_[c] * dg / R);  // k1
+      k1_[c] = (float)(-(double)k * inv_std[c] * dg / R);  // k1
     }
     // The moving statistics are not trained: their gradient stays zero.
     std::fill(params_[mm_].grad.begin(), params_[mm_].grad.end(), 0.0f);
@@ -141,7 +145,6 @@ class BatchNorm final : public Layer {
     const float* k = a_.data();
     const float* k0 = b_.data();
     const float* k1 = k1_.data();
-    const float* mean = mean_.data();
 #pragma omp parallel for schedule(static) if (R * C > 65536)
     for (long r = 0; r < R; ++r) {
       const float* xr = x + r * C;
@@ -152,6 +155,14 @@ class BatchNorm final : public Layer {
   }
 
  private:
+  // a = gamma / sqrt(moving_variance + epsilon): the inference scale (per channel).
+  void inference_scale(float* a) const {
+    const float* gamma = gamma_ >= 0 ? params_[gamma_].value.data() : nullptr;
+    const float* mv = params_[mm_ + 1].value.data();
+    for (int c = 0; c < in_.back(); ++c)
+      a[c] = (gamma ? gamma[c] : 1.0f) / std::sqrt(mv[c] + opt_.epsilon);
+  }
+
   // out0[c] = sum_r v[r, c] - shift[c] (squared when w is null and shift is given), or with w:
   // out0 = sum v, out1 = sum v * (w - shift). Fixed row blocks; double across blocks.
   void channel_sums(const float* v, const float* w, const float* shift, long R, int C,
@@ -197,7 +208,7 @@ class BatchNorm final : public Layer {
 
   BatchNormOptions opt_;
   int gamma_ = -1, beta_ = -1, mm_ = 0;
-  std::vector<float> mean_, inv_std_, a_, b_, k1_, part_;
+  std::vector<float> a_, b_, k1_, part_;  // scratch of one call
   std::vector<double> s0_, s1_;
 };
 

@@ -100,35 +100,37 @@ class Conv final : public Layer {
   }
 
   Activation output_activation() const override { return opt_.activation; }
-  void set_activation_fused(bool fused) override { fused_ = fused; }
 
-  void forward(const float* x, float* y, int n, const RunContext&) override {
+  void forward(const float* x, float* y, int n, const RunContext& ctx) override {
     const int nt = batch_threads(n);
     if (ws_.size() < (size_t)nt) ws_.resize(nt);
     const Activation act = opt_.activation;
+    std::vector<float>& z = ctx.saved->a;
     if (act != Activation::Linear && act != Activation::Relu &&
-        z_.size() < (size_t)n * g_.OH * g_.OW * opt_.filters)
-      z_.resize((size_t)n * g_.OH * g_.OW * opt_.filters);
-    if (nt == 1) return forward_range(x, y, 0, n, ws_[0]);
+        z.size() < (size_t)n * g_.OH * g_.OW * opt_.filters)
+      z.resize((size_t)n * g_.OH * g_.OW * opt_.filters);
+    if (nt == 1) return forward_range(x, y, z.data(), 0, n, ws_[0]);
 #pragma omp parallel num_threads(nt)
     {
       const int t = omp_get_thread_num();
-      forward_range(x, y, (int)((long)n * t / nt), (int)((long)n * (t + 1) / nt), ws_[t]);
+      forward_range(x, y, z.data(), (int)((long)n * t / nt), (int)((long)n * (t + 1) / nt),
+                    ws_[t]);
     }
   }
 
   void backward(const float* x, const float* y, const float* dy, float* dx, int n,
-                const RunContext&) override {
+                const RunContext& ctx) override {
     const int nt = batch_threads(n);
     if (ws_.size() < (size_t)nt) ws_.resize(nt);
+    const float* z = ctx.saved->a.data();
     if (nt == 1) {
-      backward_range(x, y, dy, dx, 0, n, ws_[0]);
+      backward_range(x, y, z, ctx.fused, dy, dx, 0, n, ws_[0]);
     } else {
 #pragma omp parallel num_threads(nt)
       {
         const int t = omp_get_thread_num();
-        backward_range(x, y, dy, dx, (int)((long)n * t / nt), (int)((long)n * (t + 1) / nt),
-                       ws_[t]);
+        backward_range(x, y, z, ctx.fused, dy, dx, (int)((long)n * t / nt),
+                       (int)((long)n * (t + 1) / nt), ws_[t]);
       }
     }
     // Sum the per-thread partial gradients in thread order (deterministic), transposing
@@ -179,7 +181,8 @@ class Conv final : public Layer {
   }
 
   // Samples [b0, b1): chunk by chunk im2col, GEMM (+ bias), activation, all in cache.
-  void forward_range(const float* x, float* y, int b0, int b1, Workspace& ws) {
+  // z: the node's saved pre-activations (written unless relu/linear).
+  void forward_range(const float* x, float* y, float* z, int b0, int b1, Workspace& ws) {
     const auto& K = kernels::table();
     const int F = opt_.filters, Kc = g_.KH * g_.KW * g_.C;
     const size_t in_sz = (size_t)g_.H * g_.W * g_.C, pos = (size_t)g_.OH * g_.OW;
@@ -200,7 +203,7 @@ class Conv final : public Layer {
         col = ws.col.data();
       }
       float* yc = y + (size_t)s * pos * F;
-      float* zc = in_place ? yc : z_.data() + (size_t)s * pos * F;
+      float* zc = in_place ? yc : z + (size_t)s * pos * F;
       K.sgemm(false, false, (int)m, F, Kc, 1.0f, col, Kc, w, F, 0.0f, zc, F, bias);
       if (act != Activation::Linear)
         window::act_forward((int)act, opt_.activation_alpha, zc, yc, m, F);
@@ -208,13 +211,13 @@ class Conv final : public Layer {
   }
 
   // Samples [b0, b1): dx for them, and this range's dK^T and bias gradient into ws.
-  void backward_range(const float* x, const float* y, const float* dy, float* dx, int b0,
-                      int b1, Workspace& ws) {
+  void backward_range(const float* x, const float* y, const float* z, bool fused,
+                      const float* dy, float* dx, int b0, int b1, Workspace& ws) {
     const auto& K = kernels::table();
     const int F = opt_.filters, Kc = g_.KH * g_.KW * g_.C;
     const size_t in_sz = (size_t)g_.H * g_.W * g_.C, pos = (size_t)g_.OH * g_.OW;
     const Activation act = opt_.activation;
-    const bool act_backward = act != Activation::Linear && !fused_;
+    const bool act_backward = act != Activation::Linear && !fused;
     const float* w = params_[0].value.data();
     const int chunk = chunk_samples(b1 - b0);
     if (act_backward) grow(ws.dz, (size_t)chunk * pos * F);
@@ -230,8 +233,8 @@ class Conv final : public Layer {
       const size_t o = (size_t)s * pos * F;
       const float* dz = dy + o;
       if (act_backward) {
-        const float* z = act == Activation::Relu ? y + o : z_.data() + o;
-        window::act_backward((int)act, opt_.activation_alpha, z, y + o, dy + o, ws.dz.data(), m,
+        const float* zc = act == Activation::Relu ? y + o : z + o;
+        window::act_backward((int)act, opt_.activation_alpha, zc, y + o, dy + o, ws.dz.data(), m,
                              F);
         dz = ws.dz.data();
       }
@@ -259,8 +262,6 @@ class Conv final : public Layer {
   ConvOptions opt_;
   kernels::WindowGeom g_{};
   bool pointwise_ = false;
-  bool fused_ = false;
-  std::vector<float> z_;  // pre-activations, kept for backward (not relu/linear)
   std::vector<Workspace> ws_;
 };
 

@@ -42,9 +42,8 @@ class Dense final : public Layer {
   }
 
   Activation output_activation() const override { return opt_.activation; }
-  void set_activation_fused(bool fused) override { fused_ = fused; }
 
-  void forward(const float* x, float* y, int n, const RunContext&) override {
+  void forward(const float* x, float* y, int n, const RunContext& ctx) override {
     const auto& K = kernels::table();
     const size_t rows = (size_t)n * rows_per_sample_;
     const int fin = in_.back(), units = opt_.units;
@@ -52,8 +51,9 @@ class Dense final : public Layer {
     const float* bias = opt_.use_bias ? params_[1].value.data() : nullptr;
     // Linear writes y directly; otherwise keep the pre-activation z for backward, y = act(z).
     const bool linear = opt_.activation == Activation::Linear;
-    if (!linear && z_.size() < rows * units) z_.resize(rows * units);
-    float* z = linear ? y : z_.data();
+    std::vector<float>& zs = ctx.saved->a;
+    if (!linear && zs.size() < rows * units) zs.resize(rows * units);
+    float* z = linear ? y : zs.data();
     for_row_blocks(rows, [&](size_t r0, int m) {
       K.sgemm(false, false, m, units, fin, 1.0f, x + r0 * fin, fin, w, units, 0.0f,
               z + r0 * units, units, bias);
@@ -62,14 +62,14 @@ class Dense final : public Layer {
   }
 
   void backward(const float* x, const float* y, const float* dy, float* dx, int n,
-                const RunContext&) override {
+                const RunContext& ctx) override {
     const auto& K = kernels::table();
     const size_t rows = (size_t)n * rows_per_sample_;
     const int fin = in_.back(), units = opt_.units;
     const float* dz = dy;
-    if (opt_.activation != Activation::Linear && !fused_) {
+    if (opt_.activation != Activation::Linear && !ctx.fused) {
       if (dz_.size() < rows * units) dz_.resize(rows * units);
-      K.act_backward((int)opt_.activation, opt_.activation_alpha, z_.data(), y, dy, dz_.data(),
+      K.act_backward((int)opt_.activation, opt_.activation_alpha, ctx.saved->a.data(), y, dy, dz_.data(),
                      rows, units);
       dz = dz_.data();
     }
@@ -109,8 +109,7 @@ class Dense final : public Layer {
 
   DenseOptions opt_;
   size_t rows_per_sample_ = 0;
-  bool fused_ = false;
-  std::vector<float> z_, dz_;
+  std::vector<float> dz_;  // scratch of one backward
 };
 
 }  // namespace

@@ -27,9 +27,10 @@ class Dropout final : public Layer {
   bool passthrough(const RunContext& ctx) const override { return !ctx.training || rate_ == 0; }
   uint64_t* random_state() override { return &state_; }
 
-  void forward(const float* x, float* y, int n, const RunContext&) override {
+  void forward(const float* x, float* y, int n, const RunContext& ctx) override {
     const size_t len = (size_t)n * shape_size(in_);
-    if (mask_.size() < len) mask_.resize(len);
+    std::vector<float>& mask = ctx.saved->a;
+    if (mask.size() < len) mask.resize(len);
     const float scale = 1.0f / (1.0f - rate_);
     // Keep with probability 1 - rate: compare 24 random bits at a time against the threshold.
     const uint32_t threshold = (uint32_t)(rate_ * 16777216.0f);
@@ -38,22 +39,22 @@ class Dropout final : public Layer {
       uint64_t r = splitmix64(state_);
       for (int k = 0; k < 2 && i < len; ++k, ++i) {
         const uint32_t bits = (uint32_t)(r >> (32 * k)) & 0xFFFFFFu;
-        mask_[i] = bits >= threshold ? scale : 0.0f;
-        y[i] = x[i] * mask_[i];
+        mask[i] = bits >= threshold ? scale : 0.0f;
+        y[i] = x[i] * mask[i];
       }
     }
   }
   void backward(const float*, const float*, const float* dy, float* dx, int n,
-                const RunContext&) override {
+                const RunContext& ctx) override {
     if (!dx) return;
     const size_t len = (size_t)n * shape_size(in_);
-    for (size_t i = 0; i < len; ++i) dx[i] = dy[i] * mask_[i];
+    const float* mask = ctx.saved->a.data();
+    for (size_t i = 0; i < len; ++i) dx[i] = dy[i] * mask[i];
   }
 
  private:
   float rate_;
   uint64_t state_;
-  std::vector<float> mask_;
 };
 
 }  // namespace

@@ -5,6 +5,7 @@
 
 #include "shenjing/activations.hpp"
 #include "shenjing/errors.hpp"
+#include "shenjing/layers.hpp"
 
 namespace shenjing {
 
@@ -29,6 +30,14 @@ long long shape_size(const Shape& s) {
     n = n > LLONG_MAX / a ? LLONG_MAX : n * a;
   }
   return negative ? -n : n;
+}
+
+void Layer::build_inputs(const std::vector<Shape>& inputs) {
+  if (inputs.size() != 1)
+    throw ValueError("Layer '" + name_ + "' (" + type() + ") takes one input, received " +
+                     std::to_string(inputs.size()) + ".");
+  build(inputs[0]);
+  ins_ = inputs;
 }
 
 namespace {

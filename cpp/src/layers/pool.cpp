@@ -68,24 +68,23 @@ class Pool final : public Layer {
     int* arg = nullptr;
     if (ctx.training) {
       const size_t need = (size_t)n * shape_size(out_);
-      if (arg_.size() < need) arg_.resize(need);
-      arg = arg_.data();
+      if (ctx.saved->idx.size() < need) ctx.saved->idx.resize(need);
+      arg = ctx.saved->idx.data();
     }
     K.max_pool(g_, x, n, y, arg);
   }
 
   void backward(const float*, const float*, const float* dy, float* dx, int n,
-                const RunContext&) override {
+                const RunContext& ctx) override {
     if (!dx) return;
     const auto& K = kernels::table();
-    if (opt_.max) K.max_pool_backward(g_, dy, arg_.data(), n, dx);
+    if (opt_.max) K.max_pool_backward(g_, dy, ctx.saved->idx.data(), n, dx);
     else K.avg_pool_backward(g_, dy, n, dx);
   }
 
  private:
   PoolOptions opt_;
   kernels::WindowGeom g_{};
-  std::vector<int> arg_;
 };
 
 }  // namespace
