@@ -56,28 +56,49 @@ void check_rows(const py::array& a, long long row, long long rows_needed, const 
                      std::to_string(a.size()) + " values.");
 }
 
+// One array, or a list/tuple of arrays (one per model input or output).
+std::vector<py::array> array_list(const py::object& o) {
+  std::vector<py::array> out;
+  if (py::isinstance<py::list>(o) || py::isinstance<py::tuple>(o)) {
+    for (const py::handle& h : o) out.push_back(py::reinterpret_borrow<py::object>(h).cast<py::array>());
+  } else {
+    out.push_back(o.cast<py::array>());
+  }
+  return out;
+}
+
 struct Batch {
-  ArrayRef x;
-  const float* y;
-  int y_width;
+  std::vector<ArrayRef> xs;
+  std::vector<Target> ys;
   const long long* idx;
   int n;
 };
 
-// Resolves (x, y, idx or start, count) into pointers after checking every bound.
-Batch batch_args(Model& m, const py::array& x, const py::array& y, const py::object& idx,
-                 long long start, int count) {
+// Resolves (xs, ys, idx or start, count) into pointers after checking every bound. The
+// arrays must stay alive (held by the caller) while the batch runs.
+Batch batch_args(Model& m, const std::vector<py::array>& xs, const std::vector<py::array>& ys,
+                 const py::object& idx, long long start, int count) {
   if (count <= 0) throw ValueError("batch size must be positive.");
-  const long long row = shape_size(m.input_shape());
-  const ArrayRef xp = array_ref(x, "x");
-  const float* yp = f32(y, "y");
-  const long long rows = x.ndim() ? x.shape(0) : 0;
-  check_rows(x, row, 1, "x");
-  if (y.ndim() == 0 || y.shape(0) != rows)
-    throw ValueError("x and y must have the same number of samples.");
-  if (y.size() / rows > INT_MAX) throw ValueError("y has too many values per sample.");
-  const int y_width = (int)(y.size() / rows);
-  Batch b{xp, yp, y_width, nullptr, count};
+  if (xs.size() != m.num_inputs())
+    throw ValueError("The model has " + std::to_string(m.num_inputs()) + " input(s), received " +
+                     std::to_string(xs.size()) + " array(s).");
+  if (ys.size() != m.num_outputs())
+    throw ValueError("The model has " + std::to_string(m.num_outputs()) + " output(s), received "
+                     "targets for " + std::to_string(ys.size()) + ".");
+  const long long rows = xs[0].ndim() ? xs[0].shape(0) : 0;
+  Batch b{{}, {}, nullptr, count};
+  for (size_t k = 0; k < xs.size(); ++k) {
+    b.xs.push_back(array_ref(xs[k], "x"));
+    check_rows(xs[k], shape_size(m.input_shape(k)), 1, "x");
+    if (xs[k].shape(0) != rows) throw ValueError("Every input must have the same number of samples.");
+  }
+  for (const py::array& y : ys) {
+    const float* yp = f32(y, "y");
+    if (y.ndim() == 0 || y.shape(0) != rows)
+      throw ValueError("x and y must have the same number of samples.");
+    if (y.size() / rows > INT_MAX) throw ValueError("y has too many values per sample.");
+    b.ys.push_back(Target{yp, (int)(y.size() / rows)});
+  }
   if (!idx.is_none()) {
     auto ia = idx.cast<py::array>();
     if (!py::isinstance<py::array_t<long long>>(ia) || !(ia.flags() & py::array::c_style) ||
@@ -88,23 +109,31 @@ Batch batch_args(Model& m, const py::array& x, const py::array& y, const py::obj
       if (b.idx[i] < 0 || b.idx[i] >= rows) throw ValueError("batch index out of range.");
   } else {
     if (start < 0 || start > rows - count) throw ValueError("batch rows out of range.");
-    b.x = b.x.offset(start, row);
-    b.y += start * y_width;
+    for (size_t k = 0; k < b.xs.size(); ++k)
+      b.xs[k] = b.xs[k].offset(start, shape_size(m.input_shape(k)));
+    for (Target& t : b.ys) t.data += start * t.width;
   }
   return b;
 }
 
-// train_step / test_step: (x, y, indices or None, start, count) -> (loss_sum, metric_sums).
-template <BatchStats (Model::*step)(ArrayRef, const float*, int, const long long*, int)>
-py::tuple batch_step(Model& self, const py::array& x, const py::array& y, const py::object& idx,
-                     long long start, int count) {
-  Batch b = batch_args(self, x, y, idx, start, count);
+py::tuple stats_tuple(const BatchStats& s) {
+  return py::make_tuple(s.loss_sum, s.metric_sums, s.output_loss_sums);
+}
+
+// train_step / test_step: (xs, ys, indices or None, start, count) ->
+// (loss_sum, metric_sums, output_loss_sums).
+template <BatchStats (Model::*step)(const std::vector<ArrayRef>&, const std::vector<Target>&,
+                                    const long long*, int)>
+py::tuple batch_step(Model& self, const py::object& x, const py::object& y,
+                     const py::object& idx, long long start, int count) {
+  const std::vector<py::array> xs = array_list(x), ys = array_list(y);
+  Batch b = batch_args(self, xs, ys, idx, start, count);
   BatchStats s;
   {
     py::gil_scoped_release nogil;
-    s = (self.*step)(b.x, b.y, b.y_width, b.idx, b.n);
+    s = (self.*step)(b.xs, b.ys, b.idx, b.n);
   }
-  return py::make_tuple(s.loss_sum, s.metric_sums);
+  return stats_tuple(s);
 }
 
 // A safetensors tensor as a new numpy array.
@@ -174,7 +203,42 @@ PYBIND11_MODULE(_core, m) {
         "tensors besides the layer weights)");
 
   py::class_<Model>(m, "Model")
+      .def(py::init<>())
       .def(py::init<const Shape&>())
+      .def("add_input", &Model::add_input, "A model input of a per-sample shape -> tensor id")
+      .def("add_node",
+           [](Model& self, const std::string& spec, const std::vector<int>& inputs) {
+             const Shape first = inputs.empty() ? Shape{} : self.tensor_shape(inputs[0]);
+             return self.add_node(layer_from_config(json::parse(spec, "layer config"), first),
+                                  inputs);
+           },
+           "Builds the layer of a Keras layer config (JSON text) on tensors -> tensor id")
+      .def("add_shared_node", &Model::add_shared_node,
+           "Another node of layer i (shared weights) on tensors -> tensor id")
+      .def("set_outputs", &Model::set_outputs)
+      .def_property_readonly("num_inputs", &Model::num_inputs)
+      .def_property_readonly("num_outputs", &Model::num_outputs)
+      .def("input_shape", [](Model& self, int i) { return self.input_shape(i); })
+      .def("tensor_shape", &Model::tensor_shape)
+      .def_property_readonly("output_shapes",
+                             [](Model& self) {
+                               std::vector<Shape> out;
+                               for (size_t k = 0; k < self.num_outputs(); ++k)
+                                 out.push_back(self.output_shape(k));
+                               return out;
+                             })
+      .def("memory_plan",
+           [](Model& self) {
+             const MemoryPlan m = self.memory_plan();
+             py::dict d;
+             d["train_activations"] = m.train_activations;
+             d["infer_activations"] = m.infer_activations;
+             d["infer_per_tensor"] = m.infer_per_tensor;
+             d["gradients"] = m.gradients;
+             d["gradients_per_tensor"] = m.gradients_per_tensor;
+             return d;
+           },
+           "Workspace floats per sample: planned and one buffer per tensor")
       .def_static("load", py::overload_cast<const std::string&>(&Model::load),
                   "Model::load: a saved model file, for inference")
       .def("add_layer",
@@ -226,7 +290,7 @@ PYBIND11_MODULE(_core, m) {
              return out;
            },
            "For each parameter of layer i: whether the optimizer trains it")
-      .def_property_readonly("output_shape", &Model::output_shape)
+      .def_property_readonly("output_shape", [](Model& self) { return self.output_shape(0); })
       .def_property_readonly("num_layers", [](Model& self) { return self.layers().size(); })
       .def("layer_output_shape", [](Model& self, int i) { return self.layers().at(i)->output_shape(); })
       .def("params",
@@ -244,9 +308,18 @@ PYBIND11_MODULE(_core, m) {
       .def("set_trainable", &Model::set_trainable,
            "Keras's layer.trainable for layer i, applied at the next compile")
       .def("compile",
-           [](Model& self, int loss, bool from_logits, float delta, py::dict o,
-              const std::vector<int>& metrics) {
-             LossOptions lo{static_cast<LossKind>(loss), from_logits, delta};
+           [](Model& self, const std::vector<py::tuple>& outputs, py::dict o) {
+             // outputs: (loss kind, from_logits, huber delta, loss weight, [metric kinds])
+             std::vector<OutputTraining> outs;
+             for (const py::tuple& t : outputs) {
+               OutputTraining ot;
+               ot.loss = LossOptions{static_cast<LossKind>(t[0].cast<int>()), t[1].cast<bool>(),
+                                     t[2].cast<float>()};
+               ot.weight = t[3].cast<float>();
+               for (int k : t[4].cast<std::vector<int>>())
+                 ot.metrics.push_back(static_cast<MetricKind>(k));
+               outs.push_back(std::move(ot));
+             }
              OptimizerOptions oo;
              oo.kind = static_cast<OptimizerKind>(o["kind"].cast<int>());
              oo.learning_rate = o["learning_rate"].cast<float>();
@@ -260,14 +333,15 @@ PYBIND11_MODULE(_core, m) {
              oo.rho = o["rho"].cast<float>();
              oo.centered = o["centered"].cast<bool>();
              oo.initial_accumulator_value = o["initial_accumulator_value"].cast<float>();
-             std::vector<MetricKind> mk;
-             for (int k : metrics) mk.push_back(static_cast<MetricKind>(k));
-             self.compile(lo, oo, mk);
+             self.compile(outs, oo);
            })
       .def("set_metrics",
-           [](Model& self, const std::vector<int>& metrics) {
-             std::vector<MetricKind> mk;
-             for (int k : metrics) mk.push_back(static_cast<MetricKind>(k));
+           [](Model& self, const std::vector<std::vector<int>>& per_output) {
+             std::vector<std::vector<MetricKind>> mk;
+             for (const auto& ms : per_output) {
+               mk.emplace_back();
+               for (int k : ms) mk.back().push_back(static_cast<MetricKind>(k));
+             }
              self.set_metrics(mk);
            })
       .def_property("learning_rate",
@@ -276,29 +350,46 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("iterations", [](Model& self) { return self.optimizer().iterations(); })
       .def("train_step", batch_step<&Model::train_step>)
       .def("compute_gradients",
-           [](Model& self, const py::array& x, const py::array& y) {
-             if (x.ndim() && x.shape(0) > INT_MAX)
+           [](Model& self, const py::object& x, const py::object& y) {
+             const std::vector<py::array> xs = array_list(x), ys = array_list(y);
+             const long long rows = xs.empty() || !xs[0].ndim() ? 0 : xs[0].shape(0);
+             if (rows > INT_MAX)
                throw ValueError("compute_gradients: at most 2^31-1 samples per call.");
-             Batch b = batch_args(self, x, y, py::none(), 0, x.ndim() ? (int)x.shape(0) : 0);
-             const float* xp = f32(x, "x");
+             Batch b = batch_args(self, xs, ys, py::none(), 0, (int)rows);
+             for (size_t k = 0; k < xs.size(); ++k) f32(xs[k], "x");
              py::gil_scoped_release nogil;
-             return self.compute_gradients(xp, b.y, b.y_width, b.n);
+             return self.compute_gradients(b.xs, b.ys, b.n);
            },
            "Fills every parameter gradient for the batch (x, y) without updating; returns the "
-           "mean loss")
+           "total loss")
       .def("test_step", batch_step<&Model::test_step>)
       .def("predict",
-           [](Model& self, const py::array& x, py::array& out, long long start, int count) {
-             const long long row = shape_size(self.input_shape());
-             const long long orow = shape_size(self.output_shape());
-             const ArrayRef xp = array_ref(x, "x");
-             float* op = f32_mut(out, "out");
+           [](Model& self, const py::object& x, const py::object& out, long long start,
+              int count) {
+             const std::vector<py::array> xs = array_list(x);
+             std::vector<py::array> outs = array_list(out);
+             if (xs.size() != self.num_inputs() || outs.size() != self.num_outputs())
+               throw ValueError("predict: the model has " + std::to_string(self.num_inputs()) +
+                                " input(s) and " + std::to_string(self.num_outputs()) +
+                                " output(s), received " + std::to_string(xs.size()) + " and " +
+                                std::to_string(outs.size()) + ".");
              if (count <= 0 || start < 0 || start > LLONG_MAX - count)
                throw ValueError("batch rows out of range.");
-             check_rows(x, row, start + count, "x");
-             check_rows(out, orow, start + count, "out");
+             std::vector<ArrayRef> refs;
+             for (size_t k = 0; k < xs.size(); ++k) {
+               const long long row = shape_size(self.input_shape(k));
+               check_rows(xs[k], row, start + count, "x");
+               refs.push_back(array_ref(xs[k], "x").offset(start, row));
+             }
+             std::vector<float*> ptrs;
+             for (size_t k = 0; k < outs.size(); ++k) {
+               const long long orow = shape_size(self.output_shape(k));
+               float* op = f32_mut(outs[k], "out");
+               check_rows(outs[k], orow, start + count, "out");
+               ptrs.push_back(op + start * orow);
+             }
              py::gil_scoped_release nogil;
-             self.predict(xp.offset(start, row), count, op + start * orow);
+             self.predict(refs, count, ptrs);
            });
 
   // Test hooks for the kernels.

@@ -58,8 +58,8 @@ class Trainer:
         for i, layer in enumerate(self._layers):
             self._core.set_trainable(i, bool(layer.trainable))
         kind, from_logits, delta = self.loss._spec()
-        self._core.compile(kind, from_logits, delta, self.optimizer._spec(),
-                           [m._code for m in self._metrics or []])
+        self._core.compile([(kind, from_logits, delta, 1.0, [m._code for m in self._metrics or []])],
+                           self.optimizer._spec())
         self.optimizer._model = self._core
 
     def _resolve_metrics(self, y_shape):
@@ -70,7 +70,7 @@ class Trainer:
         if self._metrics is None or [m._code for m in metrics] != \
                 [m._code for m in self._metrics]:
             self._metrics = metrics
-            self._core.set_metrics([m._code for m in metrics])
+            self._core.set_metrics([[m._code for m in metrics]])
 
     @property
     def metrics_names(self):
@@ -268,7 +268,7 @@ class Trainer:
                 start = pos * batch_size
                 count = min(batch_size, len(x) - start)
                 pos += 1
-                ls, ms = core.train_step(x, y, idx, start, count)
+                ls, ms, _ = core.train_step(x, y, idx, start, count)
                 if not math.isfinite(ls):
                     raise ValueError(
                         f"The loss became {ls / count} at epoch {epoch + 1}, batch {b + 1}: "
@@ -340,7 +340,7 @@ class Trainer:
                     c.on_test_batch_begin(b, batch_begin)
             start = b * batch_size
             count = min(batch_size, len(x) - start)
-            ls, ms = self._core.test_step(x, y, idx, start, count)
+            ls, ms, _ = self._core.test_step(x, y, idx, start, count)
             loss_sum += ls
             sums += ms
             seen += count

@@ -1,7 +1,14 @@
-// A Sequential model: layers, a loss, an optimizer and workspaces, with one call per batch for
-// training, evaluation and inference. Calls on one Model from several threads are safe: each
-// public call holds the model's lock, so they run one at a time (each using every OpenMP
-// thread inside); use one Model per thread to run them side by side.
+// A model: a graph of layers (the Keras functional API; a Sequential model is its chain), a loss
+// per output, an optimizer and workspaces, with one call per batch for training, evaluation
+// and inference. Calls on one Model from several threads are safe: each public call holds the
+// model's lock, so they run one at a time (each using every OpenMP thread inside); use one
+// Model per thread to run them side by side.
+//
+// The graph: tensors are numbered in creation order. add_input() makes an input tensor;
+// add_node() runs a layer on tensors already made and makes its output tensor, so nodes are
+// always in topological order. A layer can sit at several nodes (add_shared_node: a shared
+// layer, one set of weights): what a layer keeps between its forward and backward lives per
+// node (Saved), and the gradients of its weights add up over its nodes.
 #pragma once
 #include <functional>
 #include <memory>
@@ -20,15 +27,49 @@ namespace safetensors {
 struct File;
 }
 
-// Sums over one batch: loss * n (regularization included) and metric sums; divide by the
-// sample count to get means.
+// Sums over one batch: the total loss * n (weighted sum of the output losses plus the weight
+// penalties), each output's own loss * n, and metric sums (outputs in order, each output's
+// metrics in order); divide by the sample count to get means.
 struct BatchStats {
   double loss_sum = 0.0;
+  std::vector<double> output_loss_sums;
   std::vector<double> metric_sums;
+};
+
+// What compile() sets for one output: its loss, the weight of that loss in the total, and the
+// metrics computed on it.
+struct OutputTraining {
+  LossOptions loss;
+  float weight = 1.0f;
+  std::vector<MetricKind> metrics;
+};
+
+// Targets of one output for a batch call: `width` float values per sample (see train_step).
+struct Target {
+  const float* data = nullptr;
+  int width = 0;
+};
+
+// Floats per sample of the workspaces (memory_plan()): forward activations kept for training,
+// the activations inference keeps alive at once, and the gradient buffers backward uses, with
+// what one buffer per tensor would take instead of the liveness plan.
+struct MemoryPlan {
+  long long train_activations = 0;
+  long long infer_activations = 0, infer_per_tensor = 0;
+  long long gradients = 0, gradients_per_tensor = 0;
 };
 
 class Model {
  public:
+  struct Node {
+    std::size_t layer;        // index into layers()
+    std::vector<int> inputs;  // tensor ids
+    int output;               // tensor id
+  };
+
+  // An empty graph: add inputs, nodes and outputs.
+  Model() = default;
+  // A chain with one input of per-sample shape `input_shape`: add() appends layers.
   explicit Model(const Shape& input_shape);
   // Loads a model file written by shenjing (Python `model.save(path)`): architecture and
   // weights, ready for predict; training state in the file is ignored. Throws ValueError
@@ -38,39 +79,74 @@ class Model {
   // needs the file's other contents read it once.
   static Model load(const safetensors::File& file, const std::string& path);
 
-  // Builds the layer on the current output shape and appends it. Throws ValueError when the
-  // layer does not fit the shape or would need an absurd amount of memory.
+  // -- the graph ---------------------------------------------------------------------------
+  // A model input of per-sample shape `shape`; returns its tensor id.
+  int add_input(const Shape& shape);
+  // Builds `layer` on the shapes of `inputs` (tensor ids) and adds a node running it; returns
+  // the node's output tensor id. Throws ValueError when the layer does not fit the shapes or
+  // would need an absurd amount of memory.
+  int add_node(std::unique_ptr<Layer> layer, const std::vector<int>& inputs);
+  // Another node for layer `layer` (already in the model), on `inputs` of the shapes it was
+  // built for: shared weights.
+  int add_shared_node(std::size_t layer, const std::vector<int>& inputs);
+  // The tensors the model returns (and computes losses on), in order. Nodes that no output
+  // needs are not run.
+  void set_outputs(const std::vector<int>& tensors);
+  // Chain building: a node on the model's single output, which becomes the node's output.
   void add(std::unique_ptr<Layer> layer);
-  const Shape& input_shape() const { return input_; }
-  const Shape& output_shape() const;
+
+  std::size_t num_inputs() const { return inputs_.size(); }
+  std::size_t num_outputs() const { return outputs_.size(); }
+  const Shape& input_shape(std::size_t i = 0) const;
+  const Shape& output_shape(std::size_t i = 0) const;
+  const Shape& tensor_shape(int t) const;
+  const std::vector<Node>& nodes() const { return nodes_; }
   std::vector<std::unique_ptr<Layer>>& layers() { return layers_; }
+  const std::vector<std::unique_ptr<Layer>>& layers() const { return layers_; }
 
   // Keras's `layer.trainable = False` for layer i: applied at the next compile(), after which
   // its params are not updated (nor penalised) and BatchNormalization runs in inference mode.
   void set_trainable(std::size_t layer, bool trainable);
+  // One OutputTraining per output.
+  void compile(const std::vector<OutputTraining>& outputs, const OptimizerOptions& opt);
+  // A model with one output.
   void compile(const LossOptions& loss, const OptimizerOptions& opt,
                const std::vector<MetricKind>& metrics);
-  void set_metrics(const std::vector<MetricKind>& metrics);
+  void set_metrics(const std::vector<std::vector<MetricKind>>& per_output);
   bool compiled() const { return optimizer_ != nullptr; }
   Optimizer& optimizer() { return *optimizer_; }
 
-  // One training step on rows idx[0..n) of x (all_rows x input) and y (all_rows x y_width):
-  // forward, loss, backward, optimizer update, metric sums. idx may be null for rows 0..n.
-  // x may be of any DType: the batch is converted to float32 as it is gathered.
-  // y_width is the targets per sample: the output's size, or one class index per position of
-  // the output but its last axis for sparse_categorical_crossentropy (ValueError otherwise).
-  // Losses and metrics are means over every position, each computed over the last axis.
-  BatchStats train_step(ArrayRef x, const float* y, int y_width, const long long* idx, int n);
+  // -- batch calls -------------------------------------------------------------------------
+  // One training step on rows idx[0..n) of the inputs xs (one per model input, all_rows x
+  // input size each) and the targets ys (one per output): forward, losses, backward,
+  // optimizer update, metric sums. idx may be null for rows 0..n. Inputs may be of any DType:
+  // the batch is converted to float32 as it is gathered. A target's width is its values per
+  // sample: the output's size, or one class index per position of the output but its last
+  // axis for sparse_categorical_crossentropy (ValueError otherwise). Losses and metrics are
+  // means over every position, each computed over the last axis.
+  BatchStats train_step(const std::vector<ArrayRef>& xs, const std::vector<Target>& ys,
+                        const long long* idx, int n);
   // Forward and backward at training behaviour without updating: fills every Param::grad
-  // (weight penalties included) and returns the mean loss. For gradient checks and tools.
-  double compute_gradients(const float* x, const float* y, int y_width, int n);
+  // (weight penalties included) and returns the total loss. For gradient checks and tools.
+  double compute_gradients(const std::vector<ArrayRef>& xs, const std::vector<Target>& ys,
+                           int n);
   // Loss and metric sums at inference behaviour (no dropout, no update).
+  BatchStats test_step(const std::vector<ArrayRef>& xs, const std::vector<Target>& ys,
+                       const long long* idx, int n);
+  // Writes n rows of predictions of every output (n x output size) into outs.
+  void predict(const std::vector<ArrayRef>& xs, int n, const std::vector<float*>& outs);
+
+  // The same for a model with one input and one output.
+  BatchStats train_step(ArrayRef x, const float* y, int y_width, const long long* idx, int n);
+  double compute_gradients(const float* x, const float* y, int y_width, int n);
   BatchStats test_step(ArrayRef x, const float* y, int y_width, const long long* idx, int n);
-  // Writes n rows of predictions (n x output size) into out.
   void predict(ArrayRef x, int n, float* out);
-  // Inference on a batch, shape = (n, *input_shape()), returning (n, *output_shape()); or on
-  // one sample, shape = input_shape(), returning output_shape(). Throws ValueError on any
-  // other shape.
+  // Inference on one input array per model input, each of shape (n, *input_shape(i)) (a
+  // batch) or input_shape(i) (one sample, then for every input), returning one tensor per
+  // output, shaped alike. Throws ValueError on any other shape or count.
+  std::vector<Tensor> predict(const std::vector<const float*>& xs,
+                              const std::vector<std::vector<int>>& shapes);
+  // The same for one input and one output.
   Tensor predict(const float* x, const std::vector<int>& shape);
 
   // (layer index, param index) of every param the optimizer trains, in its slot order: the
@@ -81,43 +157,81 @@ class Model {
 
   // Sum of the weight penalties (l1/l2) over the parameters the optimizer trains.
   double regularization_loss() const;
+  // Workspace sizes (floats per sample) of the current graph and compile.
+  MemoryPlan memory_plan() const;
 
  private:
-  // Throws ValueError unless y_width targets per sample suit the loss and the metrics.
-  void check_targets(int y_width) const;
-  void predict_unlocked(ArrayRef x, int n, float* out);
-  // Forward, loss, backward; fills gradients and metric sums, returns the mean data loss
-  // plus the weight penalty.
-  double forward_backward(ArrayRef x, const float* y, int y_width, const long long* idx, int n,
-                          BatchStats* st);
-  const float* run_forward(ArrayRef x, const long long* idx, int n, const RunContext& ctx);
-  // add() with a hook that sees the built layer (its index and declared params) before any
-  // param memory is allocated; load() uses it to match params against the file.
-  using ParamCheck = std::function<void(std::size_t index, const Layer& layer)>;
-  void append(std::unique_ptr<Layer> layer, const ParamCheck& check);
-  static Model from_file(const safetensors::File& file, const std::string& where);
-  void reserve(int n);
+  struct TensorInfo {
+    Shape shape;
+    int producer = -1;  // node index, or -1 for a model input
+    int input = -1;     // which model input, for inputs
+  };
+  // How backward runs one node: where the layer writes each input's gradient (a slot), and
+  // which slot that gradient is then added into (-1: written in place, it was the first).
+  struct BackStep {
+    int node = -1;  // -1: the loss of output `output`
+    int output = -1;
+    std::vector<int> dx_slot, add_to;
+  };
 
-  Shape input_;
+  void check_targets(std::size_t out, int y_width) const;
+  void check_batch(const std::vector<ArrayRef>& xs, const std::vector<Target>* ys) const;
+  void predict_unlocked(const std::vector<ArrayRef>& xs, int n, const std::vector<float*>& outs);
+  // Forward, losses, backward; fills gradients and stats, returns the total loss.
+  double forward_backward(const std::vector<ArrayRef>& xs, const std::vector<Target>& ys,
+                          const long long* idx, int n, BatchStats* st);
+  void run_forward(const std::vector<ArrayRef>& xs, const long long* idx, int n, bool training);
+  double losses(const std::vector<Target>& ys, const long long* idx, int n, bool grads,
+                BatchStats* st);
+  void run_backward(int n);
+  // add_node() with a hook that sees the built layer (its index and declared params) before
+  // any param memory is allocated; load() uses it to match params against the file.
+  using ParamCheck = std::function<void(std::size_t index, const Layer& layer)>;
+  int append(std::unique_ptr<Layer> layer, const std::vector<int>& inputs,
+             const ParamCheck& check);
+  int add_tensor(const Shape& shape, int producer, int input);
+  void check_tensors(const std::vector<int>& tensors, const char* what) const;
+  static Model from_file(const safetensors::File& file, const std::string& where);
+  // Plans: which nodes run (ancestors of the outputs), fused losses, gradient slots.
+  void plan();
+  void plan_backward();
+  void plan_inference();
+  void reserve_training(int n);
+  void reserve_inference(int n);
+  const float* tensor_data(int t) const { return act_ptr_[t]; }
+
   std::vector<std::unique_ptr<Layer>> layers_;
-  LossOptions loss_;
-  std::vector<MetricKind> metrics_;
+  std::vector<TensorInfo> tensors_;
+  std::vector<Node> nodes_;
+  std::vector<int> inputs_, outputs_;
+  std::vector<Saved> saved_;  // per node
+  std::vector<OutputTraining> train_;
   std::unique_ptr<Optimizer> optimizer_;
-  bool fused_ = false;
-  // Layers before this one have no params to train: backward stops there. Set by compile().
-  std::size_t first_trained_ = 0;
   // Serialises the public calls (held for a whole batch); a pointer keeps Model movable.
   std::unique_ptr<std::mutex> mu_ = std::make_unique<std::mutex>();
 
-  // Workspaces, sized for the largest batch seen: acts_[i] is the input of layer i.
-  int capacity_ = 0;
-  std::vector<std::vector<float>> acts_;
-  std::vector<const float*> act_ptr_;
-  std::vector<Saved> saved_;  // per layer
-  std::vector<float> grad_a_, grad_b_;
-  std::vector<float> ybatch_;
+  // Plans (see plan()): nodes that run, in order; per node whether its dy is dL/dz (fused
+  // loss); per tensor whether backward needs its gradient; the backward steps and slot sizes.
+  std::vector<int> active_;
+  std::vector<char> fused_, needs_grad_;
+  std::vector<BackStep> back_;
+  std::vector<long long> grad_slot_size_;
+  std::vector<int> grad_slot_of_;  // per tensor: the slot holding its gradient
+  std::vector<int> infer_slot_of_;  // per tensor: inference activation slot (-1: aliased)
+  std::vector<long long> infer_slot_size_;
+  std::vector<char> shared_;  // per layer: sits at several running nodes
   std::vector<Param*> param_list_;
   std::vector<std::pair<std::size_t, std::size_t>> trained_ids_;  // param_list_ as indices
+  bool planned_ = false;
+
+  // Workspaces, sized for the largest batch seen.
+  int train_capacity_ = 0, infer_capacity_ = 0;
+  std::vector<std::vector<float>> acts_;         // per tensor (training)
+  std::vector<std::vector<float>> infer_slots_;  // inference activations
+  std::vector<std::vector<float>> grad_slots_;
+  std::vector<const float*> act_ptr_;  // per tensor, this batch
+  std::vector<std::vector<float>> ybatch_;
+  std::vector<float> stash_;  // a shared layer's weight gradients from its other nodes
 };
 
 }  // namespace shenjing

@@ -95,7 +95,7 @@ Model Model::from_file(const safetensors::File& file, const std::string& where) 
     if (k == 0 && is_input_layer(layers.array[0])) continue;
     std::vector<const safetensors::Tensor*> found;
     // Match every declared param with its tensor before the model allocates anything.
-    m.append(layer_from_config(layers.array[k], m.output_shape()),
+    m.outputs_ = {m.append(layer_from_config(layers.array[k], m.output_shape()), m.outputs_,
              [&](size_t index, const Layer& l) {
                for (const Param& p : l.params()) {
                  const std::string name = "layers." + std::to_string(index) + "." + p.name;
@@ -110,7 +110,7 @@ Model Model::from_file(const safetensors::File& file, const std::string& where) 
                                     "architecture needs " + dims(p.shape) + ".");
                  found.push_back(t);
                }
-             });
+             })};
     std::vector<Param>& params = m.layers().back()->params();
     for (size_t i = 0; i < params.size(); ++i) {
       std::memcpy(params[i].value.data(), found[i]->bytes.data(), found[i]->bytes.size());

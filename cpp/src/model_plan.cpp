@@ -1,0 +1,244 @@
+// Run plans of the model graph, made once per graph and compile: which nodes run, which losses
+// fuse with the last activation, which tensors need a gradient, and buffer slots reused once
+// their last reader is done (a liveness pass, as memory planners in inference engines do).
+#include <algorithm>
+
+#include "shenjing/model.hpp"
+
+namespace shenjing {
+
+namespace {
+
+// Equal-use buffer slots: a slot is taken for a tensor and given back after the tensor's last
+// use; a taken slot grows to the largest tensor it ever holds.
+class SlotPool {
+ public:
+  explicit SlotPool(std::vector<long long>& sizes) : sizes_(sizes) {}
+  // The free slot that fits `floats` most tightly, else the largest free one (grown), else a
+  // new one. Deterministic, so plans are the same on every run.
+  int take(long long floats) {
+    int best = -1;
+    for (int s : free_) {
+      const bool fits = sizes_[s] >= floats;
+      if (best < 0) best = s;
+      else if (fits && (sizes_[best] < floats || sizes_[s] < sizes_[best])) best = s;
+      else if (!fits && sizes_[best] < floats && sizes_[s] > sizes_[best]) best = s;
+    }
+    if (best < 0) {
+      sizes_.push_back(0);
+      best = (int)sizes_.size() - 1;
+    } else {
+      free_.erase(std::find(free_.begin(), free_.end(), best));
+    }
+    sizes_[best] = std::max(sizes_[best], floats);
+    return best;
+  }
+  void give(int slot) { free_.push_back(slot); }
+
+ private:
+  std::vector<long long>& sizes_;
+  std::vector<int> free_;
+};
+
+long long sum(const std::vector<long long>& v) {
+  long long s = 0;
+  for (long long x : v) s += x;
+  return s;
+}
+
+}  // namespace
+
+void Model::plan() {
+  if (planned_) return;
+  const int T = (int)tensors_.size();
+  // Nodes some output depends on, in topological (= creation) order.
+  std::vector<char> wanted(T, 0);
+  for (int t : outputs_) wanted[t] = 1;
+  std::vector<char> runs(nodes_.size(), 0);
+  for (int i = (int)nodes_.size(); i-- > 0;)
+    if (wanted[nodes_[i].output]) {
+      runs[i] = 1;
+      for (int t : nodes_[i].inputs) wanted[t] = 1;
+    }
+  active_.clear();
+  for (size_t i = 0; i < nodes_.size(); ++i)
+    if (runs[i]) active_.push_back((int)i);
+  std::vector<int> uses(layers_.size(), 0);
+  for (int i : active_) ++uses[nodes_[i].layer];
+  shared_.assign(layers_.size(), 0);
+  for (size_t l = 0; l < layers_.size(); ++l) shared_[l] = uses[l] > 1;
+  plan_inference();
+  if (compiled()) plan_backward();
+  planned_ = true;
+  train_capacity_ = infer_capacity_ = 0;  // workspaces are re-sized on the next batch
+}
+
+void Model::plan_inference() {
+  const RunContext ctx{false};
+  const int T = (int)tensors_.size();
+  // Remaining reads of each tensor; outputs are read after the last node.
+  std::vector<int> reads(T, 0);
+  for (int i : active_)
+    for (int t : nodes_[i].inputs) ++reads[t];
+  for (int t : outputs_) ++reads[t];
+  infer_slot_of_.assign(T, -1);
+  infer_slot_size_.clear();
+  SlotPool pool(infer_slot_size_);
+  std::vector<int> slot_reads;  // per slot: reads left of every tensor it holds
+  auto hold = [&](int t, int slot) {
+    infer_slot_of_[t] = slot;
+    if ((int)slot_reads.size() <= slot) slot_reads.resize(slot + 1, 0);
+    slot_reads[slot] += reads[t];
+  };
+  for (int t : inputs_) hold(t, pool.take(shape_size(tensors_[t].shape)));
+  for (int i : active_) {
+    const Node& nd = nodes_[i];
+    const Layer& l = *layers_[nd.layer];
+    // Passthrough: the output is the input's buffer, which then lives for both.
+    if (l.passthrough(ctx)) hold(nd.output, infer_slot_of_[nd.inputs[0]]);
+    else hold(nd.output, pool.take(shape_size(tensors_[nd.output].shape)));
+    for (int t : nd.inputs)
+      if (--slot_reads[infer_slot_of_[t]] == 0) pool.give(infer_slot_of_[t]);
+  }
+}
+
+void Model::plan_backward() {
+  const RunContext ctx{true};
+  const int T = (int)tensors_.size();
+  // A tensor needs a gradient when a layer that trains computed it or anything before it.
+  std::vector<char> trains(layers_.size(), 0);
+  for (const auto& [layer, param] : trained_ids_) trains[layer] = 1;
+  needs_grad_.assign(T, 0);
+  for (int i : active_) {
+    const Node& nd = nodes_[i];
+    char need = trains[nd.layer];
+    for (int t : nd.inputs) need |= needs_grad_[t];
+    needs_grad_[nd.output] = need;
+  }
+  // Softmax/sigmoid + the matching cross-entropy: the loss hands back dL/dz, when the output
+  // feeds nothing else (every other reader needs dL/dy).
+  fused_.assign(nodes_.size(), 0);
+  std::vector<int> readers(T, 0);
+  for (int i : active_)
+    for (int t : nodes_[i].inputs) ++readers[t];
+  for (int t : outputs_) ++readers[t];
+  for (size_t k = 0; k < outputs_.size(); ++k) {
+    const int t = outputs_[k];
+    const int node = tensors_[t].producer;
+    const Layer& l = *layers_[nodes_[node].layer];
+    const LossOptions& loss = train_[k].loss;
+    const Activation last = l.output_activation();
+    const bool ce = loss.kind == LossKind::CategoricalCrossentropy ||
+                    loss.kind == LossKind::SparseCategoricalCrossentropy;
+    fused_[node] = readers[t] == 1 && !loss.from_logits && !l.passthrough(ctx) &&
+                   ((ce && last == Activation::Softmax) ||
+                    (loss.kind == LossKind::BinaryCrossentropy && last == Activation::Sigmoid));
+  }
+  // Walk backward (losses first: they read the outputs last), giving each gradient a slot
+  // when its first contribution is written and freeing it once its producer has run.
+  grad_slot_of_.assign(T, -1);
+  grad_slot_size_.clear();
+  back_.clear();
+  SlotPool pool(grad_slot_size_);
+  auto size = [&](int t) { return shape_size(tensors_[t].shape); };
+  // Where a contribution to tensor t's gradient goes: t's own slot if it has none yet, else a
+  // scratch slot added into it (given back by the caller).
+  auto target = [&](int t, int* slot, int* add_to, std::vector<int>& scratch) {
+    if (grad_slot_of_[t] < 0) {
+      grad_slot_of_[t] = *slot = pool.take(size(t));
+      *add_to = -1;
+    } else {
+      *slot = pool.take(size(t));
+      *add_to = grad_slot_of_[t];
+      scratch.push_back(*slot);
+    }
+  };
+  for (size_t k = 0; k < outputs_.size(); ++k) {
+    if (!needs_grad_[outputs_[k]]) continue;
+    BackStep s;
+    s.output = (int)k;
+    s.dx_slot.resize(1);
+    s.add_to.resize(1);
+    std::vector<int> scratch;
+    target(outputs_[k], &s.dx_slot[0], &s.add_to[0], scratch);
+    for (int x : scratch) pool.give(x);
+    back_.push_back(std::move(s));
+  }
+  for (size_t a = active_.size(); a-- > 0;) {
+    const int i = active_[a];
+    const Node& nd = nodes_[i];
+    if (!needs_grad_[nd.output]) continue;
+    const int dy = grad_slot_of_[nd.output];
+    BackStep s;
+    s.node = i;
+    s.dx_slot.assign(nd.inputs.size(), -1);
+    s.add_to.assign(nd.inputs.size(), -1);
+    std::vector<int> scratch;
+    if (layers_[nd.layer]->passthrough(ctx)) {
+      // The input's gradient is dy itself: hand the slot over, or add dy into it.
+      const int t = nd.inputs[0];
+      if (needs_grad_[t] && grad_slot_of_[t] < 0) {
+        grad_slot_of_[t] = dy;
+        s.dx_slot[0] = dy;
+      } else {
+        if (needs_grad_[t]) s.add_to[0] = grad_slot_of_[t];
+        pool.give(dy);
+      }
+      back_.push_back(std::move(s));
+      continue;
+    }
+    for (size_t j = 0; j < nd.inputs.size(); ++j)
+      if (needs_grad_[nd.inputs[j]]) target(nd.inputs[j], &s.dx_slot[j], &s.add_to[j], scratch);
+    for (int x : scratch) pool.give(x);
+    pool.give(dy);
+    back_.push_back(std::move(s));
+  }
+}
+
+void Model::reserve_training(int n) {
+  if (!planned_) plan();
+  if (n <= train_capacity_) return;
+  const RunContext ctx{true};
+  acts_.resize(tensors_.size());
+  for (size_t t = 0; t < tensors_.size(); ++t) {
+    const int p = tensors_[t].producer;
+    const bool aliased = p >= 0 && layers_[nodes_[p].layer]->passthrough(ctx);
+    acts_[t].assign(aliased ? 0 : (size_t)n * shape_size(tensors_[t].shape), 0.0f);
+  }
+  grad_slots_.resize(grad_slot_size_.size());
+  for (size_t s = 0; s < grad_slot_size_.size(); ++s)
+    grad_slots_[s].assign((size_t)n * grad_slot_size_[s], 0.0f);
+  act_ptr_.assign(tensors_.size(), nullptr);
+  train_capacity_ = n;
+}
+
+void Model::reserve_inference(int n) {
+  if (!planned_) plan();
+  if (n <= infer_capacity_) return;
+  infer_slots_.resize(infer_slot_size_.size());
+  for (size_t s = 0; s < infer_slot_size_.size(); ++s)
+    infer_slots_[s].assign((size_t)n * infer_slot_size_[s], 0.0f);
+  act_ptr_.assign(tensors_.size(), nullptr);
+  infer_capacity_ = n;
+}
+
+MemoryPlan Model::memory_plan() const {
+  std::lock_guard<std::mutex> lock(*mu_);
+  MemoryPlan m;
+  const RunContext ctx{true};
+  for (size_t t = 0; t < tensors_.size(); ++t) {
+    const int p = tensors_[t].producer;
+    const bool runs = p < 0 || std::find(active_.begin(), active_.end(), p) != active_.end();
+    if (!runs) continue;
+    if (p < 0 || !layers_[nodes_[p].layer]->passthrough(ctx))
+      m.train_activations += shape_size(tensors_[t].shape);
+    if (p < 0 || !layers_[nodes_[p].layer]->passthrough(RunContext{false}))
+      m.infer_per_tensor += shape_size(tensors_[t].shape);
+    if (!needs_grad_.empty() && needs_grad_[t]) m.gradients_per_tensor += shape_size(tensors_[t].shape);
+  }
+  m.infer_activations = sum(infer_slot_size_);
+  m.gradients = sum(grad_slot_size_);
+  return m;
+}
+
+}  // namespace shenjing

@@ -1,0 +1,352 @@
+// Batch calls of the model graph: forward over the running nodes, the losses of every output,
+// backward in reverse with gradients added up where a tensor feeds several nodes, update.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "rows.hpp"
+#include "shenjing/model.hpp"
+
+namespace shenjing {
+
+namespace {
+
+std::string dims_str(const std::vector<int>& s) {
+  std::string out = "(";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + (s.size() == 1 ? ",)" : ")");
+}
+
+// l1 * sum|w| + l2 * sum w^2 of one parameter; adds its gradient into grad when given.
+double penalty(const Param& p, float* grad) {
+  if (p.l1 == 0.0f && p.l2 == 0.0f) return 0.0;
+  double a = 0.0, s = 0.0;
+  for (size_t i = 0; i < p.value.size(); ++i) {
+    const float w = p.value[i];
+    a += std::fabs(w);
+    s += (double)w * w;
+    if (grad)
+      grad[i] += 2.0f * p.l2 * w + p.l1 * (w > 0.0f ? 1.0f : (w < 0.0f ? -1.0f : 0.0f));
+  }
+  return p.l1 * a + p.l2 * s;
+}
+
+// How losses and metrics see an output: `positions` rows (all axes but the last) of `width`.
+struct RowLayout {
+  int width;
+  long long positions;
+};
+RowLayout row_layout(const Shape& out) {
+  const int width = out.empty() ? 1 : out.back();
+  return {width, shape_size(out) / width};
+}
+
+const float* gather_rows(const float* y, int width, const long long* idx, int n,
+                         std::vector<float>& buf) {
+  if (!idx) return y;
+  if (buf.size() < (size_t)n * width) buf.resize((size_t)n * width);
+  for (int i = 0; i < n; ++i)
+    std::memcpy(buf.data() + (size_t)i * width, y + (size_t)idx[i] * width, width * sizeof(float));
+  return buf.data();
+}
+
+void add_into(float* dst, const float* src, size_t len) {
+  for (size_t i = 0; i < len; ++i) dst[i] += src[i];
+}
+
+}  // namespace
+
+double Model::regularization_loss() const {
+  double total = 0.0;  // Keras penalises trainable weights only
+  for (const Param* p : param_list_) total += penalty(*p, nullptr);
+  return total;
+}
+
+void Model::check_targets(std::size_t k, int y_width) const {
+  const Shape& out = tensors_[outputs_[k]].shape;
+  const auto [width, positions] = row_layout(out);
+  const LossOptions& loss = train_[k].loss;
+  const bool sparse = loss.kind == LossKind::SparseCategoricalCrossentropy;
+  const long long per = y_width % positions == 0 ? y_width / positions : -1;
+  const std::string which =
+      outputs_.size() > 1 ? " of output " + std::to_string(k) : std::string();
+  if (per != (sparse ? 1 : width))
+    throw ValueError(std::string("Targets") + which + " of " + std::to_string(y_width) +
+                     " values per sample do not fit the output " + shape_str(out) +
+                     " and the loss " + loss_name(loss.kind) + ", which needs " +
+                     std::to_string(sparse ? positions : positions * width) + ".");
+  for (MetricKind m : train_[k].metrics)
+    if (!metric_accepts(m, width, (int)per))
+      throw ValueError(std::string("Metric ") + metric_name(m) + " cannot compare targets" +
+                       which + " of " + std::to_string(per) + " value(s) per position with "
+                       "the output " + shape_str(out) + ".");
+}
+
+void Model::check_batch(const std::vector<ArrayRef>& xs, const std::vector<Target>* ys) const {
+  if (xs.size() != inputs_.size())
+    throw ValueError("The model has " + std::to_string(inputs_.size()) + " input(s), received " +
+                     std::to_string(xs.size()) + " array(s).");
+  if (!ys) return;
+  if (!compiled()) throw ValueError("You must call compile() before training the model.");
+  if (ys->size() != outputs_.size())
+    throw ValueError("The model has " + std::to_string(outputs_.size()) + " output(s), "
+                     "received targets for " + std::to_string(ys->size()) + ".");
+  for (size_t k = 0; k < outputs_.size(); ++k) check_targets(k, (*ys)[k].width);
+}
+
+void Model::run_forward(const std::vector<ArrayRef>& xs, const long long* idx, int n,
+                        bool training) {
+  const RunContext base{training};
+  for (size_t k = 0; k < inputs_.size(); ++k) {
+    const int t = inputs_[k];
+    const size_t row = shape_size(tensors_[t].shape);
+    if (idx || xs[k].dtype != DType::F32) {
+      // Gather (and convert) the batch rows into the input's workspace.
+      float* dst = training ? acts_[t].data() : infer_slots_[infer_slot_of_[t]].data();
+      if (!gather_rows_f32(xs[k], row, idx, n, dst))
+        throw ValueError("Input contains NaN or infinity (or float64 values beyond float32's "
+                         "range); the model needs finite values.");
+      act_ptr_[t] = dst;
+    } else {
+      act_ptr_[t] = static_cast<const float*>(xs[k].data);
+    }
+  }
+  std::vector<const float*> in;
+  for (int i : active_) {
+    const Node& nd = nodes_[i];
+    Layer& l = *layers_[nd.layer];
+    if (l.passthrough(base)) {
+      act_ptr_[nd.output] = act_ptr_[nd.inputs[0]];
+      continue;
+    }
+    float* y = training ? acts_[nd.output].data()
+                        : infer_slots_[infer_slot_of_[nd.output]].data();
+    in.clear();
+    for (int t : nd.inputs) in.push_back(act_ptr_[t]);
+    RunContext ctx = base;
+    ctx.saved = &saved_[i];
+    l.forward_inputs(in.data(), y, n, ctx);
+    act_ptr_[nd.output] = y;
+  }
+}
+
+// Loss and metric sums of every output: rows are the output's positions (all axes but the
+// last). With grads, each loss writes its weighted gradient where back_ says.
+double Model::losses(const std::vector<Target>& ys, const long long* idx, int n, bool grads,
+                     BatchStats* st) {
+  if (ybatch_.size() < outputs_.size()) ybatch_.resize(outputs_.size());
+  double total = 0.0;
+  for (size_t k = 0; k < outputs_.size(); ++k) {
+    const int t = outputs_[k];
+    const auto [width, positions] = row_layout(tensors_[t].shape);
+    const long long rows = (long long)n * positions;
+    const float* y = gather_rows(ys[k].data, ys[k].width, idx, n, ybatch_[k]);
+    const OutputTraining& tr = train_[k];
+    float* g = nullptr;
+    const BackStep* step = nullptr;
+    if (grads)
+      for (const BackStep& s : back_)
+        if (s.node < 0 && s.output == (int)k) step = &s;
+    if (step) g = grad_slots_[step->dx_slot[0]].data();
+    const bool fused = grads && fused_[tensors_[t].producer];
+    const double mean = loss_forward_backward(tr.loss, act_ptr_[t], y, rows, width, fused, g);
+    if (g) {
+      const size_t len = (size_t)rows * width;
+      if (tr.weight != 1.0f)
+        for (size_t i = 0; i < len; ++i) g[i] *= tr.weight;
+      if (step->add_to[0] >= 0) add_into(grad_slots_[step->add_to[0]].data(), g, len);
+    }
+    total += tr.weight * mean;
+    if (st) {
+      st->output_loss_sums.push_back(mean * n);
+      // Per-sample sums (the caller divides by samples): the mean over a sample's positions.
+      for (MetricKind m : tr.metrics)
+        st->metric_sums.push_back(
+            metric_sum(m, act_ptr_[t], y, rows, width, (int)(ys[k].width / positions)) /
+            positions);
+    }
+  }
+  return total;
+}
+
+void Model::run_backward(int n) {
+  const RunContext base{true};
+  std::vector<int> seen(layers_.size(), 0);
+  std::vector<float*> dxs;
+  std::vector<const float*> in;
+  for (const BackStep& s : back_) {
+    if (s.node < 0) continue;  // a loss: done in losses()
+    const Node& nd = nodes_[s.node];
+    Layer& l = *layers_[nd.layer];
+    const float* dy = grad_slots_[grad_slot_of_[nd.output]].data();
+    if (l.passthrough(base)) {
+      if (s.add_to[0] >= 0)
+        add_into(grad_slots_[s.add_to[0]].data(), dy,
+                 (size_t)n * shape_size(tensors_[nd.output].shape));
+      continue;
+    }
+    dxs.clear();
+    in.clear();
+    for (size_t j = 0; j < nd.inputs.size(); ++j) {
+      in.push_back(act_ptr_[nd.inputs[j]]);
+      dxs.push_back(s.dx_slot[j] >= 0 ? grad_slots_[s.dx_slot[j]].data() : nullptr);
+    }
+    // A shared layer overwrites its weight gradients at each node: keep the sum so far.
+    const bool accumulate = shared_[nd.layer] && seen[nd.layer]++ > 0;
+    std::vector<Param>& params = l.params();
+    if (accumulate) {
+      stash_.clear();
+      for (const Param& p : params) stash_.insert(stash_.end(), p.grad.begin(), p.grad.end());
+    }
+    RunContext ctx = base;
+    ctx.saved = &saved_[s.node];
+    ctx.fused = fused_[s.node];
+    l.backward_inputs(in.data(), act_ptr_[nd.output], dy, dxs.data(), n, ctx);
+    if (accumulate) {
+      size_t o = 0;
+      for (Param& p : params) {
+        add_into(p.grad.data(), stash_.data() + o, p.grad.size());
+        o += p.grad.size();
+      }
+    }
+    for (size_t j = 0; j < nd.inputs.size(); ++j)
+      if (s.add_to[j] >= 0)
+        add_into(grad_slots_[s.add_to[j]].data(), dxs[j],
+                 (size_t)n * shape_size(tensors_[nd.inputs[j]].shape));
+  }
+}
+
+double Model::forward_backward(const std::vector<ArrayRef>& xs, const std::vector<Target>& ys,
+                               const long long* idx, int n, BatchStats* st) {
+  check_batch(xs, &ys);
+  reserve_training(n);
+  run_forward(xs, idx, n, true);
+  const double loss = losses(ys, idx, n, true, st);
+  run_backward(n);
+  // Weight penalties: value into the loss, gradient into each parameter's gradient.
+  double reg = 0.0;
+  for (Param* p : param_list_) reg += penalty(*p, p->grad.data());
+  return loss + reg;
+}
+
+BatchStats Model::train_step(const std::vector<ArrayRef>& xs, const std::vector<Target>& ys,
+                             const long long* idx, int n) {
+  std::lock_guard<std::mutex> lock(*mu_);
+  BatchStats st;
+  st.loss_sum = forward_backward(xs, ys, idx, n, &st) * n;
+  optimizer_->apply(param_list_);
+  return st;
+}
+
+double Model::compute_gradients(const std::vector<ArrayRef>& xs, const std::vector<Target>& ys,
+                                int n) {
+  std::lock_guard<std::mutex> lock(*mu_);
+  return forward_backward(xs, ys, nullptr, n, nullptr);
+}
+
+BatchStats Model::test_step(const std::vector<ArrayRef>& xs, const std::vector<Target>& ys,
+                            const long long* idx, int n) {
+  std::lock_guard<std::mutex> lock(*mu_);
+  if (!compiled()) throw ValueError("You must call compile() before evaluating the model.");
+  check_batch(xs, &ys);
+  reserve_inference(n);
+  run_forward(xs, idx, n, false);
+  BatchStats st;
+  st.loss_sum = (losses(ys, idx, n, false, &st) + regularization_loss()) * n;
+  return st;
+}
+
+void Model::predict(const std::vector<ArrayRef>& xs, int n, const std::vector<float*>& outs) {
+  std::lock_guard<std::mutex> lock(*mu_);
+  predict_unlocked(xs, n, outs);
+}
+
+void Model::predict_unlocked(const std::vector<ArrayRef>& xs, int n,
+                             const std::vector<float*>& outs) {
+  check_batch(xs, nullptr);
+  if (outs.size() != outputs_.size())
+    throw ValueError("predict: " + std::to_string(outs.size()) + " output buffers for " +
+                     std::to_string(outputs_.size()) + " outputs.");
+  if (nodes_.empty()) throw ValueError("The model has no layers to predict with.");
+  for (size_t k = 0; k < xs.size(); ++k) {
+    if (xs[k].dtype != DType::F32) continue;  // others are checked as they are converted
+    // NaN/inf would silently poison every output: refuse them (cheap integer scan).
+    const size_t len = (size_t)n * shape_size(tensors_[inputs_[k]].shape);
+    const uint32_t* bits = static_cast<const uint32_t*>(xs[k].data);
+    uint32_t bad = 0;
+    for (size_t i = 0; i < len; ++i) bad |= ((bits[i] & 0x7f800000u) == 0x7f800000u);
+    if (bad) throw ValueError("Input contains NaN or infinity; predict() needs finite values.");
+  }
+  reserve_inference(n);
+  run_forward(xs, nullptr, n, false);
+  for (size_t k = 0; k < outputs_.size(); ++k)
+    std::memcpy(outs[k], act_ptr_[outputs_[k]],
+                (size_t)n * shape_size(tensors_[outputs_[k]].shape) * sizeof(float));
+}
+
+std::vector<Tensor> Model::predict(const std::vector<const float*>& xs,
+                                   const std::vector<std::vector<int>>& shapes) {
+  std::lock_guard<std::mutex> lock(*mu_);
+  if (xs.size() != inputs_.size() || shapes.size() != inputs_.size())
+    throw ValueError("predict: the model has " + std::to_string(inputs_.size()) + " input(s), "
+                     "received " + std::to_string(xs.size()) + " array(s) and " +
+                     std::to_string(shapes.size()) + " shape(s).");
+  int n = -1;
+  bool single = false;
+  for (size_t k = 0; k < xs.size(); ++k) {
+    const Shape& want = tensors_[inputs_[k]].shape;
+    const std::vector<int>& s = shapes[k];
+    const bool one = s == want;
+    const bool batch = s.size() == want.size() + 1 && s[0] > 0 &&
+                       std::equal(want.begin(), want.end(), s.begin() + 1);
+    if (!one && !batch)
+      throw ValueError("predict: expected input " + std::to_string(k) + " of shape " +
+                       shape_str(want) + " (a batch) or one sample of that shape without the "
+                       "batch axis, received shape " + dims_str(s) + ".");
+    const int rows = one ? 1 : s[0];
+    if (k == 0) single = one;
+    if ((k > 0 && (one != single || rows != n)))
+      throw ValueError("predict: every input must have the same number of samples.");
+    n = rows;
+  }
+  std::vector<Tensor> out(outputs_.size());
+  std::vector<float*> ptrs;
+  std::vector<ArrayRef> refs(xs.begin(), xs.end());
+  for (size_t k = 0; k < outputs_.size(); ++k) {
+    const Shape& os = tensors_[outputs_[k]].shape;
+    if (!single) out[k].shape.push_back(n);
+    out[k].shape.insert(out[k].shape.end(), os.begin(), os.end());
+    out[k].data.resize((size_t)n * shape_size(os));
+    ptrs.push_back(out[k].data.data());
+  }
+  predict_unlocked(refs, n, ptrs);
+  return out;
+}
+
+Tensor Model::predict(const float* x, const std::vector<int>& shape) {
+  if (inputs_.size() != 1 || outputs_.size() != 1)
+    throw ValueError("predict: this model has " + std::to_string(inputs_.size()) + " inputs "
+                     "and " + std::to_string(outputs_.size()) + " outputs; pass one array per "
+                     "input.");
+  return std::move(predict(std::vector<const float*>{x}, {shape})[0]);
+}
+
+BatchStats Model::train_step(ArrayRef x, const float* y, int y_width, const long long* idx,
+                             int n) {
+  return train_step(std::vector<ArrayRef>{x}, {Target{y, y_width}}, idx, n);
+}
+
+double Model::compute_gradients(const float* x, const float* y, int y_width, int n) {
+  return compute_gradients(std::vector<ArrayRef>{x}, {Target{y, y_width}}, n);
+}
+
+BatchStats Model::test_step(ArrayRef x, const float* y, int y_width, const long long* idx,
+                            int n) {
+  return test_step(std::vector<ArrayRef>{x}, {Target{y, y_width}}, idx, n);
+}
+
+void Model::predict(ArrayRef x, int n, float* out) {
+  predict(std::vector<ArrayRef>{x}, n, std::vector<float*>{out});
+}
+
+}  // namespace shenjing
