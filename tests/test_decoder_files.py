@@ -198,6 +198,8 @@ BAD_SHAPES = [
      r"'ct' \(Conv2DTranspose\).*output axis of 0 cells: it must be at least 1"),
     ((3, 3, 2), lambda: layers.Conv2DTranspose(2, 3, strides=2**20, name="ct"),
      r"2\^28|too large"),
+    ((64, 64, 64), lambda: layers.Conv2DTranspose(2**10, 16, name="ct"),
+     r"'ct' \(Conv2DTranspose\).*floats of workspace per sample, more than 2\^28"),
     ((4, 2), lambda: layers.UpSampling2D(name="u"), r"'u' \(UpSampling2D\) expects input"),
     ((4, 4, 2), lambda: layers.UpSampling2D(2**16, name="u"), r"2\^28|more than 2\^31"),
     ((4, 2), lambda: layers.Cropping1D((2, 2), name="c"),

@@ -27,6 +27,7 @@ namespace shenjing {
 namespace {
 
 constexpr size_t kChunkFloats = size_t(1) << 19;  // col + output per chunk: 2 MB, as Conv
+constexpr long long kMaxColFloats = 1LL << 28;     // col per sample, as the activation cap
 
 // One axis of a transposed convolution, in 64 bits (sizes come from configs and files).
 struct TAxis {
@@ -125,6 +126,15 @@ class ConvTranspose final : public Layer {
                        window::arg_str(opt_.rank, opt_.kernel[0], opt_.kernel[1]) + " with " +
                        std::to_string(F) + " filters makes " + std::to_string(kc) +
                        " kernel rows, more than 2^31 - 1.");
+    // col holds H*W*Kc floats per sample (the GEMM's output before col2im); capped like the
+    // model caps activations, so a large kernel on a large input cannot ask for absurd memory.
+    const long long col = in[0] * in[1] * kc;
+    if (col > kMaxColFloats)
+      throw ValueError("Layer '" + name_ + "' (" + type() + "): kernel_size " +
+                       window::arg_str(opt_.rank, opt_.kernel[0], opt_.kernel[1]) + " with " +
+                       std::to_string(F) + " filters over the input " + shape_str(input) +
+                       " needs " + std::to_string(col) + " floats of workspace per sample, "
+                       "more than 2^28: too large to compute.");
     kernels::WindowGeom g{};
     g.H = (int)ax[0].out;
     g.W = (int)ax[1].out;
