@@ -10,10 +10,13 @@ import numpy as np
 import shenjing
 from shenjing import _atomic
 from shenjing.layers.convolutional import _Conv
-from shenjing.layers.core import Activation, Dense, Dropout
+from shenjing.layers.convolutional_transpose import _ConvTranspose
+from shenjing.layers.core import Activation, Dense, Dropout, Identity
 from shenjing.layers.normalization import BatchNormalization
 from shenjing.layers.pooling import _GlobalPool, _Pool
-from shenjing.layers.reshaping import Flatten, Reshape, ZeroPadding1D, ZeroPadding2D
+from shenjing.layers.reshaping import (Cropping1D, Cropping2D, Flatten, Permute, RepeatVector,
+                                       Reshape, ZeroPadding1D, ZeroPadding2D)
+from shenjing.layers.upsampling import UpSampling1D, UpSampling2D
 
 DEFAULT_OPSET = 17
 # Softmax over one axis (rather than over all axes after it) needs opset 13.
@@ -230,10 +233,89 @@ def _zero_padding(g, layer, x):
     return g.op("Pad", [x, g.const(pads, layer.name + "/pads", np.int64)], layer.name)
 
 
+def _deconv_axis(size, k, s, d, padding, op):
+    """(output length, cells cut before) of one transposed-convolution axis, as Keras and the
+    C++ layer compute them (JAX's padding placement)."""
+    eff = (k - 1) * d + 1
+    if padding == "valid":
+        op = max(eff, s) - eff if op is None else op
+        return (size - 1) * s + eff + op, 0
+    pad_len = s + eff - 2 if op is None else eff + eff % 2 - 2 + op
+    left = min(pad_len // 2 + pad_len % 2, eff - 1)
+    out = size * s if op is None else (size - 1) * s + eff % 2 + op
+    return out, eff - 1 - left
+
+
+def _conv_transpose(g, layer, x):
+    weights = layer.get_weights()
+    rank = len(layer.kernel_size)
+    # Keras kernels are (*window, filters, in); ONNX wants (in, filters, *window).
+    kernel = np.transpose(weights[0], (rank + 1, rank, *range(rank)))
+    inputs = [g.const(kernel, layer.name + "/kernel")]
+    if layer.use_bias:
+        inputs.append(g.const(weights[1], layer.name + "/bias"))
+    begin, end, extra = [], [], []
+    for a, size in enumerate(layer.input_shape[1:-1]):
+        k, s, d = layer.kernel_size[a], layer.strides[a], layer.dilation_rate[a]
+        op = None if layer.output_padding is None else layer.output_padding[a]
+        out, cut = _deconv_axis(size, k, s, d, layer.padding, op)
+        natural = (size - 1) * s + (k - 1) * d + 1  # ONNX's length before pads
+        after = natural - cut - out  # negative: zero cells (then the bias) past the kernel
+        begin.append(cut)
+        end.append(max(after, 0))
+        extra.append(max(-after, 0))
+    attrs = {"kernel_shape": list(layer.kernel_size), "strides": list(layer.strides),
+             "pads": begin + end}
+    if any(extra):
+        attrs["output_padding"] = extra
+    if any(d != 1 for d in layer.dilation_rate):
+        attrs["dilations"] = list(layer.dilation_rate)
+    y = _channels_first(g, x, rank, layer.name, "ConvTranspose", inputs, **attrs)
+    return _activation(g, layer.activation, y, layer.name)
+
+
+def _upsampling(g, layer, x):
+    size = (layer.size,) if isinstance(layer, UpSampling1D) else layer.size
+    rank = len(size)
+    scales = g.const([1.0, 1.0, *size], layer.name + "/scales")
+    if getattr(layer, "interpolation", "nearest") == "nearest":
+        # floor(o / size): asymmetric coordinates, rounded down.
+        attrs = {"mode": "nearest", "coordinate_transformation_mode": "asymmetric",
+                 "nearest_mode": "floor"}
+    else:  # Keras's ops.image.resize: half-pixel centres, clamped at the edges
+        attrs = {"mode": "linear", "coordinate_transformation_mode": "half_pixel"}
+    return _channels_first(g, x, rank, layer.name, "Resize", ["", scales], **attrs)
+
+
+def _cropping(g, layer, x):
+    sides = layer.cropping if isinstance(layer, Cropping2D) else (layer.cropping,)
+    sizes = layer.input_shape[1:-1]
+    starts = [c[0] for c in sides]
+    ends = [n - c[1] for n, c in zip(sizes, sides)]
+    axes = list(range(1, len(sides) + 1))
+    return g.op("Slice", [x, g.const(starts, layer.name + "/starts", np.int64),
+                          g.const(ends, layer.name + "/ends", np.int64),
+                          g.const(axes, layer.name + "/axes", np.int64)], layer.name)
+
+
+def _repeat_vector(g, layer, x):
+    x3 = g.op("Unsqueeze", [x, g.const([1], layer.name + "/axis", np.int64)],
+              layer.name + "/unsqueeze")
+    return g.op("Tile", [x3, g.const([1, layer.n, 1], layer.name + "/repeats", np.int64)],
+                layer.name)
+
+
+def _permute(g, layer, x):
+    return g.op("Transpose", [x], layer.name, perm=[0, *layer.dims])
+
+
 _CONVERTERS = {Dense: _dense, Activation: _activation_layer, Dropout: _identity,
                Flatten: _reshape, Reshape: _reshape, _Conv: _conv, _Pool: _pool,
                _GlobalPool: _global_pool, BatchNormalization: _batch_norm,
-               ZeroPadding1D: _zero_padding, ZeroPadding2D: _zero_padding}
+               ZeroPadding1D: _zero_padding, ZeroPadding2D: _zero_padding,
+               _ConvTranspose: _conv_transpose, UpSampling1D: _upsampling,
+               UpSampling2D: _upsampling, Cropping1D: _cropping, Cropping2D: _cropping,
+               RepeatVector: _repeat_vector, Permute: _permute, Identity: _identity}
 
 
 def _converter(layer):

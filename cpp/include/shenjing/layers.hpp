@@ -183,4 +183,51 @@ struct ZeroPaddingOptions {
 };
 std::unique_ptr<Layer> make_zero_padding(const ZeroPaddingOptions& opt);
 
+// Conv1DTranspose / Conv2DTranspose, channels last: the adjoint of a convolution (scatters each
+// input cell times the kernel into the output), y = act(conv_transpose(x, kernel) + bias).
+// Kernel (KH, KW, filters, in) as Keras ((K, filters, in) for 1-D). Output length per axis
+// as Keras (deconv): 'valid' (in - 1) * s + max(eff, s) or (in - 1) * s + eff + op with an
+// output_padding op; 'same' in * s, or (in - 1) * s + eff % 2 + op; eff = (k - 1) * d + 1.
+// Keras forbids strides > 1 together with dilation_rate > 1, and op >= strides.
+struct ConvTransposeOptions {
+  int rank = 2;
+  int filters = 0;
+  int kernel[2] = {1, 1};
+  int strides[2] = {1, 1};
+  int dilation[2] = {1, 1};
+  bool has_output_padding = false;  // Keras's output_padding=None when false
+  int output_padding[2] = {0, 0};
+  Padding padding = Padding::Valid;  // valid or same
+  Activation activation = Activation::Linear;
+  float activation_alpha = 0.0f;
+  bool use_bias = true;
+  float kernel_l1 = 0.0f, kernel_l2 = 0.0f, bias_l1 = 0.0f, bias_l2 = 0.0f;
+};
+std::unique_ptr<Layer> make_conv_transpose(const ConvTransposeOptions& opt);
+
+// UpSampling1D (size[1] repeats of each step) and UpSampling2D (size[0] x size[1]):
+// nearest repeats cells (Keras's ops.repeat); bilinear interpolates with half-pixel centres
+// (Keras's ops.image.resize 'bilinear', as TF/JAX resize and torch align_corners=False).
+struct UpSamplingOptions {
+  int rank = 2;
+  int size[2] = {2, 2};
+  bool bilinear = false;  // 2-D only
+};
+std::unique_ptr<Layer> make_upsampling(const UpSamplingOptions& opt);
+
+// Cropping1D/2D: removes cells before/after the row axis (rank 2 only) and the column axis.
+struct CroppingOptions {
+  int rank = 2;
+  int top = 0, bottom = 0, left = 0, right = 0;
+};
+std::unique_ptr<Layer> make_cropping(const CroppingOptions& opt);
+
+// RepeatVector(n): (features) -> (n, features).
+std::unique_ptr<Layer> make_repeat_vector(int n);
+// Permute(dims): output axis i is input axis dims[i] - 1 (1-based over the per-sample axes,
+// as Keras); dims must be a permutation of 1..rank.
+std::unique_ptr<Layer> make_permute(const std::vector<int>& dims);
+// Identity: the output is the input (passed through by the model).
+std::unique_ptr<Layer> make_identity();
+
 }  // namespace shenjing

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "io/config_fields.hpp"
+#include "io/layer_config_decoder.hpp"
 
 namespace shenjing {
 namespace {
@@ -186,11 +187,14 @@ std::unique_ptr<Layer> layer_from_config(const Value& spec, const Shape& input) 
   else if (cls == "BatchNormalization") layer = batch_norm(f, input);
   else if (cls == "ZeroPadding2D") layer = zero_padding(f, 2);
   else if (cls == "ZeroPadding1D") layer = zero_padding(f, 1);
+  else if ((layer = decoder_layer_from_config(cls, f))) {}
   else
     throw ValueError("Unknown layer type '" + (cls.size() > 64 ? cls.substr(0, 64) + "..." : cls) +
                      "'. Known: Dense, Activation, Dropout, Flatten, Reshape, Conv1D, Conv2D, "
                      "MaxPooling1D/2D, AveragePooling1D/2D, GlobalMaxPooling1D/2D, "
-                     "GlobalAveragePooling1D/2D, BatchNormalization, ZeroPadding1D/2D.");
+                     "GlobalAveragePooling1D/2D, BatchNormalization, ZeroPadding1D/2D, "
+                     "Conv1DTranspose, Conv2DTranspose, UpSampling1D/2D, Cropping1D/2D, "
+                     "RepeatVector, Permute, Identity.");
   layer->set_name(name);
   return layer;
 }

@@ -1,7 +1,8 @@
 """Layers with Keras 3 names and arguments."""
 from shenjing.layers.base import Layer
 from shenjing.layers.convolutional import Conv1D, Conv2D
-from shenjing.layers.core import Activation, Dense, Dropout
+from shenjing.layers.convolutional_transpose import Conv1DTranspose, Conv2DTranspose
+from shenjing.layers.core import Activation, Dense, Dropout, Identity
 from shenjing.layers.input import Input, InputLayer
 from shenjing.layers.normalization import BatchNormalization
 from shenjing.layers.pooling import (AveragePooling1D, AveragePooling2D, AvgPool1D, AvgPool2D,
@@ -9,11 +10,15 @@ from shenjing.layers.pooling import (AveragePooling1D, AveragePooling2D, AvgPool
                                      GlobalAvgPool1D, GlobalAvgPool2D, GlobalMaxPool1D,
                                      GlobalMaxPool2D, GlobalMaxPooling1D, GlobalMaxPooling2D,
                                      MaxPool1D, MaxPool2D, MaxPooling1D, MaxPooling2D)
-from shenjing.layers.reshaping import Flatten, Reshape, ZeroPadding1D, ZeroPadding2D
+from shenjing.layers.reshaping import (Cropping1D, Cropping2D, Flatten, Permute, RepeatVector,
+                                       Reshape, ZeroPadding1D, ZeroPadding2D)
+from shenjing.layers.upsampling import UpSampling1D, UpSampling2D
 
 __all__ = ["Layer", "Dense", "Activation", "Dropout", "Flatten", "Reshape", "Input",
            "InputLayer", "Conv1D", "Conv2D", "MaxPooling1D", "MaxPooling2D", "AveragePooling1D",
            "AveragePooling2D", "GlobalAveragePooling1D", "GlobalAveragePooling2D",
            "GlobalMaxPooling1D", "GlobalMaxPooling2D", "MaxPool1D", "MaxPool2D", "AvgPool1D",
            "AvgPool2D", "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalMaxPool1D",
-           "GlobalMaxPool2D", "BatchNormalization", "ZeroPadding1D", "ZeroPadding2D"]
+           "GlobalMaxPool2D", "BatchNormalization", "ZeroPadding1D", "ZeroPadding2D",
+           "Conv1DTranspose", "Conv2DTranspose", "UpSampling1D", "UpSampling2D", "Cropping1D",
+           "Cropping2D", "RepeatVector", "Permute", "Identity"]

@@ -1,4 +1,4 @@
-"""Dense, Activation and Dropout layers."""
+"""Dense, Activation, Dropout and Identity layers."""
 import numbers
 
 from shenjing import _random, activations, initializers, regularizers
@@ -67,3 +67,10 @@ class Dropout(Layer):
         # The C++ stream needs a seed; configs carry integers exactly up to 2^53.
         seed = self.seed if self.seed is not None else _random.draw_seed()
         return {**self.get_config(), "seed": int(seed) % 2**53}
+
+
+class Identity(Layer):
+    """Returns its input unchanged (a placeholder); costs nothing at run time."""
+
+    def __init__(self, **kwargs):  # only the common arguments (name, trainable, dtype)
+        super().__init__(**kwargs)
