@@ -3,6 +3,9 @@ from shenjing.layers.base import Layer
 from shenjing.layers.convolutional import Conv1D, Conv2D
 from shenjing.layers.core import Activation, Dense, Dropout
 from shenjing.layers.input import Input, InputLayer
+from shenjing.layers.merging import (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply,
+                                     Subtract, add, average, concatenate, dot, maximum, minimum,
+                                     multiply, subtract)
 from shenjing.layers.normalization import BatchNormalization
 from shenjing.layers.pooling import (AveragePooling1D, AveragePooling2D, AvgPool1D, AvgPool2D,
                                      GlobalAveragePooling1D, GlobalAveragePooling2D,
@@ -16,4 +19,6 @@ __all__ = ["Layer", "Dense", "Activation", "Dropout", "Flatten", "Reshape", "Inp
            "AveragePooling2D", "GlobalAveragePooling1D", "GlobalAveragePooling2D",
            "GlobalMaxPooling1D", "GlobalMaxPooling2D", "MaxPool1D", "MaxPool2D", "AvgPool1D",
            "AvgPool2D", "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalMaxPool1D",
-           "GlobalMaxPool2D", "BatchNormalization", "ZeroPadding1D", "ZeroPadding2D"]
+           "GlobalMaxPool2D", "BatchNormalization", "ZeroPadding1D", "ZeroPadding2D", "Add",
+           "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot", "add",
+           "subtract", "multiply", "average", "maximum", "minimum", "concatenate", "dot"]
