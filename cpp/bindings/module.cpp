@@ -171,6 +171,106 @@ py::dict tensor_dict(const safetensors::File& f, const std::string& skip) {
   return tensors;
 }
 
+// A new float32 array of shape (n, *s).
+py::array_t<float> batch_array(long long n, const Shape& s) {
+  std::vector<py::ssize_t> dims{(py::ssize_t)n};
+  for (int d : s) dims.push_back(d);
+  return py::array_t<float>(dims);
+}
+
+// a is a C-contiguous float32 array of shape (n, *s), or ValueError/TypeError naming it.
+const float* batch_f32(const py::array& a, long long n, const Shape& s, const std::string& what) {
+  const float* p = f32(a, what.c_str());
+  bool ok = a.ndim() == (py::ssize_t)s.size() + 1 && a.shape(0) == n;
+  for (size_t d = 0; ok && d < s.size(); ++d) ok = a.shape(d + 1) == s[d];
+  if (!ok)
+    throw ValueError(what + " must have shape " + shape_str(s).replace(1, 4, std::to_string(n)) +
+                     ".");
+  return p;
+}
+
+// _core._run_layer: builds one layer from its config on the given input shapes (as a model
+// would: the same size caps), then runs forward and, when dy is given, backward with every
+// input gradient requested. Every count and shape is checked first.
+py::tuple run_layer(const std::string& spec, const std::vector<Shape>& shapes,
+                    const std::vector<py::array>& xs, const py::object& dy, bool training,
+                    const py::object& params) {
+  if (shapes.empty() || shapes.size() > 64)
+    throw ValueError("_run_layer: give 1 to 64 input shapes.");
+  for (const Shape& s : shapes) {
+    bool ok = s.size() <= 8 && shape_size(s) <= (1LL << 28);
+    for (int d : s) ok = ok && d > 0;
+    if (!ok) throw ValueError("_run_layer: bad input shape " + shape_str(s) + ".");
+  }
+  std::unique_ptr<Layer> layer = layer_from_config(json::parse(spec, "layer config"), shapes[0]);
+  layer->build_inputs(shapes);
+  const Shape out = layer->output_shape();
+  bool out_ok = shape_size(out) <= (1LL << 28);
+  for (int d : out) out_ok = out_ok && d > 0;
+  if (!out_ok) throw ValueError("_run_layer: output shape " + shape_str(out) + " too large.");
+  auto& ps = layer->params();
+  std::vector<py::array> pv;
+  if (!params.is_none()) pv = params.cast<std::vector<py::array>>();
+  if (!params.is_none() && pv.size() != ps.size())
+    throw ValueError("_run_layer: the layer has " + std::to_string(ps.size()) +
+                     " params, received " + std::to_string(pv.size()) + ".");
+  for (size_t i = 0; i < ps.size(); ++i) {
+    if (shape_size(ps[i].shape) > (1LL << 31)) throw ValueError("_run_layer: param too large.");
+    ps[i].value.assign((size_t)shape_size(ps[i].shape), ps[i].init);
+    ps[i].grad.assign(ps[i].value.size(), 0.0f);
+    if (!pv.empty()) {
+      const float* p = f32(pv[i], "param");
+      if (pv[i].size() != (py::ssize_t)ps[i].value.size())
+        throw ValueError("_run_layer: param '" + ps[i].name + "' must have " +
+                         std::to_string(ps[i].value.size()) + " values.");
+      std::memcpy(ps[i].value.data(), p, sizeof(float) * ps[i].value.size());
+    }
+  }
+  if (xs.size() != shapes.size())
+    throw ValueError("_run_layer: " + std::to_string(shapes.size()) + " input shapes but " +
+                     std::to_string(xs.size()) + " inputs.");
+  const long long n = xs[0].ndim() ? xs[0].shape(0) : -1;
+  if (n < 1 || n > INT_MAX)
+    throw ValueError("_run_layer: inputs need a batch axis of 1 to 2^31 - 1 samples.");
+  std::vector<const float*> xp;
+  for (size_t i = 0; i < xs.size(); ++i)
+    xp.push_back(batch_f32(xs[i], n, shapes[i], "input " + std::to_string(i)));
+  const float* dyp = nullptr;
+  py::array dya;
+  if (!dy.is_none()) {
+    dya = dy.cast<py::array>();
+    dyp = batch_f32(dya, n, out, "dy");
+  }
+  Saved saved;
+  RunContext ctx;
+  ctx.training = training;
+  ctx.saved = &saved;
+  const bool pass = layer->passthrough(ctx);  // the model would hand the buffer on
+  py::array_t<float> y = batch_array(n, out);
+  std::vector<py::array_t<float>> dxs;
+  std::vector<float*> dxp;
+  for (const Shape& s : shapes) {
+    dxs.push_back(batch_array(n, s));
+    dxp.push_back(dxs.back().mutable_data());
+  }
+  float* yp = y.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    if (pass) std::memcpy(yp, xp[0], sizeof(float) * n * shape_size(out));
+    else layer->forward_inputs(xp.data(), yp, (int)n, ctx);
+    if (dyp && pass) std::memcpy(dxp[0], dyp, sizeof(float) * n * shape_size(out));
+    else if (dyp) layer->backward_inputs(xp.data(), yp, dyp, dxp.data(), (int)n, ctx);
+  }
+  py::list dx_list, grads;
+  if (dyp) {
+    for (auto& a : dxs) dx_list.append(a);
+    for (const Param& p : ps)
+      grads.append(py::array_t<float>(std::vector<py::ssize_t>(p.shape.begin(), p.shape.end()),
+                                      p.grad.data()));
+  }
+  return py::make_tuple(y, dx_list, grads);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -393,6 +493,9 @@ PYBIND11_MODULE(_core, m) {
            });
 
   // Test hooks for the kernels.
+  m.def("_run_layer", &run_layer,
+        "One layer alone, for gradient and parity tests: (config JSON, per-sample input shapes, "
+        "inputs, dy or None, training, params or None) -> (y, [dx per input], [param grads])");
   m.def("_set_conv_chunk_floats", &set_conv_chunk_floats);
   m.def("_isas", []() {
     const kernels::KernelTable* t[8];

@@ -12,6 +12,8 @@ from shenjing import _atomic
 from shenjing.layers.convolutional import _Conv
 from shenjing.layers.convolutional_transpose import _ConvTranspose
 from shenjing.layers.core import Activation, Dense, Dropout, Identity
+from shenjing.layers.merging import (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply,
+                                     Subtract)
 from shenjing.layers.normalization import BatchNormalization
 from shenjing.layers.pooling import _GlobalPool, _Pool
 from shenjing.layers.reshaping import (Cropping1D, Cropping2D, Flatten, Permute, RepeatVector,
@@ -324,3 +326,126 @@ def _converter(layer):
             return _CONVERTERS[cls]
     raise ValueError(f"export_onnx: layer '{layer.name}' ({type(layer).__name__}) has no ONNX "
                      f"conversion.")
+
+
+# -- merge layers: each takes (graph, layer, [input tensor names]) and returns its output name ---
+# The graph exporter that calls them reads the per-input shapes from ``layer.input_shape``, a
+# list of shapes with the batch axis first (``[(None, 3, 4), (None, 4)]``), as Keras gives it
+# for a layer called on several tensors.
+def _merge_shapes(layer, xs):
+    shapes = layer.input_shape
+    if not isinstance(shapes, (list, tuple)) or len(shapes) != len(xs) or \
+            not all(isinstance(s, (list, tuple)) for s in shapes):
+        raise ValueError(f"export_onnx: layer '{layer.name}' needs one input shape per input "
+                         f"({len(xs)}), received input_shape={shapes!r}.")
+    return [tuple(s) for s in shapes]
+
+
+def _ranked(g, layer, xs):
+    """The inputs with axes of size 1 added after the batch axis up to the highest rank: ONNX
+    broadcasting aligns whole tensors on their last axes, batch axis included, while Keras
+    aligns the per-sample shapes (its merges call expand_dims(x, 1))."""
+    shapes = _merge_shapes(layer, xs)
+    top = max(len(s) for s in shapes)
+    out = []
+    for x, s in zip(xs, shapes):
+        if len(s) < top:
+            axes = g.const(list(range(1, 1 + top - len(s))), layer.name + "/axes", np.int64)
+            x = g.op("Unsqueeze", [x, axes], layer.name + "/expanded")
+        out.append(x)
+    return out
+
+
+def _fold(g, layer, xs, op_type):
+    """op_type applied left to right, as Keras's merges: op(op(x0, x1), x2)."""
+    xs = _ranked(g, layer, xs)
+    y = xs[0]
+    for x in xs[1:]:
+        y = g.op(op_type, [y, x], layer.name)
+    return y
+
+
+def _merge_add(g, layer, xs):
+    return _fold(g, layer, xs, "Add")
+
+
+def _merge_subtract(g, layer, xs):
+    if len(xs) != 2:
+        raise ValueError(f"export_onnx: Subtract '{layer.name}' takes exactly 2 inputs, "
+                         f"received {len(xs)}.")
+    return _fold(g, layer, xs, "Sub")
+
+
+def _merge_multiply(g, layer, xs):
+    return _fold(g, layer, xs, "Mul")
+
+
+def _merge_maximum(g, layer, xs):
+    return _fold(g, layer, xs, "Max")
+
+
+def _merge_minimum(g, layer, xs):
+    return _fold(g, layer, xs, "Min")
+
+
+def _merge_average(g, layer, xs):
+    total = _fold(g, layer, xs, "Add")  # then a division, as Keras's sum / len(inputs)
+    return g.op("Div", [total, g.const(float(len(xs)), layer.name + "/count")], layer.name)
+
+
+def _merge_concatenate(g, layer, xs):
+    _merge_shapes(layer, xs)
+    # Keras's axis counts the batch axis, as ONNX's does, and both take negative axes.
+    return g.op("Concat", list(xs), layer.name, axis=int(layer.axis))
+
+
+def _l2_normalize(g, x, axis, hint):
+    """x / sqrt(max(sum(x^2), eps^2)) along axis: Keras's ops.normalize with its epsilon clamp
+    (ONNX's LpNormalization has none and gives NaN for a zero vector)."""
+    if g.opset < 18:  # axes moved from an attribute to an input in opset 18
+        ss = g.op("ReduceSumSquare", [x], hint + "/sum_sq", axes=[axis], keepdims=1)
+    else:
+        ss = g.op("ReduceSumSquare", [x, g.const([axis], hint + "/axes", np.int64)],
+                  hint + "/sum_sq", keepdims=1)
+    clamped = g.op("Max", [ss, g.const(np.float32(1e-7) ** 2, hint + "/eps2")], hint + "/clamp")
+    return g.op("Div", [x, g.op("Sqrt", [clamped], hint + "/norm")], hint + "/normalized")
+
+
+def _merge_dot(g, layer, xs):
+    """Keras's batch dot as one batched MatMul: the first input with its dot axis moved last
+    and reshaped to (batch, M, d), the second with its dot axis first, (batch, d, N); the
+    product (batch, M, N) reshaped to the layer's output."""
+    if len(xs) != 2:
+        raise ValueError(f"export_onnx: Dot '{layer.name}' takes exactly 2 inputs, received "
+                         f"{len(xs)}.")
+    shapes = [s[1:] for s in _merge_shapes(layer, xs)]
+    pair = (layer.axes, layer.axes) if isinstance(layer.axes, int) else tuple(layer.axes)
+    axes = [a - 1 if a > 0 else len(s) + a for a, s in zip(pair, shapes)]  # per-sample axes
+    if any(not 0 <= a < len(s) for a, s in zip(axes, shapes)) or \
+            shapes[0][axes[0]] != shapes[1][axes[1]]:
+        raise ValueError(f"export_onnx: Dot '{layer.name}' with axes={layer.axes!r} does not fit "
+                         f"inputs {layer.input_shape!r}.")
+    name, d = layer.name, shapes[0][axes[0]]
+    rest = [[n for i, n in enumerate(s) if i != a] for s, a in zip(shapes, axes)]
+    mats = []
+    for k, (x, s, a) in enumerate(zip(xs, shapes, axes)):
+        hint = f"{name}/input{k}"
+        if layer.normalize:
+            x = _l2_normalize(g, x, a + 1, hint)
+        others = [1 + i for i in range(len(s)) if i != a]
+        perm = [0, *others, 1 + a] if k == 0 else [0, 1 + a, *others]
+        if perm != list(range(len(perm))):
+            x = g.op("Transpose", [x], hint + "/transposed", perm=perm)
+        size = int(np.prod(rest[k], dtype=np.int64))
+        target = [0, size, d] if k == 0 else [0, d, size]  # 0 copies the batch size
+        mats.append(g.op("Reshape", [x, g.const(target, hint + "/shape", np.int64)],
+                         hint + "/matrix"))
+    y = g.op("MatMul", mats, name + "/matmul")
+    out = rest[0] + rest[1] or [1]
+    return g.op("Reshape", [y, g.const([0, *out], name + "/shape", np.int64)], name)
+
+
+# For the graph exporter: layers called on a list of tensors.
+_MERGE_CONVERTERS = {Add: _merge_add, Subtract: _merge_subtract, Multiply: _merge_multiply,
+                     Average: _merge_average, Maximum: _merge_maximum, Minimum: _merge_minimum,
+                     Concatenate: _merge_concatenate, Dot: _merge_dot}

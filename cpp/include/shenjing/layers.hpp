@@ -230,4 +230,17 @@ std::unique_ptr<Layer> make_permute(const std::vector<int>& dims);
 // Identity: the output is the input (passed through by the model).
 std::unique_ptr<Layer> make_identity();
 
+// Keras's merge layers (several inputs; build them with build_inputs). Elementwise merges
+// broadcast as Keras does: shapes aligned on their last axes, axes of size 1 stretch.
+// Subtract takes exactly 2 inputs, the others at least 1.
+enum class MergeOp : int { Add = 0, Subtract, Multiply, Average, Maximum, Minimum };
+std::unique_ptr<Layer> make_merge(MergeOp op);
+// Concatenate along `axis`, counted as Keras counts it (batch axis included, so -1 is the last
+// axis); axis 0 (the batch axis) is a ValueError.
+std::unique_ptr<Layer> make_concatenate(int axis);
+// Dot of two inputs along axis1 of the first and axis2 of the second (Keras's batch_dot; axes
+// counted with the batch axis, negative from the end; 0 is a ValueError); `normalize`
+// L2-normalizes both along those axes first (cosine proximity).
+std::unique_ptr<Layer> make_dot(int axis1, int axis2, bool normalize);
+
 }  // namespace shenjing

@@ -188,13 +188,15 @@ std::unique_ptr<Layer> layer_from_config(const Value& spec, const Shape& input) 
   else if (cls == "ZeroPadding2D") layer = zero_padding(f, 2);
   else if (cls == "ZeroPadding1D") layer = zero_padding(f, 1);
   else if ((layer = decoder_layer_from_config(cls, f))) {}
+  else if ((layer = merge_layer_from_config(cls, f))) {}
   else
     throw ValueError("Unknown layer type '" + (cls.size() > 64 ? cls.substr(0, 64) + "..." : cls) +
                      "'. Known: Dense, Activation, Dropout, Flatten, Reshape, Conv1D, Conv2D, "
                      "MaxPooling1D/2D, AveragePooling1D/2D, GlobalMaxPooling1D/2D, "
                      "GlobalAveragePooling1D/2D, BatchNormalization, ZeroPadding1D/2D, "
                      "Conv1DTranspose, Conv2DTranspose, UpSampling1D/2D, Cropping1D/2D, "
-                     "RepeatVector, Permute, Identity.");
+                     "RepeatVector, Permute, Identity, Add, Subtract, Multiply, Average, Maximum, "
+                     "Minimum, Concatenate, Dot.");
   layer->set_name(name);
   return layer;
 }

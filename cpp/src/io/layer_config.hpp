@@ -3,6 +3,7 @@
 // Model::load rebuilds saved ones with it, so both read a config the same way.
 #pragma once
 #include <memory>
+#include <string>
 
 #include "io/json.hpp"
 #include "shenjing/layers.hpp"
@@ -14,6 +15,13 @@ namespace shenjing {
 // ValueError, never a crash. Keras fields that do not change the computation (initializers,
 // dtype, trainable) are ignored.
 std::unique_ptr<Layer> layer_from_config(const json::Value& spec, const Shape& input);
+
+namespace config {
+class Fields;
+}
+// The merge layers (Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate, Dot) from
+// their config fields (layer_config_merge.cpp); nullptr when `cls` is none of them.
+std::unique_ptr<Layer> merge_layer_from_config(const std::string& cls, const config::Fields& f);
 
 // Per-sample input shape from an InputLayer config ("batch_shape": [null, 28, 28, 1], or
 // Keras 2's "batch_input_shape").

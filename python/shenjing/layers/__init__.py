@@ -4,6 +4,9 @@ from shenjing.layers.convolutional import Conv1D, Conv2D
 from shenjing.layers.convolutional_transpose import Conv1DTranspose, Conv2DTranspose
 from shenjing.layers.core import Activation, Dense, Dropout, Identity
 from shenjing.layers.input import Input, InputLayer
+from shenjing.layers.merging import (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply,
+                                     Subtract, add, average, concatenate, dot, maximum, minimum,
+                                     multiply, subtract)
 from shenjing.layers.normalization import BatchNormalization
 from shenjing.layers.pooling import (AveragePooling1D, AveragePooling2D, AvgPool1D, AvgPool2D,
                                      GlobalAveragePooling1D, GlobalAveragePooling2D,
@@ -21,4 +24,6 @@ __all__ = ["Layer", "Dense", "Activation", "Dropout", "Flatten", "Reshape", "Inp
            "AvgPool2D", "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalMaxPool1D",
            "GlobalMaxPool2D", "BatchNormalization", "ZeroPadding1D", "ZeroPadding2D",
            "Conv1DTranspose", "Conv2DTranspose", "UpSampling1D", "UpSampling2D", "Cropping1D",
-           "Cropping2D", "RepeatVector", "Permute", "Identity"]
+           "Cropping2D", "RepeatVector", "Permute", "Identity", "Add",
+           "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot", "add",
+           "subtract", "multiply", "average", "maximum", "minimum", "concatenate", "dot"]
