@@ -1,7 +1,6 @@
 """ONNX export: onnxruntime runs the exported graph and must give what ``predict`` gives
 (within 1e-5) for every layer type, option and activation, and the file must be a valid ONNX
 model with a symbolic batch axis."""
-import json
 import sys
 
 import numpy as np
@@ -198,8 +197,8 @@ def test_keras3_export_writes_onnx(tmp_path):
 class _Custom(layers.Layer):
     """A layer the exporter does not know (it runs as a Flatten in the core)."""
 
-    def _add_to(self, core):
-        core.add_layer(json.dumps({"class_name": "Flatten", "config": {"name": self.name}}))
+    def _core_class_name(self):
+        return "Flatten"
 
 
 def test_unknown_layer_names_the_layer_and_writes_nothing(tmp_path):

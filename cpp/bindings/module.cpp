@@ -287,6 +287,22 @@ PYBIND11_MODULE(_core, m) {
     return all_finite(p, n);
   });
   m.def("build_info", &build_info);
+  m.def("layer_output_shape",
+        [](const std::string& spec, const std::vector<Shape>& inputs) {
+          if (inputs.empty()) throw ValueError("layer_output_shape: no input shapes.");
+          for (const Shape& s : inputs)
+            for (int d : s)
+              if (d <= 0) throw ValueError("Input shapes must have positive dimensions, "
+                                           "received " + shape_str(s) + ".");
+          auto layer = layer_from_config(json::parse(spec, "layer config"), inputs[0]);
+          if (!layer->multi_input() && inputs.size() != 1)
+            throw ValueError("Layer '" + layer->name() + "' (" + layer->type() + ") takes one "
+                             "input, received " + std::to_string(inputs.size()) + ".");
+          layer->build_inputs(inputs);
+          return layer->output_shape();
+        },
+        "The per-sample output shape of the layer of a Keras config on per-sample input "
+        "shapes (ValueError naming the layer when they do not fit)");
   m.def("read_safetensors",
         [](const std::string& path) {
           const safetensors::File f = read_file(path);
@@ -316,6 +332,14 @@ PYBIND11_MODULE(_core, m) {
       .def("add_shared_node", &Model::add_shared_node,
            "Another node of layer i (shared weights) on tensors -> tensor id")
       .def("set_outputs", &Model::set_outputs)
+      .def("share_params", &Model::share_params,
+           "Layer i uses the weight buffers of layer j of another core model")
+      .def("shares_params",
+           [](Model& self, int i, Model& other, int j) {
+             const auto& a = self.layers().at(i)->params();
+             const auto& b = other.layers().at(j)->params();
+             return !a.empty() && a.size() == b.size() && a[0].value.shares(b[0].value);
+           })
       .def_property_readonly("num_inputs", &Model::num_inputs)
       .def_property_readonly("num_outputs", &Model::num_outputs)
       .def("input_shape", [](Model& self, int i) { return self.input_shape(i); })

@@ -170,6 +170,21 @@ void Model::set_outputs(const std::vector<int>& tensors) {
   planned_ = false;
 }
 
+void Model::share_params(std::size_t layer, const Model& other, std::size_t other_layer) {
+  std::lock_guard<std::mutex> lock(*mu_);
+  if (layer >= layers_.size() || other_layer >= other.layers_.size())
+    throw ValueError("share_params: no such layer.");
+  std::vector<Param>& mine = layers_[layer]->params();
+  const std::vector<Param>& theirs = other.layers_[other_layer]->params();
+  bool same = mine.size() == theirs.size();
+  for (size_t k = 0; same && k < mine.size(); ++k)
+    same = mine[k].shape == theirs[k].shape && mine[k].value.size() == theirs[k].value.size();
+  if (!same)
+    throw ValueError(layer_label(*layers_[layer]) + " cannot share the weights of " +
+                     layer_label(*other.layers_[other_layer]) + ": their shapes differ.");
+  for (size_t k = 0; k < mine.size(); ++k) mine[k].value.share(theirs[k].value);
+}
+
 void Model::set_trainable(std::size_t layer, bool trainable) {
   std::lock_guard<std::mutex> lock(*mu_);
   if (layer >= layers_.size())

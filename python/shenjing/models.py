@@ -1,40 +1,65 @@
-"""Sequential models with the Keras 3 API: structure, configs and files, weights and summary.
-Training and inference (compile, fit, evaluate, predict) live in trainer.py."""
-import json
+"""Models with the Keras 3 API. ``Model`` holds what every model shares (weights, files,
+summary; training comes from trainer.py); ``Sequential`` (sequential.py) and the functional
+``Model(inputs, outputs)`` (functional.py) build its graph."""
 import os
 import textwrap
 
 import numpy as np
 
-from shenjing import _config, _core, saving
-from shenjing.layers.base import Layer, _auto_name, _shape_tuple
-from shenjing.layers.input import InputLayer
+from shenjing import _config, saving
+from shenjing.layers.base import Layer
 from shenjing.trainer import Trainer
 
 
-class Sequential(Trainer):
-    """A linear stack of layers.
+class Model(Trainer):
+    """A model: ``Model(inputs, outputs)`` builds a functional model from symbolic tensors
+    (see ``shenjing.Input``); ``Sequential`` is the stack of layers."""
 
-    ``Sequential([layers.Input((784,)), layers.Dense(10)])``, ``model.add(layer)``, or a
-    subclass that calls ``self.add`` in ``__init__``. The input shape comes from an ``Input``,
-    from ``input_shape=``/``input_dim=`` on the first layer, or from the first data seen.
-    """
+    def __new__(cls, *args, **kwargs):
+        if cls is Model:
+            return Functional.__new__(Functional)
+        return super().__new__(cls)
 
-    def __init__(self, layers=None, trainable=True, name=None):
-        self.name = name or _auto_name("Sequential")
-        self._layers = []
-        self._trainable = bool(trainable)
-        self._input_shape = None
-        self._core = None
-        self.optimizer = self.loss = None
-        self._metric_ids = []
-        self._metrics = None
-        self.stop_training = False
-        self.history = None
-        self._shuffle_rng = None  # drawn from the package generator on first use
-        layers = list(layers or [])
-        # A failed construction leaves the given layers as they were (reusable elsewhere).
-        self._rollback_on_error(lambda: [self.add(layer) for layer in layers], layers)
+    # -- a model used as a layer -------------------------------------------------------------
+    def __call__(self, x, training=None, mask=None):
+        """On symbolic tensors: this model as one layer of another model (its layers keep
+        their weights). On arrays: ``predict`` on one batch."""
+        from shenjing.layers.node import is_symbolic
+        if is_symbolic(x) or isinstance(x, dict) and x and is_symbolic(list(x.values())):
+            self._check_training_arg(training)
+            return self._symbolic_call(x)
+        return self.predict(x, batch_size=max(1, len(x)), verbose=0)
+
+    def _check_training_arg(self, training):
+        Layer._check_training_arg(self, training)
+
+    def _sublayers(self):
+        return [sub for layer in self._layers for sub in layer._sublayers()]
+
+    def _check_nested(self):
+        if len(self.outputs) != 1:
+            raise ValueError(f"Model '{self.name}' has {len(self.outputs)} outputs; a model "
+                             f"used as a layer must have one output for now.")
+
+    def _symbolic_call(self, inputs):
+        """One node of the calling graph whose output has this model's output shape."""
+        from shenjing.layers.node import KerasTensor, Node, flatten_tensors
+        tensors = flatten_tensors(inputs, f"The input of model '{self.name}'")
+        self._prepare_call([t.shape[1:] for t in tensors])
+        self._check_nested()
+        if len(tensors) != len(self.inputs):
+            raise ValueError(f"Model '{self.name}' expects {len(self.inputs)} input(s), but it "
+                             f"received {len(tensors)} input tensors.")
+        for t, want in zip(tensors, self.inputs):
+            if t.shape[1:] != want.shape[1:]:
+                raise ValueError(f"Input of model '{self.name}' is incompatible: expected "
+                                 f"shape {want.shape}, received {t.shape}.")
+        out = KerasTensor(self.outputs[0].shape, name=self.name)
+        Node(self, inputs, tensors, out)
+        return out
+
+    def _prepare_call(self, shapes):
+        """Builds the model for these per-sample input shapes if it is not built yet."""
 
     def _rollback_on_error(self, change, new_layers=()):
         """Runs ``change()``; if it raises, puts the model, its layers (and ``new_layers``)
@@ -59,42 +84,6 @@ class Sequential(Trainer):
                 optimizer._model = optimizer_core
             raise
 
-    # -- structure -------------------------------------------------------------------------
-    def add(self, layer):
-        """Appends a layer (or sets the input shape when given ``Input(...)``). A layer the
-        model cannot take raises and leaves the model as it was."""
-        self._rollback_on_error(lambda: self._add(layer), [layer])
-
-    def _add(self, layer):
-        if isinstance(layer, InputLayer):
-            if self._layers:
-                raise ValueError("Input must be the first layer of a Sequential model.")
-            self._input_shape = layer.shape[1:]
-            return
-        if not isinstance(layer, Layer):
-            raise TypeError(f"Sequential.add expects a shenjing layer, received {layer!r}.")
-        if not self._layers and self._input_shape is None and layer._input_shape_arg:
-            self._input_shape = layer._input_shape_arg
-        self._layers.append(layer)
-        if self._input_shape is not None:
-            self._build()
-
-    def pop(self):
-        """Removes the last layer."""
-        if not self._layers:
-            raise ValueError("There are no layers to pop.")
-
-        def pop():
-            layer = self._layers.pop()
-            if self._input_shape is not None:
-                self._build()
-            return layer
-        return self._rollback_on_error(pop)
-
-    @property
-    def layers(self):
-        return list(self._layers)
-
     @property
     def trainable(self):
         return self._trainable
@@ -110,116 +99,11 @@ class Sequential(Trainer):
     def built(self):
         return self._core is not None
 
-    @property
-    def input_shape(self):
-        return None if self._input_shape is None else (None,) + tuple(self._input_shape)
-
-    @property
-    def output_shape(self):
-        self._require_built("output_shape")
-        return (None,) + tuple(self._core.output_shape)
-
-    def build(self, input_shape=None):
-        """Builds the model for a batched ``input_shape`` such as ``(None, 784)``."""
-        if input_shape is not None:
-            if isinstance(input_shape, (str, bytes)) or not isinstance(
-                    input_shape, (tuple, list)) or len(input_shape) < 2:
-                raise TypeError(f"build() expects a batched input shape such as (None, 784), "
-                                f"received {input_shape!r}.")
-            input_shape = _shape_tuple(tuple(input_shape)[1:],
-                                       "build(): the input shape after the batch dimension")
-        elif self._input_shape is None:
-            raise ValueError("build() needs an input shape, e.g. model.build((None, 784)).")
-
-        def build():
-            if input_shape is not None:
-                self._input_shape = input_shape
-            self._build()
-        self._rollback_on_error(build)
-
-    def _build(self, init=True, core=None):
-        """(Re)creates the C++ model; weights of layers built before are kept, new ones are
-        initialized (left at zero when not ``init``: a load sets them next). ``core``: a core
-        model already holding these layers (from ``_core.Model.load``) to attach to. On
-        failure the model and its layers are left as they were."""
-        self._rollback_on_error(lambda: self._build_core(init, core))
-
-    def _build_core(self, init, core):
-        kept = [layer.get_weights() if layer.built and core is None else None
-                for layer in self._layers]
-        if core is not None and core.num_layers != len(self._layers):
-            raise ValueError(f"the core model has {core.num_layers} layers, the config "
-                             f"{len(self._layers)}.")
-        adopt = core is not None
-        core = core or _core.Model(list(self._input_shape))
-        shape = tuple(self._input_shape)
-        for i, layer in enumerate(self._layers):
-            if not adopt:
-                layer._add_to(core)
-            fresh = kept[i] is None or [w.shape for w in kept[i]] != \
-                [v.shape for _, v, _ in core.params(i)]
-            layer._attach(core, i, shape, init=fresh and init and not adopt)
-            if not fresh:
-                layer.set_weights(kept[i])
-            shape = layer.output_shape[1:]
-        self._core = core
-        self._input_shape = tuple(self._input_shape)
-        self._output_tail = tuple(core.output_shape)
-        if self.optimizer is not None:
-            self._compile_core()
-
     def _require_built(self, what):
         if self._core is None:
             raise ValueError(f"This model has not yet been built, so {what} is not available. "
                              "Give the first layer an input_shape, start with Input(shape), "
                              "call build(), or fit it on data first.")
-
-    # -- configs and files -----------------------------------------------------------------
-    def get_config(self):
-        """Keras's Sequential config: name, trainable and the layer configs, the input first."""
-        layers = []
-        if self._input_shape is not None:
-            layers.append({"module": "keras.layers", "class_name": "InputLayer",
-                           "config": {"batch_shape": [None, *self._input_shape],
-                                      "dtype": "float32", "sparse": False,
-                                      "name": "input_layer"},
-                           "registered_name": None})
-        layers += [_config.serialize(layer) for layer in self._layers]
-        return {"name": self.name, "trainable": self.trainable, "dtype": "float32",
-                "layers": layers}
-
-    @classmethod
-    def from_config(cls, config, custom_objects=None, _core=None):
-        """A new model from ``get_config()`` output (weights freshly initialized)."""
-        from shenjing import layers as layers_mod
-        if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
-            raise ValueError("A Sequential config needs a 'layers' list.")
-        classes = {c.__name__: c for c in vars(layers_mod).values() if isinstance(c, type)
-                   and issubclass(c, Layer) and c not in (Layer, InputLayer)}
-        model = cls(name=config.get("name"), trainable=config.get("trainable", True))
-        specs = config["layers"]
-        if specs and isinstance(specs[0], dict) and specs[0].get("class_name") == "InputLayer":
-            cfg = specs[0].get("config") or {}
-            shape = cfg.get("batch_shape") or cfg.get("batch_input_shape")
-            if not isinstance(shape, list) or len(shape) < 2:
-                raise ValueError("InputLayer: 'batch_shape' must be a list [null, d1, ...].")
-            model.add(InputLayer(shape=shape[1:]))
-            specs = specs[1:]
-        model._layers = [_config.deserialize(s, classes, f"layer {i}")
-                         for i, s in enumerate(specs)]
-        if model._input_shape is None and model._layers:
-            model._input_shape = model._layers[0]._input_shape_arg
-        if model._input_shape is not None:
-            model._build(core=_core)
-        return model
-
-    def to_json(self, **kwargs):
-        """The architecture as Keras JSON (``shenjing.models.model_from_json`` reads it)."""
-        spec = {"module": "keras", "class_name": "Sequential", "config": self.get_config(),
-                "registered_name": None}
-        if self._input_shape is not None:
-            spec["build_config"] = {"input_shape": [None, *self._input_shape]}
-        return json.dumps(spec, **kwargs)
 
     def save(self, filepath, overwrite=True, zipped=None, **kwargs):
         """Saves architecture, weights and optimizer state to one file (safetensors, whatever
@@ -253,7 +137,7 @@ class Sequential(Trainer):
     def _training_state(self):
         """What a resumed fit needs besides weights and optimizer: the random streams."""
         rng = self._shuffle_rng.bit_generator.state if self._shuffle_rng else None
-        streams = {str(i): self._core.random_state(i) for i in range(len(self._layers))
+        streams = {str(i): self._core.random_state(i) for i in range(self._core.num_layers)
                    if self._core.random_state(i) is not None}
         return {"shuffle_rng": rng, "random_states": streams}
 
@@ -383,6 +267,12 @@ class Sequential(Trainer):
         out(f" Non-trainable params: {total - trainable:,} ({size(total - trainable)})")
 
 
-Model = Sequential
+
 load_model = saving.load_model
 model_from_json = saving.model_from_json
+
+
+from shenjing.functional import Functional  # noqa: E402  (they subclass Model)
+from shenjing.sequential import Sequential  # noqa: E402
+
+__all__ = ["Model", "Sequential", "Functional", "load_model", "model_from_json"]

@@ -55,7 +55,7 @@ class Trainer:
 
     def _compile_core(self):
         # Frozen layers (layer.trainable = False) take effect here, at compile, as in Keras.
-        for i, layer in enumerate(self._layers):
+        for i, layer in enumerate(self._core_layers):
             self._core.set_trainable(i, bool(layer.trainable))
         kind, from_logits, delta = self.loss._spec()
         self._core.compile([(kind, from_logits, delta, 1.0, [m._code for m in self._metrics or []])],

@@ -12,13 +12,38 @@
 
 namespace shenjing {
 
+// Parameter values: one buffer that layers of several models can share, as Keras layers keep
+// one set of weights in every model they are used in (an encoder cut out of a trained
+// autoencoder trains and predicts with the autoencoder's weights). Has the vector calls the
+// kernels use; assign() gives the param a buffer of its own.
+class ParamValues {
+ public:
+  float* data() { return buf_->data(); }
+  const float* data() const { return buf_->data(); }
+  std::size_t size() const { return buf_->size(); }
+  bool empty() const { return buf_->empty(); }
+  float& operator[](std::size_t i) { return (*buf_)[i]; }
+  const float& operator[](std::size_t i) const { return (*buf_)[i]; }
+  float* begin() { return data(); }
+  float* end() { return data() + size(); }
+  const float* begin() const { return data(); }
+  const float* end() const { return data() + size(); }
+  void assign(std::size_t n, float v) { buf_ = std::make_shared<std::vector<float>>(n, v); }
+  // From now on use other's buffer (same size) instead of this one's.
+  void share(const ParamValues& other) { buf_ = other.buf_; }
+  bool shares(const ParamValues& other) const { return buf_ == other.buf_; }
+
+ private:
+  std::shared_ptr<std::vector<float>> buf_ = std::make_shared<std::vector<float>>();
+};
+
 // A trainable buffer and its gradient, owned by the layer; Python sees both as numpy views.
 // Layer::build declares name and shape; the model allocates value and grad (filled with
 // `init`) only after checking the size, so a hostile config cannot request absurd memory.
 struct Param {
   std::string name;  // "kernel", "bias"
   Shape shape;
-  std::vector<float> value;
+  ParamValues value;  // possibly shared with the same layer in other models
   std::vector<float> grad;
   // Weight penalty added to the loss: l1 * sum|w| + l2 * sum w^2 (Keras regularizers).
   float l1 = 0.0f, l2 = 0.0f;

@@ -104,6 +104,12 @@ class Model {
   std::vector<std::unique_ptr<Layer>>& layers() { return layers_; }
   const std::vector<std::unique_ptr<Layer>>& layers() const { return layers_; }
 
+  // Layer `layer` uses the weight buffers of layer `other_layer` of `other` (the same layer
+  // in another model: one set of weights, as Keras). Their params must match in number and
+  // shape (ValueError otherwise). Training either model changes both; do not run the two at
+  // the same time from different threads.
+  void share_params(std::size_t layer, const Model& other, std::size_t other_layer);
+
   // Keras's `layer.trainable = False` for layer i: applied at the next compile(), after which
   // its params are not updated (nor penalised) and BatchNormalization runs in inference mode.
   void set_trainable(std::size_t layer, bool trainable);

@@ -18,6 +18,11 @@ def _auto_name(cls_name):
     return base if n == 0 else f"{base}_{n}"
 
 
+def _batched(shapes):
+    shapes = [(None,) + tuple(s) for s in shapes]
+    return shapes[0] if len(shapes) == 1 else shapes
+
+
 def _shape_tuple(shape, what):
     if isinstance(shape, (int, np.integer)):
         shape = (int(shape),)
@@ -59,14 +64,121 @@ class Layer:
                                                                              "input_shape")
         self._views = []  # [(name, value view, grad view)] once built
         self._trainable_flags = []  # per view: False for state such as moving statistics
+        self._bound = None  # (core model, layer index) whose weight buffers this layer uses
+        self._inbound_nodes = []  # one Node per call on symbolic tensors
+        self._call_shapes = None  # per-sample input shapes of the first call
         self.input_shape = None
         self.output_shape = None
 
+    # -- calls on symbolic tensors (the functional API) ------------------------------------
+    def __call__(self, inputs, *args, training=None, mask=None, **kwargs):
+        """On symbolic tensors (``shenjing.Input`` or a layer's output): records a node of the
+        graph and returns the output tensor, with the shapes checked now. Merge layers take
+        a list of tensors."""
+        from shenjing.layers.node import KerasTensor, Node, flatten_tensors, is_symbolic
+        if args or kwargs or mask is not None:
+            extra = ", ".join([repr(a) for a in args] + sorted(kwargs) +
+                              (["mask"] if mask is not None else []))
+            raise TypeError(f"Layer '{self.name}' ({type(self).__name__}) takes only its "
+                            f"inputs (and training=); received also {extra}.")
+        if not is_symbolic(inputs):
+            raise TypeError(
+                f"Layer '{self.name}' ({type(self).__name__}) was called on "
+                f"{type(inputs).__name__}, not on symbolic tensors. Layers run inside a model: "
+                f"call them on shenjing.Input(...) (or another layer's output), build a "
+                f"Model(inputs, outputs) and use model.predict(x).")
+        self._check_training_arg(training)
+        tensors = flatten_tensors(inputs, f"The input of layer '{self.name}'")
+        multi = getattr(self, "_multi_input", False)
+        if multi and isinstance(inputs, KerasTensor):
+            raise ValueError(f"A merge layer should be called on a list of inputs. Received: "
+                             f"input_shape={inputs.shape} (not a list of shapes). Layer "
+                             f"'{self.name}' ({type(self).__name__}).")
+        if not multi and len(tensors) != 1:
+            raise ValueError(f"Layer '{self.name}' ({type(self).__name__}) expects 1 input, "
+                             f"but it received {len(tensors)} input tensors.")
+        out_shape = self._output_shape_for([t.shape[1:] for t in tensors])
+        out = KerasTensor((None,) + out_shape, name=self.name)
+        Node(self, inputs, tensors, out)
+        return out
+
+    def _check_training_arg(self, training):
+        if training is None or training is True:
+            return
+        if training is not False:
+            raise TypeError(f"training must be True, False or None, received {training!r}.")
+        # A per-call inference mode is not in the core yet: refuse it where it would change
+        # the result, and say how to get the same effect.
+        from shenjing.layers.core import Dropout
+        from shenjing.layers.normalization import BatchNormalization
+        for layer in self._sublayers():
+            if isinstance(layer, Dropout) or (isinstance(layer, BatchNormalization) and
+                                              layer.trainable):
+                raise ValueError(
+                    f"Calling '{self.name}' with training=False is not supported when it holds "
+                    f"{type(layer).__name__} layer '{layer.name}' that would behave "
+                    f"differently. Set `.trainable = False` on it (BatchNormalization then runs "
+                    f"in inference mode, as Keras does) and call it without training=.")
+
+    def _sublayers(self):
+        return [self]
+
+    def _output_shape_for(self, shapes):
+        """The per-sample output shape on per-sample input ``shapes``, computed by the core
+        (ValueError naming the layer when they do not fit). A layer called again must get
+        the shapes of its first call: its weights are built for them."""
+        from shenjing import _core
+        shapes = [tuple(s) for s in shapes]
+        if self._call_shapes is not None:
+            if shapes != self._call_shapes:
+                raise ValueError(
+                    f"Layer '{self.name}' ({type(self).__name__}) was first called on input "
+                    f"shape(s) {_batched(self._call_shapes)} and cannot be called again on "
+                    f"{_batched(shapes)}: a shared layer needs the same input shapes at every "
+                    f"call.")
+            return self._call_output
+        out = tuple(_core.layer_output_shape(self._spec(seeded=False),
+                                             [list(s) for s in shapes]))
+        self._call_shapes, self._call_output = shapes, out
+        if self.output_shape is None:
+            self.input_shape = (None,) + shapes[0] if len(shapes) == 1 and not getattr(
+                self, "_multi_input", False) else [(None,) + s for s in shapes]
+            self.output_shape = (None,) + out
+        return out
+
+    def _node_attribute(self, what):
+        if not self._inbound_nodes:
+            raise AttributeError(f"The layer {self.name} has never been called and thus has "
+                                 f"no defined {what}.")
+        node = self._inbound_nodes[0]
+        if what == "output":
+            return node.output
+        return node.call_args
+
+    @property
+    def input(self):
+        """The symbolic input of the layer's first call (a list for merge layers)."""
+        return self._node_attribute("input")
+
+    @property
+    def output(self):
+        """The symbolic output of the layer's first call."""
+        return self._node_attribute("output")
+
     # -- building, called by the model --------------------------------------------------
+    def _spec(self, seeded=True):
+        """The JSON the C++ layer is built from (without drawing random seeds when not
+        ``seeded``: enough to know its shapes)."""
+        config = self._core_config() if seeded else self.get_config()
+        return json.dumps({"class_name": self._core_class_name(), "config": config})
+
+    def _core_class_name(self):
+        """The core layer that computes this one (its Keras class name)."""
+        return type(self).__name__
+
     def _add_to(self, core):
         """Appends the C++ layer to ``core`` (a shenjing._core.Model)."""
-        core.add_layer(json.dumps({"class_name": type(self).__name__,
-                                   "config": self._core_config()}))
+        core.add_layer(self._spec())
 
     def _core_config(self):
         """The config the C++ layer is built from (the Keras config unless overridden)."""
@@ -76,10 +188,22 @@ class Layer:
         """Initial value for parameter ``name`` of ``shape`` (layers with weights override)."""
         raise NotImplementedError
 
-    def _attach(self, core, index, input_shape, init=True):
+    def _attach(self, core, index, input_shape=None, init=True):
+        """Points this layer at layer ``index`` of ``core``. A layer already in another core
+        model with weights of the same shapes keeps them: the new core uses the same buffers
+        (one set of weights in every model, as Keras). Otherwise the weights are initialized
+        (left as the core made them when not ``init``: a load fills them next)."""
+        shapes = [tuple(v.shape) for _, v, _ in core.params(index)]
+        old = self._bound
+        if old is not None and shapes and shapes == [tuple(v.shape) for v in self.weights] \
+                and old[0] is not core:
+            core.share_params(index, old[0], old[1])
+            init = False
         self._views = core.params(index)
+        self._bound = (core, index)
         self._trainable_flags = list(core.params_trainable(index))
-        self.input_shape = (None,) + tuple(input_shape)
+        if input_shape is not None:
+            self.input_shape = (None,) + tuple(input_shape)
         self.output_shape = (None,) + tuple(core.layer_output_shape(index))
         if init:
             for pname, value, _ in self._views:

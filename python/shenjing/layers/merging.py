@@ -25,6 +25,8 @@ class _Merge(Layer):
     """Base of the elementwise merges: no arguments besides the common layer ones (name,
     trainable, dtype), so ``get_config()`` holds just those, as Keras's."""
 
+    _multi_input = True
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
 
@@ -72,6 +74,8 @@ class Concatenate(Layer):
             have the same shape except along this axis. 0 (the batch axis) is refused.
     """
 
+    _multi_input = True
+
     def __init__(self, axis=-1, **kwargs):
         super().__init__(**kwargs)
         if not _is_int(axis):
@@ -96,6 +100,8 @@ class Dot(Layer):
         normalize: bool, False by default. If True, both inputs are L2-normalized along their
             dot axes first (``x / max(|x|, 1e-7)``), so the output is the cosine proximity.
     """
+
+    _multi_input = True
 
     def __init__(self, axes, normalize=False, **kwargs):
         super().__init__(**kwargs)

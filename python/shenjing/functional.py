@@ -1,0 +1,188 @@
+"""Functional models: ``Model(inputs, outputs)`` over the graph of layer calls between them.
+
+The graph is found by walking back from the outputs through the nodes that layer calls
+recorded (layers/node.py), then handed to the C++ core node by node: the core runs it, one
+call per batch. A model used as a layer inside another is expanded into the outer graph, its
+layers keeping their weights (shared buffers).
+"""
+from shenjing import _core
+from shenjing.layers.base import _auto_name
+from shenjing.layers.input import InputLayer
+from shenjing.layers.node import flatten_tensors
+from shenjing.models import Model
+
+
+def _structure(x, what):
+    """(flat list of tensors, the structure as given: tensor, list or dict)."""
+    if isinstance(x, tuple):
+        x = list(x)
+    return flatten_tensors(x, what), x
+
+
+def graph_nodes(inputs, outputs, model_name):
+    """The nodes between ``inputs`` and ``outputs`` in topological order (every node after
+    the nodes that made its inputs; ties in the order the outputs and inputs list them), or
+    ValueError naming the tensor that no given input leads to."""
+    sources = {id(t) for t in inputs}
+    order, done = [], set()
+    for out in outputs:
+        stack = [(out, False)]
+        while stack:
+            t, expanded = stack.pop()
+            if id(t) in sources:
+                continue
+            node = t._node
+            if node is None or isinstance(node.layer, InputLayer):
+                raise ValueError(
+                    f"Graph disconnected: cannot find a path from the inputs of model "
+                    f"'{model_name}' to {t!r}, which comes from "
+                    f"{'Input ' + repr(node.layer.name) if node else 'outside any model'}. "
+                    f"Pass that Input in `inputs` too, or build the outputs from the given "
+                    f"inputs.")
+            if id(node) in done:
+                continue
+            if expanded:
+                done.add(id(node))
+                order.append(node)
+                continue
+            stack.append((t, True))
+            for x in reversed(node.inputs):
+                if id(x) not in sources and x._node is not None and id(x._node) not in done:
+                    stack.append((x, False))
+    return order
+
+
+class Functional(Model):
+    """A model of layers called on symbolic tensors: ``Model(inputs, outputs)``.
+
+    ``inputs``: tensors from ``shenjing.Input`` (one, a list, or a dict by name); ``outputs``:
+    tensors computed from them (one, a list, or a dict by name). Layers called on two
+    tensors share their weights; a model cut out of another (an encoder from an autoencoder)
+    uses the same weights as the model it came from.
+    """
+
+    def __init__(self, inputs, outputs, name=None, trainable=True, **kwargs):
+        if kwargs:
+            raise TypeError(f"Model: unexpected keyword argument(s) {', '.join(sorted(kwargs))}.")
+        self.name = name or _auto_name("Functional")
+        self._trainable = bool(trainable)
+        self._core = None
+        self.optimizer = self.loss = None
+        self._metric_ids = []
+        self._metrics = None
+        self.stop_training = False
+        self.history = None
+        self._shuffle_rng = None
+        self._inbound_nodes = []
+        self.inputs, self._inputs_struct = _structure(inputs, "Model inputs")
+        self.outputs, self._outputs_struct = _structure(outputs, "Model outputs")
+        for t in self.inputs:
+            if t._node is None or not isinstance(t._node.layer, InputLayer):
+                raise ValueError(f"Model '{self.name}': every input must be a tensor made by "
+                                 f"shenjing.Input(...); received {t!r}, which a layer computed.")
+        if len({id(t) for t in self.inputs}) != len(self.inputs):
+            raise ValueError(f"Model '{self.name}': the same Input is listed twice in inputs.")
+        for t in self.outputs:
+            if any(t is i for i in self.inputs):
+                raise ValueError(f"Model '{self.name}': output {t!r} is one of the inputs; an "
+                                 f"output must be computed by a layer (use layers.Identity()).")
+        self._nodes = graph_nodes(self.inputs, self.outputs, self.name)
+        layers = [t._node.layer for t in self.inputs]
+        seen = {id(layer) for layer in layers}
+        for node in self._nodes:
+            if id(node.layer) not in seen:
+                seen.add(id(node.layer))
+                layers.append(node.layer)
+        self._layers = layers
+        if not trainable:
+            self.trainable = False
+        self._input_shapes = [t.shape[1:] for t in self.inputs]
+        self._input_shape = self._input_shapes[0]  # the trainer's single-input path
+        self._rollback_on_error(self._build)
+
+    # -- structure -------------------------------------------------------------------------
+    @property
+    def layers(self):
+        return list(self._layers)
+
+    @property
+    def input_names(self):
+        if isinstance(self._inputs_struct, dict):
+            return list(self._inputs_struct)
+        return [t._node.layer.name for t in self.inputs]
+
+    @property
+    def output_names(self):
+        if isinstance(self._outputs_struct, dict):
+            return list(self._outputs_struct)
+        return [t._node.layer.name for t in self.outputs]
+
+    @property
+    def input(self):
+        return self._inputs_struct
+
+    @property
+    def output(self):
+        return self._outputs_struct
+
+    @property
+    def input_shape(self):
+        shapes = [t.shape for t in self.inputs]
+        return shapes[0] if len(shapes) == 1 else shapes
+
+    @property
+    def output_shape(self):
+        shapes = [t.shape for t in self.outputs]
+        return shapes[0] if len(shapes) == 1 else shapes
+
+    # -- the core --------------------------------------------------------------------------
+    def _build(self, init=True, core=None):
+        """Hands the graph to a new C++ model (or attaches to ``core``, a loaded one with the
+        same graph) and points every layer at its weights."""
+        adopt = core is not None
+        core = core or _core.Model()
+        ids = {}
+        for t in self.inputs:
+            ids[id(t)] = core.add_input(list(t.shape[1:])) if not adopt else len(ids)
+        emitted = {}  # id(layer) -> core layer index
+        order = []  # core layer index -> layer
+        self._emit(core, self._nodes, ids, emitted, order, adopt)
+        if not adopt:
+            core.set_outputs([ids[id(t)] for t in self.outputs])
+        for i, layer in enumerate(order):
+            layer._attach(core, i, init=init and not adopt)
+        self._core = core
+        self._core_layers = order
+        self._output_tail = tuple(core.output_shape)
+        if self.optimizer is not None:
+            self._compile_core()
+
+    def _emit(self, core, nodes, ids, emitted, order, adopt):
+        """Adds ``nodes`` to ``core``; ``ids`` maps symbolic tensors to core tensor ids. A
+        node of a model used as a layer adds that model's own nodes in its place."""
+        for node in nodes:
+            layer = node.layer
+            if isinstance(layer, Model):
+                inner = layer._graph()
+                sub = {id(t): ids[id(x)] for t, x in zip(inner[0], node.inputs)}
+                layer._check_nested()
+                self._emit(core, inner[2], sub, emitted, order, adopt)
+                ids[id(node.output)] = sub[id(inner[1][0])]
+                continue
+            ins = [ids[id(t)] for t in node.inputs]
+            if adopt:
+                out = len(ids)
+                if id(layer) not in emitted:
+                    emitted[id(layer)] = len(order)
+                    order.append(layer)
+            elif id(layer) in emitted:
+                out = core.add_shared_node(emitted[id(layer)], ins)
+            else:
+                out = core.add_node(layer._spec(), ins)
+                emitted[id(layer)] = len(order)
+                order.append(layer)
+            ids[id(node.output)] = out
+
+    def _graph(self):
+        """(inputs, outputs, nodes) for expanding this model inside another."""
+        return self.inputs, self.outputs, self._nodes

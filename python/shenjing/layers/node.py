@@ -1,0 +1,108 @@
+"""Symbolic tensors and the nodes that connect them (Keras's KerasTensor and Node).
+
+``Input(shape)`` makes a symbolic tensor; calling a layer on symbolic tensors records a Node
+(the layer, the tensors it read, the tensor it made) and returns the new tensor. A functional
+``Model(inputs, outputs)`` walks these nodes back from its outputs; nothing here computes: the
+C++ core runs the graph.
+"""
+import numbers
+
+import numpy as np
+
+
+class KerasTensor:
+    """A symbolic tensor: its batched ``shape`` (``None`` for the batch axis), ``dtype`` and
+    the node that made it (``_keras_history``: (layer, node index, tensor index))."""
+
+    def __init__(self, shape, dtype="float32", name=None, node=None):
+        self.shape = tuple(shape)
+        self.dtype = dtype
+        self.name = name
+        self._node = node  # the Node that made this tensor; None for a model input
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    @property
+    def _keras_history(self):
+        node = self._node
+        return (node.layer, node.index, 0) if node else (None, 0, 0)
+
+    def __repr__(self):
+        return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
+
+    def __array__(self, *args, **kwargs):
+        raise TypeError("A symbolic tensor (from Input or a layer call) has no values: it only "
+                        "describes a model. Build a Model(inputs, outputs) and call predict().")
+
+    def __bool__(self):
+        raise TypeError("A symbolic tensor cannot be used as a Python bool: its values are "
+                        "only known when the model runs.")
+
+    def __hash__(self):
+        return id(self)
+
+    def __eq__(self, other):
+        return self is other
+
+    # Arithmetic on symbolic tensors records primitive ops in the graph: until then, say which
+    # layer does it, so the error points at a working alternative.
+    def _no_op(self, *args):
+        raise TypeError("Arithmetic on symbolic tensors is not supported yet; use the merge "
+                        "layers (layers.Add, layers.Subtract, layers.Multiply, ...).")
+
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _no_op
+    __truediv__ = __rtruediv__ = __matmul__ = __neg__ = __pow__ = __getitem__ = _no_op
+
+
+class Node:
+    """One call of a layer (or of a model used as a layer) on symbolic tensors."""
+
+    def __init__(self, layer, call_args, inputs, output):
+        self.layer = layer
+        self.call_args = call_args  # the structure the layer was called on (tensor or list)
+        self.inputs = list(inputs)  # flat list of KerasTensors
+        self.output = output
+        self.index = len(layer._inbound_nodes)
+        layer._inbound_nodes.append(self)
+        output._node = self
+
+
+def is_symbolic(x):
+    """True for a KerasTensor, or a non-empty list/tuple of them."""
+    if isinstance(x, KerasTensor):
+        return True
+    return isinstance(x, (list, tuple)) and len(x) > 0 and \
+        all(isinstance(t, KerasTensor) for t in x)
+
+
+def flatten_tensors(x, what):
+    """The KerasTensors of a tensor, a list/tuple or a dict (in key order), or TypeError."""
+    if isinstance(x, KerasTensor):
+        return [x]
+    items = list(x.values()) if isinstance(x, dict) else x
+    if isinstance(items, (list, tuple)) and items and \
+            all(isinstance(t, KerasTensor) for t in items):
+        return list(items)
+    raise TypeError(f"{what} must be a symbolic tensor (from shenjing.Input or a layer call), "
+                    f"a list or a dict of them; received {type(x).__name__}: {x!r:.200}.")
+
+
+def check_shape(shape, what):
+    """A per-sample shape as a tuple of positive ints (TypeError/ValueError naming ``what``)."""
+    if isinstance(shape, (numbers.Integral, np.integer)) and not isinstance(shape, bool):
+        shape = (int(shape),)
+    try:
+        items = tuple(shape)
+    except TypeError:
+        raise TypeError(f"{what} must be a tuple of integers, received {shape!r}.") from None
+    for s in items:
+        if s is None:
+            raise ValueError(f"{what} {items}: axes of unknown size (None) are not supported "
+                             "yet; give every axis but the batch a size.")
+        if isinstance(s, bool) or not isinstance(s, (numbers.Integral, np.integer)):
+            raise TypeError(f"{what} must be a tuple of integers, received {shape!r}.")
+        if s <= 0:
+            raise ValueError(f"{what} must contain positive integers, received {items}.")
+    return tuple(int(s) for s in items)
