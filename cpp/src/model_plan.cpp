@@ -222,8 +222,9 @@ void Model::reserve_inference(int n) {
   infer_capacity_ = n;
 }
 
-MemoryPlan Model::memory_plan() const {
+MemoryPlan Model::memory_plan() {
   std::lock_guard<std::mutex> lock(*mu_);
+  plan();
   MemoryPlan m;
   const RunContext ctx{true};
   for (size_t t = 0; t < tensors_.size(); ++t) {

@@ -146,27 +146,27 @@ class Functional(Model):
             ids[id(t)] = core.add_input(list(t.shape[1:])) if not adopt else len(ids)
         emitted = {}  # id(layer) -> core layer index
         order = []  # core layer index -> layer
-        self._emit(core, self._nodes, ids, emitted, order, adopt)
+        self._emit(core, self._nodes, ids, emitted, order, init and not adopt, adopt)
         if not adopt:
             core.set_outputs([ids[id(t)] for t in self.outputs])
-        for i, layer in enumerate(order):
-            layer._attach(core, i, init=init and not adopt)
         self._core = core
         self._core_layers = order
         self._output_tail = tuple(core.output_shape)
         if self.optimizer is not None:
             self._compile_core()
 
-    def _emit(self, core, nodes, ids, emitted, order, adopt):
+    def _emit(self, core, nodes, ids, emitted, order, init, adopt=False):
         """Adds ``nodes`` to ``core``; ``ids`` maps symbolic tensors to core tensor ids. A
-        node of a model used as a layer adds that model's own nodes in its place."""
+        node of a model used as a layer adds that model's own nodes in its place. Each new
+        layer gets its weights as it is added (in the order a Sequential initializes them,
+        so the same layers built either way start from the same weights)."""
         for node in nodes:
             layer = node.layer
             if isinstance(layer, Model):
                 inner = layer._graph()
                 sub = {id(t): ids[id(x)] for t, x in zip(inner[0], node.inputs)}
                 layer._check_nested()
-                self._emit(core, inner[2], sub, emitted, order, adopt)
+                self._emit(core, inner[2], sub, emitted, order, init, adopt)
                 ids[id(node.output)] = sub[id(inner[1][0])]
                 continue
             ins = [ids[id(t)] for t in node.inputs]
@@ -175,12 +175,14 @@ class Functional(Model):
                 if id(layer) not in emitted:
                     emitted[id(layer)] = len(order)
                     order.append(layer)
+                    layer._attach(core, len(order) - 1, init=False)
             elif id(layer) in emitted:
                 out = core.add_shared_node(emitted[id(layer)], ins)
             else:
                 out = core.add_node(layer._spec(), ins)
                 emitted[id(layer)] = len(order)
                 order.append(layer)
+                layer._attach(core, len(order) - 1, init=init)
             ids[id(node.output)] = out
 
     def _graph(self):

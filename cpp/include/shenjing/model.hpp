@@ -164,7 +164,7 @@ class Model {
   // Sum of the weight penalties (l1/l2) over the parameters the optimizer trains.
   double regularization_loss() const;
   // Workspace sizes (floats per sample) of the current graph and compile.
-  MemoryPlan memory_plan() const;
+  MemoryPlan memory_plan();
 
  private:
   struct TensorInfo {

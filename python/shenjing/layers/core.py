@@ -64,8 +64,14 @@ class Dropout(Layer):
         self.seed = seed
 
     def _core_config(self):
-        # The C++ stream needs a seed; configs carry integers exactly up to 2^53.
-        seed = self.seed if self.seed is not None else _random.draw_seed()
+        # The C++ stream needs a seed; configs carry integers exactly up to 2^53. One drawn
+        # seed per layer (at its first build), so that rebuilding a model draws nothing more:
+        # a Sequential (rebuilt at every add) and the same functional model get the same.
+        seed = self.seed
+        if seed is None:
+            if getattr(self, "_drawn_seed", None) is None:
+                self._drawn_seed = _random.draw_seed()
+            seed = self._drawn_seed
         return {**self.get_config(), "seed": int(seed) % 2**53}
 
 
