@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from shenjing import _core, _onnx, layers
+from shenjing import _core, _onnx, _onnx_layers, layers
 
 MERGES = [layers.Add, layers.Subtract, layers.Multiply, layers.Average, layers.Maximum,
           layers.Minimum]
@@ -140,7 +140,7 @@ def onnx_run(layer, shapes, xs, opset, out_shape=()):
     g = _onnx._Graph(onnx, opset)
     names = [f"in{i}" for i in range(len(xs))]
     g._used.update(names)
-    y = _onnx._MERGE_CONVERTERS[type(layer)](g, layer, names)
+    y = _onnx_layers._MERGE_CONVERTERS[type(layer)](g, layer, names)
     g.name_output(y)
     ins = [h.make_tensor_value_info(n, onnx.TensorProto.FLOAT, ["batch", *s])
            for n, s in zip(names, shapes)]
@@ -190,4 +190,4 @@ def test_onnx_converters_refuse_what_they_cannot_write():
     layer = layers.Add()
     layer.input_shape = (None, 3)  # one tensor's shape, not a list of them
     with pytest.raises(ValueError, match="one input shape per input"):
-        _onnx._merge_add(_onnx._Graph(onnx, 17), layer, ["a", "b"])
+        _onnx_layers._merge_add(_onnx._Graph(onnx, 17), layer, ["a", "b"])
