@@ -334,3 +334,8 @@ def test_symbolic_tensors_have_no_values():
         np.asarray(a)
     with pytest.raises(TypeError, match="merge layers"):
         a + a
+
+
+def test_lambda_says_the_core_cannot_run_python_and_what_to_use():
+    with pytest.raises(ValueError, match=r"(?s)Lambda\(<lambda>\).*C\+\+ core.*layers\.Add"):
+        layers.Lambda(lambda x: x * 2)

@@ -2,7 +2,7 @@
 from shenjing.layers.base import Layer
 from shenjing.layers.convolutional import Conv1D, Conv2D
 from shenjing.layers.convolutional_transpose import Conv1DTranspose, Conv2DTranspose
-from shenjing.layers.core import Activation, Dense, Dropout, Identity
+from shenjing.layers.core import Activation, Dense, Dropout, Identity, Lambda
 from shenjing.layers.input import Input, InputLayer
 from shenjing.layers.merging import (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply,
                                      Subtract, add, average, concatenate, dot, maximum, minimum,
@@ -24,6 +24,6 @@ __all__ = ["Layer", "Dense", "Activation", "Dropout", "Flatten", "Reshape", "Inp
            "AvgPool2D", "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalMaxPool1D",
            "GlobalMaxPool2D", "BatchNormalization", "ZeroPadding1D", "ZeroPadding2D",
            "Conv1DTranspose", "Conv2DTranspose", "UpSampling1D", "UpSampling2D", "Cropping1D",
-           "Cropping2D", "RepeatVector", "Permute", "Identity", "Add",
+           "Cropping2D", "RepeatVector", "Permute", "Identity", "Lambda", "Add",
            "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot", "add",
            "subtract", "multiply", "average", "maximum", "minimum", "concatenate", "dot"]

@@ -80,3 +80,19 @@ class Identity(Layer):
 
     def __init__(self, **kwargs):  # only the common arguments (name, trainable, dtype)
         super().__init__(**kwargs)
+
+
+class Lambda(Layer):
+    """Keras's ``Lambda`` wraps arbitrary Python, which the C++ core cannot run: every batch
+    runs the whole graph in C++ without calling back into Python. Constructing one raises a
+    ValueError saying what to use instead."""
+
+    def __init__(self, function=None, output_shape=None, mask=None, arguments=None, **kwargs):
+        name = getattr(function, "__name__", type(function).__name__)
+        raise ValueError(
+            f"Lambda({name}): a Lambda layer runs arbitrary Python code, which shenjing's C++ "
+            f"core cannot run inside a model (a batch never calls back into Python). Write the "
+            f"computation with built-in layers instead: layers.Add/Subtract/Multiply/Average/"
+            f"Maximum/Minimum/Concatenate/Dot for combining tensors, layers.Activation, "
+            f"layers.Reshape/Permute/RepeatVector/Cropping/UpSampling for reshaping, "
+            f"layers.Dense for linear maps.")
