@@ -137,7 +137,9 @@ class Model(Trainer):
     def _training_state(self):
         """What a resumed fit needs besides weights and optimizer: the random streams."""
         rng = self._shuffle_rng.bit_generator.state if self._shuffle_rng else None
-        streams = {str(i): self._core.random_state(i) for i in range(self._core.num_layers)
+        index = saving.core_weight_index(self)  # keyed by weight index: the file's numbering
+        streams = {str(index[i]): self._core.random_state(i)
+                   for i in range(self._core.num_layers)
                    if self._core.random_state(i) is not None}
         return {"shuffle_rng": rng, "random_states": streams}
 
@@ -146,8 +148,9 @@ class Model(Trainer):
             rng = np.random.default_rng()
             rng.bit_generator.state = state["shuffle_rng"]
             self._shuffle_rng = rng
-        for i, v in (state.get("random_states") or {}).items():
-            self._core.set_random_state(int(i), int(v))
+        core_of = {w: i for i, w in reversed(list(enumerate(saving.core_weight_index(self))))}
+        for w, v in (state.get("random_states") or {}).items():
+            self._core.set_random_state(core_of[int(w)], int(v))
 
     # -- export ------------------------------------------------------------------------------
     def export_onnx(self, filepath, opset=None):
