@@ -26,6 +26,9 @@ namespace shenjing {
 namespace safetensors {
 struct File;
 }
+namespace json {
+struct Value;
+}
 
 // Sums over one batch: the total loss * n (weighted sum of the output losses plus the weight
 // penalties), each output's own loss * n, and metric sums (outputs in order, each output's
@@ -198,6 +201,10 @@ class Model {
   int add_tensor(const Shape& shape, int producer, int input);
   void check_tensors(const std::vector<int>& tensors, const char* what) const;
   static Model from_file(const safetensors::File& file, const std::string& where);
+  // Builds the graph of a Keras functional config (io/functional_config.cpp) into this empty
+  // model; check(i, layer) sees each new layer with its weight index i (the file's
+  // `layers.<i>.*`) before it allocates. On return, core layer i is weight index i.
+  void build_functional(const json::Value& config, const ParamCheck& check);
   // Plans: which nodes run (ancestors of the outputs), fused losses, gradient slots.
   void plan();
   void plan_backward();
