@@ -17,7 +17,7 @@ from collections import deque
 from shenjing import _config
 from shenjing.layers.base import Layer
 from shenjing.layers.input import InputLayer
-from shenjing.layers.node import KerasTensor, node_position
+from shenjing.layers.node import KerasTensor, flatten_tensors, node_position
 
 MAX_NESTING = 16  # models inside models inside ... (the C++ loader has the same cap)
 MAX_NODES = 1 << 16  # layer calls in one config
@@ -227,6 +227,8 @@ def from_config(config, cls, depth=0):
                 raise ValueError(f"InputLayer '{name}' cannot have inbound nodes.")
             made[name] = [layer.output]
             continue
+        if not nodes:
+            raise ValueError(f"layer '{name}' is never called (it has no inbound nodes).")
         calls = deque(_parse_args(n, f"layer '{name}'") for n in nodes)
         made[name] = []
         pending.append((name, layer, calls))
@@ -281,6 +283,10 @@ def from_config(config, cls, depth=0):
 
     inputs = io_structure(config["input_layers"])
     outputs = io_structure(config["output_layers"])
+    listed = {id(t) for t in flatten_tensors(inputs, "input_layers")}
+    for name, layer in layers.items():
+        if isinstance(layer, InputLayer) and id(layer.output) not in listed:
+            raise ValueError(f"InputLayer '{name}' is not one of input_layers.")
     trainable = config.get("trainable", True)
     return cls(inputs, outputs, name=config.get("name"),
                trainable=True if trainable is None else bool(trainable))

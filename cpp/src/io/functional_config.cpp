@@ -16,6 +16,7 @@
 //
 // The config is untrusted: unknown tensors, cycles, calls that never resolve, absurd counts
 // and deep nesting are ValueErrors.
+#include <algorithm>
 #include <deque>
 #include <functional>
 #include <map>
@@ -133,6 +134,11 @@ class Parser {
     for (Entry& e : s->entries) read_calls(*s, e, by_name);
     read_io(*s, json::require(config, "input_layers", where), by_name, true);
     read_io(*s, json::require(config, "output_layers", where), by_name, false);
+    for (size_t k = 0; k < s->entries.size(); ++k)
+      if (s->entries[k].kind == EntryKind::Input &&
+          std::find(s->inputs.begin(), s->inputs.end(), k) == s->inputs.end())
+        throw ValueError(where + ": InputLayer " + json::quote(s->entries[k].name) +
+                         " is not one of input_layers.");
     return s;
   }
 
@@ -327,10 +333,6 @@ struct FunctionalBuilder {
       throw ValueError(s.where + ": invalid Functional model configuration: the graph has "
                        "loops or reads tensors no layer call makes. The calls of these layers "
                        "cannot be resolved: " + stuck + ".");
-    for (size_t i = 0; i < s.entries.size(); ++i)
-      if (s.entries[i].kind == EntryKind::Input && made[i].empty())
-        throw ValueError(s.where + ": InputLayer " + json::quote(s.entries[i].name) +
-                         " is not one of input_layers.");
     std::vector<int> outs;
     for (const Ref& r : s.outputs) {
       if (r.node >= made[r.entry].size())
