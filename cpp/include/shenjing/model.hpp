@@ -74,9 +74,18 @@ class Model {
   Model() = default;
   // A chain with one input of per-sample shape `input_shape`: add() appends layers.
   explicit Model(const Shape& input_shape);
-  // Loads a model file written by shenjing (Python `model.save(path)`): architecture and
-  // weights, ready for predict; training state in the file is ignored. Throws ValueError
-  // naming the path and the problem for missing, corrupt or hostile files.
+  // Loads a model file written by shenjing (Python `model.save(path)`, Sequential or
+  // functional): architecture and weights, ready for predict; training state in the file is
+  // ignored. Throws ValueError naming the path and the problem for missing, corrupt or hostile
+  // files. A functional model's inputs are numbered as Python's `model.inputs` (the order of
+  // `Model(inputs=...)`, a dict's in its key order) and its outputs as `model.outputs`; layer
+  // i is the file's `layers.<i>.*` (see docs/ARCHITECTURE.md, "Model files").
+  //
+  // Feeding several inputs: one array per input, in that order, with the same rows, e.g.
+  //   Model m = Model::load("two_inputs.keras");
+  //   std::vector<Tensor> out = m.predict({a.data(), b.data()},
+  //                                       {{n, 6}, {n, 4}});  // (n, *input_shape(i)) each
+  // or, into caller-owned outputs (float* each): predict({a.data(), b.data()}, n, {out0, out1}).
   static Model load(const std::string& path);
   // The same from a file already read (`path` names it in messages): lets a caller that also
   // needs the file's other contents read it once.
@@ -142,7 +151,9 @@ class Model {
   // Loss and metric sums at inference behaviour (no dropout, no update).
   BatchStats test_step(const std::vector<ArrayRef>& xs, const std::vector<Target>& ys,
                        const long long* idx, int n);
-  // Writes n rows of predictions of every output (n x output size) into outs.
+  // Writes n rows of predictions of every output (n x output size) into outs: xs holds one
+  // array per model input (input_shape(i) per row, in add_input order), outs one buffer per
+  // output (output_shape(k) per row, in set_outputs order).
   void predict(const std::vector<ArrayRef>& xs, int n, const std::vector<float*>& outs);
 
   // The same for a model with one input and one output.
