@@ -94,7 +94,22 @@ def _graphs():
         return shenjing.Model(x, layers.Dense(2)(layers.Flatten()(
             layers.Dot(axes=(2, 2), normalize=True)([a, b]))))
 
-    return {"fan_out": fan_out, "shared": shared, "same_twice": same_twice,
+    def decoder():
+        x = shenjing.Input((6,))
+        v = layers.RepeatVector(4)(layers.Dense(3, activation="tanh")(x))  # (4, 3)
+        p = layers.Permute((2, 1))(v)  # (3, 4)
+        img = layers.Reshape((3, 4, 1))(p)
+        up = layers.UpSampling2D(interpolation="bilinear")(img)  # (6, 8, 1)
+        t = layers.Conv2DTranspose(2, 3, strides=2, padding="same", activation="tanh")(up)
+        c = layers.Cropping2D(((1, 2), (3, 1)))(t)  # (9, 12, 2)
+        u1 = layers.UpSampling1D(2)(layers.Conv1DTranspose(2, 2, strides=2)(
+            layers.Reshape((4, 3))(p)))
+        # Pools keep the head small: the finite differences perturb every weight.
+        return shenjing.Model(x, layers.Dense(2)(layers.Concatenate()(
+            [layers.GlobalMaxPooling2D()(c),
+             layers.GlobalAveragePooling1D()(layers.Cropping1D((1, 2))(u1))])))
+
+    return {"fan_out": fan_out, "decoder": decoder, "shared": shared, "same_twice": same_twice,
             "reshape_branch": reshape_branch, "dot": dot,
             **{f"merge_{c.__name__}": merge(c) for c in
                (layers.Add, layers.Subtract, layers.Multiply, layers.Average, layers.Maximum,

@@ -417,6 +417,7 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("output_shape", [](Model& self) { return self.output_shape(0); })
       .def_property_readonly("num_layers", [](Model& self) { return self.layers().size(); })
       .def("layer_output_shape", [](Model& self, int i) { return self.layers().at(i)->output_shape(); })
+      .def("layer_name", [](Model& self, int i) { return self.layers().at(i)->name(); })
       .def("params",
            [](py::object self, int i) {
              Model& mdl = self.cast<Model&>();

@@ -5,10 +5,10 @@ recorded (layers/node.py), then handed to the C++ core node by node: the core ru
 call per batch. A model used as a layer inside another is expanded into the outer graph, its
 layers keeping their weights (shared buffers).
 """
-from shenjing import _core
+from shenjing import _core, _functional_config, saving
 from shenjing.layers.base import _auto_name
 from shenjing.layers.input import InputLayer
-from shenjing.layers.node import flatten_tensors
+from shenjing.layers.node import flatten_tensors, layers_by_depth
 from shenjing.models import Model
 
 
@@ -87,13 +87,7 @@ class Functional(Model):
                 raise ValueError(f"Model '{self.name}': output {t!r} is one of the inputs; an "
                                  f"output must be computed by a layer (use layers.Identity()).")
         self._nodes = graph_nodes(self.inputs, self.outputs, self.name)
-        layers = [t._node.layer for t in self.inputs]
-        seen = {id(layer) for layer in layers}
-        for node in self._nodes:
-            if id(node.layer) not in seen:
-                seen.add(id(node.layer))
-                layers.append(node.layer)
-        self._layers = layers
+        self._layers, self._nodes_by_depth = layers_by_depth(self.inputs, self.outputs)
         if not trainable:
             self.trainable = False
         self._input_shapes = [t.shape[1:] for t in self.inputs]
@@ -135,27 +129,74 @@ class Functional(Model):
         shapes = [t.shape for t in self.outputs]
         return shapes[0] if len(shapes) == 1 else shapes
 
+    # -- configs and files -----------------------------------------------------------------
+    def get_config(self):
+        """Keras 3's functional config: name, trainable, the layers with their inbound nodes,
+        input_layers and output_layers (_functional_config.py)."""
+        return _functional_config.get_config(self)
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None, _core=None):
+        """A new model from ``get_config()`` output (Keras's too, for built-in layers);
+        weights freshly initialized, or those of ``_core`` (a loaded core model)."""
+        model = _functional_config.from_config(config, cls)
+        if _core is not None:
+            model._build(core=_core)
+        return model
+
+    def to_json(self, **kwargs):
+        """The architecture as Keras JSON (``shenjing.models.model_from_json`` reads it)."""
+        return _functional_config.to_json(self, **kwargs)
+
     # -- the core --------------------------------------------------------------------------
     def _build(self, init=True, core=None):
-        """Hands the graph to a new C++ model (or attaches to ``core``, a loaded one with the
-        same graph) and points every layer at its weights."""
-        adopt = core is not None
-        core = core or _core.Model()
+        """Hands the graph to a new C++ model and points every layer at its weights. With
+        ``core`` (Model::load's, whose layer i holds the file's ``layers.<i>.*``) the layers
+        attach to it instead, in that weight order, keeping its weights."""
+        if core is not None:
+            return self._adopt(core)
+        core = _core.Model()
         ids = {}
         for t in self.inputs:
-            ids[id(t)] = core.add_input(list(t.shape[1:])) if not adopt else len(ids)
+            ids[id(t)] = core.add_input(list(t.shape[1:]))
         emitted = {}  # id(layer) -> core layer index
         order = []  # core layer index -> layer
-        self._emit(core, self._nodes, ids, emitted, order, init and not adopt, adopt)
-        if not adopt:
-            core.set_outputs([ids[id(t)] for t in self.outputs])
+        self._emit(core, self._nodes, ids, emitted, order, init)
+        core.set_outputs([ids[id(t)] for t in self.outputs])
+        self._set_core(core, order)
+
+    def _adopt(self, core):
+        order = saving.weight_layers(self)
+        problem = None
+        if core.num_layers != len(order):
+            problem = f"the core model has {core.num_layers} layers, the config {len(order)}"
+        elif (core.num_inputs, core.num_outputs) != (len(self.inputs), len(self.outputs)):
+            problem = "the core model's inputs or outputs differ from the config's"
+        else:
+            for i, layer in enumerate(order):
+                if core.layer_name(i) != layer.name or \
+                        tuple(core.layer_output_shape(i)) != layer.output_shape[1:]:
+                    problem = f"layer {i} ('{layer.name}') differs between the core and config"
+                    break
+        if problem:
+            raise ValueError(problem + ".")
+        for i, layer in enumerate(order):
+            # A layer already bound elsewhere (a nested model's own core) shares its buffer
+            # with the loaded core: copy the loaded values into it.
+            loaded = [v.copy() for _, v, _ in core.params(i)]
+            layer._attach(core, i, init=False)
+            for (_, value, _), w in zip(layer._views, loaded):
+                value[...] = w
+        self._set_core(core, order)
+
+    def _set_core(self, core, order):
         self._core = core
         self._core_layers = order
         self._output_tail = tuple(core.output_shape)
         if self.optimizer is not None:
             self._compile_core()
 
-    def _emit(self, core, nodes, ids, emitted, order, init, adopt=False):
+    def _emit(self, core, nodes, ids, emitted, order, init):
         """Adds ``nodes`` to ``core``; ``ids`` maps symbolic tensors to core tensor ids. A
         node of a model used as a layer adds that model's own nodes in its place. Each new
         layer gets its weights as it is added (in the order a Sequential initializes them,
@@ -166,17 +207,11 @@ class Functional(Model):
                 inner = layer._graph()
                 sub = {id(t): ids[id(x)] for t, x in zip(inner[0], node.inputs)}
                 layer._check_nested()
-                self._emit(core, inner[2], sub, emitted, order, init, adopt)
+                self._emit(core, inner[2], sub, emitted, order, init)
                 ids[id(node.output)] = sub[id(inner[1][0])]
                 continue
             ins = [ids[id(t)] for t in node.inputs]
-            if adopt:
-                out = len(ids)
-                if id(layer) not in emitted:
-                    emitted[id(layer)] = len(order)
-                    order.append(layer)
-                    layer._attach(core, len(order) - 1, init=False)
-            elif id(layer) in emitted:
+            if id(layer) in emitted:
                 out = core.add_shared_node(emitted[id(layer)], ins)
             else:
                 out = core.add_node(layer._spec(), ins)

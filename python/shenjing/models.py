@@ -2,7 +2,6 @@
 summary; training comes from trainer.py); ``Sequential`` (sequential.py) and the functional
 ``Model(inputs, outputs)`` (functional.py) build its graph."""
 import os
-import textwrap
 
 import numpy as np
 
@@ -137,7 +136,9 @@ class Model(Trainer):
     def _training_state(self):
         """What a resumed fit needs besides weights and optimizer: the random streams."""
         rng = self._shuffle_rng.bit_generator.state if self._shuffle_rng else None
-        streams = {str(i): self._core.random_state(i) for i in range(self._core.num_layers)
+        index = saving.core_weight_index(self)  # keyed by weight index: the file's numbering
+        streams = {str(index[i]): self._core.random_state(i)
+                   for i in range(self._core.num_layers)
                    if self._core.random_state(i) is not None}
         return {"shuffle_rng": rng, "random_states": streams}
 
@@ -146,8 +147,9 @@ class Model(Trainer):
             rng = np.random.default_rng()
             rng.bit_generator.state = state["shuffle_rng"]
             self._shuffle_rng = rng
-        for i, v in (state.get("random_states") or {}).items():
-            self._core.set_random_state(int(i), int(v))
+        core_of = {w: i for i, w in reversed(list(enumerate(saving.core_weight_index(self))))}
+        for w, v in (state.get("random_states") or {}).items():
+            self._core.set_random_state(core_of[int(w)], int(v))
 
     # -- export ------------------------------------------------------------------------------
     def export_onnx(self, filepath, opset=None):
@@ -221,51 +223,12 @@ class Model(Trainer):
         raise ValueError(f"No such layer: {name}.")
 
     def summary(self, line_length=None, positions=None, print_fn=None):
-        """Prints the layers, output shapes and parameter counts, as Keras does."""
+        """Prints the layers, output shapes and parameter counts as Keras 3 does (with a
+        "Connected to" column for a functional model that is not a plain chain); each line
+        goes to ``print_fn`` (default ``print``)."""
+        from shenjing import _summary
         self._require_built("summary()")
-        out = print_fn or print
-        widths = (33, 24, 15)
-        heavy = "━"
-
-        def row(cells, left, mid, right, align=("<", "<", ">")):
-            # A cell too long for its column wraps at spaces onto more lines, as Keras's does.
-            wrapped = [textwrap.wrap(c, w - 2, break_on_hyphens=False) or [""]
-                       for c, w in zip(cells, widths)]
-            lines = []
-            for k in range(max(len(c) for c in wrapped)):
-                parts = [c[k] if k < len(c) else "" for c in wrapped]
-                lines.append(left + mid.join(f" {c:{a}{w - 2}} " for c, w, a in
-                                             zip(parts, widths, align)) + right)
-            return "\n".join(lines)
-
-        def rule(l, m, r, ch):
-            return l + m.join(ch * w for w in widths) + r
-
-        out(f'Model: "{self.name}"')
-        out(rule("┏", "┳", "┓", heavy))
-        out(row(("Layer (type)", "Output Shape", "Param #"), "┃", "┃", "┃"))
-        out(rule("┡", "╇", "┩", heavy))
-        for i, layer in enumerate(self._layers):
-            for line in row((f"{layer.name} ({type(layer).__name__})", str(layer.output_shape),
-                             f"{layer.count_params():,}"), "│", "│", "│").split("\n"):
-                out(line)
-            if i < len(self._layers) - 1:
-                out(rule("├", "┼", "┤", "─"))
-        out(rule("└", "┴", "┘", "─"))
-        total = self.count_params()
-
-        def size(n):
-            b = n * 4
-            for unit in ("B", "KB", "MB", "GB"):
-                if b < 1024 or unit == "GB":
-                    return f"{b:.2f} {unit}"
-                b /= 1024
-
-        trainable = int(sum(w.size for w in self.trainable_weights))
-        out(f" Total params: {total:,} ({size(total)})")
-        out(f" Trainable params: {trainable:,} ({size(trainable)})")
-        out(f" Non-trainable params: {total - trainable:,} ({size(total - trainable)})")
-
+        _summary.print_summary(self, print_fn)
 
 
 load_model = saving.load_model

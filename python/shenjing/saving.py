@@ -64,15 +64,39 @@ def _weight_name(index, pname):
     return f"layers.{index}.{pname}"
 
 
+def weight_layers(model, _depth=0):
+    """The layers whose weights a file names ``layers.<i>.<param>``, i counting them in this
+    order: ``model.layers`` without the InputLayers, a nested model's layers inline where it
+    stands (in its own ``layers`` order). Every other layer counts, weights or not. The C++
+    loader (io/functional_config.cpp) numbers a config's layers the same way."""
+    from shenjing.layers.base import Layer
+    from shenjing.layers.input import InputLayer
+    out = []
+    for layer in model.layers:
+        if isinstance(layer, InputLayer):
+            continue
+        out += [layer] if isinstance(layer, Layer) else weight_layers(layer, _depth + 1)
+    return out
+
+
+def core_weight_index(model):
+    """Per core layer index of ``model._core``, its weight index (see ``weight_layers``)."""
+    pos = {}
+    for i, layer in enumerate(weight_layers(model)):
+        pos.setdefault(id(layer), i)
+    return [pos[id(layer)] for layer in model._core_layers]
+
+
 def weight_tensors(model):
-    return {_weight_name(i, pname): value for i, layer in enumerate(model.layers)
+    return {_weight_name(i, pname): value for i, layer in enumerate(weight_layers(model))
             for pname, value, _ in layer._views}
 
 
 def assign_weights(model, tensors, path, skip_mismatch=False):
     """Sets every layer's weights from ``tensors``; checks them all before changing any."""
     plan = []
-    for i, layer in enumerate(model.layers):
+    owners = weight_layers(model)
+    for i, layer in enumerate(owners):
         found = []
         for pname, value, _ in layer._views:
             name = _weight_name(i, pname)
@@ -96,7 +120,7 @@ def assign_weights(model, tensors, path, skip_mismatch=False):
         if found:
             plan.extend(found)
     stored = sum(1 for n in tensors if n.startswith("layers."))
-    used = sum(len(layer._views) for layer in model.layers)
+    used = sum(len(layer._views) for layer in owners)
     if stored != used and not skip_mismatch:
         raise ValueError(f"Cannot load {path!r}: it holds {stored} layer weights, but this "
                          f"model has {used}. Was it saved from a different architecture?")
@@ -107,9 +131,9 @@ def assign_weights(model, tensors, path, skip_mismatch=False):
 # -- whole models ----------------------------------------------------------------------------
 def _trainable(model):
     """(name, shape) of the params the optimizer trains (frozen layers left out at compile),
-    in the order it keeps their state."""
-    layers = model.layers
-    return [(_weight_name(i, layers[i]._views[k][0]), layers[i]._views[k][1].shape)
+    in the order it keeps their state (core layer order, which the names do not depend on)."""
+    layers, index = model._core_layers, core_weight_index(model)
+    return [(_weight_name(index[i], layers[i]._views[k][0]), layers[i]._views[k][1].shape)
             for i, k in model._core.trained_params()]
 
 
@@ -147,7 +171,6 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     Only shenjing's safetensors files are read, and nothing in them can run code
     (``safe_mode`` is therefore always on). Broken or hostile files raise ValueError.
     """
-    from shenjing import losses, metrics, optimizers
     if custom_objects:
         raise ValueError("custom_objects are not supported: only built-in layers can be saved.")
     path = os.fspath(filepath)
@@ -160,10 +183,7 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         model._restore_training_state(state)
         if compile and "compile_config" in meta:
             cfg = parse_json(meta["compile_config"], path, "compile_config")
-            model.compile(optimizer=optimizers.get(cfg["optimizer"]),
-                          loss=losses.get(cfg["loss"]),
-                          metrics=[m if isinstance(m, str) else metrics.get(m, (1, 2), (1, 2))
-                                   for m in cfg.get("metrics") or []])
+            _compile_from_config(model, cfg)
             slots = []
             for name, _ in _trainable(model):
                 bufs = []
@@ -180,18 +200,49 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     return model
 
 
+def _compile_from_config(model, cfg):
+    """``model.compile(...)`` with what ``_compile_config()`` wrote: Keras dicts revived
+    (optimizer, losses, metrics, at any nesting: per-output lists or dicts), the rest as is."""
+    from shenjing import losses, metrics, optimizers
+
+    def revive(x, get):
+        if isinstance(x, dict) and "class_name" in x:
+            return get(x)
+        if isinstance(x, list):
+            return [revive(v, get) for v in x]
+        if isinstance(x, dict):
+            return {k: revive(v, get) for k, v in x.items()}
+        return x
+    if not isinstance(cfg, dict):
+        raise ValueError("compile_config must be a JSON object.")
+    kwargs = {"optimizer": optimizers.get(cfg["optimizer"]),
+              "loss": revive(cfg["loss"], losses.get)}
+    for key in ("metrics", "weighted_metrics"):
+        if cfg.get(key) is not None:
+            kwargs[key] = revive(cfg[key], lambda m: metrics.get(m, (1, 2), (1, 2)))
+    if cfg.get("loss_weights") is not None:
+        kwargs["loss_weights"] = cfg["loss_weights"]
+    model.compile(**kwargs)
+
+
+_MODEL_CLASSES = ("Sequential", "Functional", "Model")
+
+
 def model_from_json(json_string, custom_objects=None, _path=None, _core=None):
     """A new, untrained model from ``model.to_json()`` output (weights are initialized)."""
-    from shenjing.models import Sequential
+    from shenjing.models import Functional, Sequential
     where = repr(_path) if _path else "the JSON"
     spec = parse_json(json_string, _path or "<json>", "model config") \
         if isinstance(json_string, (str, bytes)) else json_string
-    if not isinstance(spec, dict) or spec.get("class_name") != "Sequential" or \
+    if not isinstance(spec, dict) or spec.get("class_name") not in _MODEL_CLASSES or \
             not isinstance(spec.get("config"), dict):
-        raise ValueError(f"Cannot load {where}: it does not describe a Sequential model.")
+        raise ValueError(f"Cannot load {where}: it does not describe a Sequential or "
+                         f"Functional model.")
+    cls = Sequential if spec["class_name"] == "Sequential" else Functional
     try:
-        return Sequential.from_config(spec["config"], _core=_core)
-    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
+        return cls.from_config(spec["config"], _core=_core)
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError,
+            RecursionError) as e:
         raise ValueError(f"Cannot load {where}: {e}") from None
 
 

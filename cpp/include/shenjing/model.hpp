@@ -26,6 +26,9 @@ namespace shenjing {
 namespace safetensors {
 struct File;
 }
+namespace json {
+struct Value;
+}
 
 // Sums over one batch: the total loss * n (weighted sum of the output losses plus the weight
 // penalties), each output's own loss * n, and metric sums (outputs in order, each output's
@@ -71,9 +74,18 @@ class Model {
   Model() = default;
   // A chain with one input of per-sample shape `input_shape`: add() appends layers.
   explicit Model(const Shape& input_shape);
-  // Loads a model file written by shenjing (Python `model.save(path)`): architecture and
-  // weights, ready for predict; training state in the file is ignored. Throws ValueError
-  // naming the path and the problem for missing, corrupt or hostile files.
+  // Loads a model file written by shenjing (Python `model.save(path)`, Sequential or
+  // functional): architecture and weights, ready for predict; training state in the file is
+  // ignored. Throws ValueError naming the path and the problem for missing, corrupt or hostile
+  // files. A functional model's inputs are numbered as Python's `model.inputs` (the order of
+  // `Model(inputs=...)`, a dict's in its key order) and its outputs as `model.outputs`; layer
+  // i is the file's `layers.<i>.*` (see docs/ARCHITECTURE.md, "Model files").
+  //
+  // Feeding several inputs: one array per input, in that order, with the same rows, e.g.
+  //   Model m = Model::load("two_inputs.keras");
+  //   std::vector<Tensor> out = m.predict({a.data(), b.data()},
+  //                                       {{n, 6}, {n, 4}});  // (n, *input_shape(i)) each
+  // or, into caller-owned outputs (float* each): predict({a.data(), b.data()}, n, {out0, out1}).
   static Model load(const std::string& path);
   // The same from a file already read (`path` names it in messages): lets a caller that also
   // needs the file's other contents read it once.
@@ -139,7 +151,9 @@ class Model {
   // Loss and metric sums at inference behaviour (no dropout, no update).
   BatchStats test_step(const std::vector<ArrayRef>& xs, const std::vector<Target>& ys,
                        const long long* idx, int n);
-  // Writes n rows of predictions of every output (n x output size) into outs.
+  // Writes n rows of predictions of every output (n x output size) into outs: xs holds one
+  // array per model input (input_shape(i) per row, in add_input order), outs one buffer per
+  // output (output_shape(k) per row, in set_outputs order).
   void predict(const std::vector<ArrayRef>& xs, int n, const std::vector<float*>& outs);
 
   // The same for a model with one input and one output.
@@ -198,6 +212,10 @@ class Model {
   int add_tensor(const Shape& shape, int producer, int input);
   void check_tensors(const std::vector<int>& tensors, const char* what) const;
   static Model from_file(const safetensors::File& file, const std::string& where);
+  // Builds the graph of a Keras functional config (io/functional_config.cpp) into this empty
+  // model; check(i, layer) sees each new layer with its weight index i (the file's
+  // `layers.<i>.*`) before it allocates. On return, core layer i is weight index i.
+  void build_functional(const json::Value& config, const ParamCheck& check);
   // Plans: which nodes run (ancestors of the outputs), fused losses, gradient slots.
   void plan();
   void plan_backward();

@@ -1,9 +1,11 @@
 // Model::load: a file written by Python's model.save() -> an inference-ready Model, no Python.
 //
 // The file is safetensors (docs/ARCHITECTURE.md, "Model files"): metadata "format" =
-// "shenjing", "model_config" = the Keras JSON of the Sequential model, and one F32 tensor
-// "layers.<i>.<param>" per parameter of layer i (InputLayer not counted). Tensors named
-// "optimizer.*" hold training state, which inference does not need.
+// "shenjing", "model_config" = the Keras JSON of the Sequential or Functional model (the
+// functional graph is read by io/functional_config.cpp), and one F32 tensor
+// "layers.<i>.<param>" per parameter of layer i (InputLayers not counted, a nested model's
+// layers counted inline). Tensors named "optimizer.*" hold training state, which inference
+// does not need.
 #include <cmath>
 #include <cstring>
 
@@ -18,18 +20,21 @@ namespace {
 using json::Value;
 using Kind = Value::Kind;
 
-const Value& layer_list(const Value& root, const std::string& where) {
+// The model's config object and whether it is a Sequential model (else Functional).
+std::pair<const Value*, bool> model_config(const Value& root, const std::string& where) {
   const Value* cls = root.find("class_name");
   if (root.kind != Kind::Object || !cls || cls->kind != Kind::String)
     throw ValueError(where + ": the model config has no 'class_name'.");
-  if (cls->string != "Sequential")
-    throw ValueError(where + ": only Sequential models can be loaded, the file holds a '" +
-                     cls->string.substr(0, 64) + "'.");
+  const bool sequential = cls->string == "Sequential";
+  if (!sequential && cls->string != "Functional" && cls->string != "Model")
+    throw ValueError(where + ": only Sequential and Functional models can be loaded, the file "
+                     "holds a '" + cls->string.substr(0, 64) + "'.");
   const Value* cfg = root.find("config");
   const Value* layers = cfg ? cfg->find("layers") : nullptr;
   if (!layers || layers->kind != Kind::Array)
-    throw ValueError(where + ": the model config has no 'layers' list.");
-  return *layers;
+    throw ValueError(where + ": the model config has no 'layers' list (a Sequential or "
+                     "Functional config has one).");
+  return {cfg, sequential};
 }
 
 template <class T>
@@ -87,37 +92,47 @@ Model Model::from_file(const safetensors::File& file, const std::string& where) 
                      "model and call model.load_weights(path), or save the "
                      "whole model with model.save(path).");
   const Value root = json::parse(*config, where + ": model_config");
-  const Value& layers = layer_list(root, where);
+  const auto [cfg, sequential] = model_config(root, where);
 
-  Model m(config_input_shape(root, layers, where));
+  // Every declared param is matched with its tensor before the model allocates anything.
+  std::vector<std::vector<const safetensors::Tensor*>> found;
+  auto check = [&](size_t index, const Layer& l) {
+    if (found.size() <= index) found.resize(index + 1);
+    for (const Param& p : l.params()) {
+      const std::string name = "layers." + std::to_string(index) + "." + p.name;
+      const safetensors::Tensor* t = file.find(name);
+      const std::string label = where + ": weight '" + name + "' of layer '" + l.name() +
+                                "' (" + l.type() + ")";
+      if (!t) throw ValueError(label + " is missing.");
+      if (t->dtype != "F32")
+        throw ValueError(label + " must be F32, the file has " + t->dtype + ".");
+      if (t->shape != std::vector<long long>(p.shape.begin(), p.shape.end()))
+        throw ValueError(label + " has shape " + dims(t->shape) + ", but the "
+                         "architecture needs " + dims(p.shape) + ".");
+      found[index].push_back(t);
+    }
+  };
+  Model m;
+  if (sequential) {
+    const Value& layers = *cfg->find("layers");
+    m.add_input(config_input_shape(root, layers, where));
+    for (size_t k = 0; k < layers.array.size(); ++k) {
+      if (k == 0 && is_input_layer(layers.array[0])) continue;
+      m.outputs_ = {m.append(layer_from_config(layers.array[k], m.output_shape()), m.outputs_,
+                             check)};
+    }
+  } else {
+    m.build_functional(*cfg, check);  // core layer i is weight index i
+  }
   size_t used = 0;
-  for (size_t k = 0; k < layers.array.size(); ++k) {
-    if (k == 0 && is_input_layer(layers.array[0])) continue;
-    std::vector<const safetensors::Tensor*> found;
-    // Match every declared param with its tensor before the model allocates anything.
-    m.outputs_ = {m.append(layer_from_config(layers.array[k], m.output_shape()), m.outputs_,
-             [&](size_t index, const Layer& l) {
-               for (const Param& p : l.params()) {
-                 const std::string name = "layers." + std::to_string(index) + "." + p.name;
-                 const safetensors::Tensor* t = file.find(name);
-                 const std::string label = where + ": weight '" + name + "' of layer '" +
-                                           l.name() + "' (" + l.type() + ")";
-                 if (!t) throw ValueError(label + " is missing.");
-                 if (t->dtype != "F32")
-                   throw ValueError(label + " must be F32, the file has " + t->dtype + ".");
-                 if (t->shape != std::vector<long long>(p.shape.begin(), p.shape.end()))
-                   throw ValueError(label + " has shape " + dims(t->shape) + ", but the "
-                                    "architecture needs " + dims(p.shape) + ".");
-                 found.push_back(t);
-               }
-             })};
-    std::vector<Param>& params = m.layers().back()->params();
-    for (size_t i = 0; i < params.size(); ++i) {
-      std::memcpy(params[i].value.data(), found[i]->bytes.data(), found[i]->bytes.size());
-      for (float v : params[i].value)
+  for (size_t i = 0; i < m.layers_.size(); ++i) {
+    std::vector<Param>& params = m.layers_[i]->params();
+    for (size_t k = 0; k < params.size(); ++k) {
+      const safetensors::Tensor* t = found.at(i).at(k);
+      std::memcpy(params[k].value.data(), t->bytes.data(), t->bytes.size());
+      for (float v : params[k].value)
         if (!std::isfinite(v))
-          throw ValueError(where + ": weight '" + found[i]->name + "' contains NaN or "
-                           "infinity.");
+          throw ValueError(where + ": weight '" + t->name + "' contains NaN or infinity.");
     }
     used += params.size();
   }

@@ -106,3 +106,55 @@ def check_shape(shape, what):
         if s <= 0:
             raise ValueError(f"{what} must contain positive integers, received {items}.")
     return tuple(int(s) for s in items)
+
+
+def node_position(node):
+    """Where ``node`` sits in its layer's ``_inbound_nodes`` (Keras's node index)."""
+    for i, n in enumerate(node.layer._inbound_nodes):
+        if n is node:
+            return i
+    return node.index
+
+
+def layers_by_depth(inputs, outputs):
+    """Keras 3's ``map_graph`` order: (layers, {depth: [nodes]}).
+
+    A depth-first walk back from each output numbers the layers as it first meets them
+    (before their inputs); a node's depth is the longest path from it to an output, a layer's
+    the deepest of its nodes. Layers come deepest first, ties in walk order, so
+    ``model.layers`` (and the summary and config that follow it) list what Keras lists. An
+    input that no output uses comes at depth 0."""
+    walk, first_seen, done = [], {}, set()
+    for out in outputs:
+        stack = [(out._node, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if id(node) in done:
+                continue
+            if expanded:
+                done.add(id(node))
+                walk.append(node)
+                continue
+            first_seen.setdefault(id(node.layer), (len(first_seen), node.layer))
+            stack.append((node, True))
+            for t in reversed(node.inputs):
+                if id(t._node) not in done:
+                    stack.append((t._node, False))
+    in_graph = {id(n) for n in walk}
+    node_depth, layer_depth = {}, {}
+    for node in reversed(walk):
+        depth = max(node_depth.setdefault(id(node), 0), layer_depth.get(id(node.layer), 0))
+        layer_depth[id(node.layer)] = node_depth[id(node)] = depth
+        for t in node.inputs:
+            if id(t._node) in in_graph:
+                node_depth[id(t._node)] = max(depth + 1, node_depth.get(id(t._node), 0))
+    by_depth = {}
+    for node in walk:
+        by_depth.setdefault(node_depth[id(node)], []).append(node)
+    for t in inputs:  # inputs no output needs
+        if id(t._node.layer) not in layer_depth:
+            layer_depth[id(t._node.layer)] = 0
+            first_seen[id(t._node.layer)] = (-1, t._node.layer)
+            by_depth.setdefault(0, []).append(t._node)
+    order = sorted(first_seen.values(), key=lambda s: (-layer_depth[id(s[1])], s[0]))
+    return [layer for _, layer in order], by_depth
