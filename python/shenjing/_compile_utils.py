@@ -211,17 +211,17 @@ def flatten_in_order(logs, per_output, tracker_names):
 
 
 # -- the compile config (model.save) ---------------------------------------------------------
-def serialize_arg(v, kind):
+def serialize_arg(v):
     """A compile() argument as Keras's compile config holds it: names stay names, objects
     become Keras config dicts, functions their names; lists and dicts keep their structure."""
     if v is None or isinstance(v, (str, bool, numbers.Real)):
-        return v if not isinstance(v, numbers.Real) or isinstance(v, bool) else float(v)
+        return v.item() if hasattr(v, "item") else v  # numpy scalars as plain numbers
     if isinstance(v, dict) and is_leaf(v):
         return v
     if isinstance(v, dict):
-        return {k: serialize_arg(x, kind) for k, x in v.items()}
+        return {k: serialize_arg(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
-        return [serialize_arg(x, kind) for x in v]
+        return [serialize_arg(x) for x in v]
     if isinstance(v, type):
         v = v()
     if hasattr(v, "get_config"):

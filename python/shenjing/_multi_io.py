@@ -14,6 +14,12 @@ class Prepared:
     def __init__(self, xs, ys, n):
         self.xs, self.ys, self.n = xs, ys, n
 
+    def core_args(self):
+        """x and y as the core's batch calls take them: one array, or a list per
+        input/output."""
+        return (self.xs[0] if len(self.xs) == 1 else self.xs,
+                self.ys[0] if len(self.ys) == 1 else self.ys)
+
 
 def input_structure(model):
     """(names, is_dict) of the model's inputs."""

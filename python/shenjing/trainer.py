@@ -123,9 +123,9 @@ class Trainer(TrainerData):
         objects become config dicts), so ``model.compile(**config)`` restores them."""
         loss, loss_weights, metrics = self._compile_args
         return {"optimizer": _config.serialize(self.optimizer),
-                "loss": cu.serialize_arg(loss, "loss"),
-                "loss_weights": cu.serialize_arg(loss_weights, "loss"),
-                "metrics": cu.serialize_arg(metrics, "metric"),
+                "loss": cu.serialize_arg(loss),
+                "loss_weights": cu.serialize_arg(loss_weights),
+                "metrics": cu.serialize_arg(metrics),
                 "weighted_metrics": None, "run_eagerly": False, "steps_per_execution": 1,
                 "jit_compile": False}
 
@@ -136,21 +136,26 @@ class Trainer(TrainerData):
         """Trains the model for a fixed number of epochs.
 
         Args:
-            x, y: arrays of samples and targets, or a ``shenjing.data.DataLoader`` as x.
+            x, y: samples and targets: one array each for a single input/output; with
+                several, a list (in ``model.inputs``/``model.outputs`` order) or a dict keyed
+                by input/output name. Or a ``shenjing.data.DataLoader`` as x (single input
+                and output).
             batch_size: samples per gradient update (32 when None).
             epochs: index of the last epoch to train (training starts at ``initial_epoch``).
             verbose: 'auto' or 1 (live progress bar), 2 (one line per epoch), 0 (silent).
             callbacks: list of ``shenjing.callbacks.Callback`` (or a ``CallbackList``).
             validation_split: fraction of the samples, taken from the end before shuffling,
                 to hold out and evaluate at the end of each epoch.
-            validation_data: ``(x_val, y_val)`` or a DataLoader evaluated after each epoch.
+            validation_data: ``(x_val, y_val)`` (in the forms x and y take) or a DataLoader
+                evaluated after each epoch.
             shuffle: reshuffle the samples before each epoch.
             steps_per_epoch: batches per epoch; the next epoch continues where this one
                 stopped, and an epoch that runs out of data ends early with a warning (Keras).
 
         Returns:
             A ``History`` whose ``history`` dict maps 'loss', metric names and their 'val_'
-            counterparts to per-epoch values.
+            counterparts to per-epoch values, keys sorted (Keras 3's names: with several
+            outputs ``<output>_loss`` and ``<output>_<metric>``).
         """
         if self.optimizer is None:
             raise ValueError("You must call compile() before fit().")
@@ -197,8 +202,8 @@ class Trainer(TrainerData):
         end_cbs = cbl._batch_callbacks("on_train_batch_end", skip=progbar)
         redraw_every = 0.05 if progbar and progbar.verbose == 1 else math.inf
         names, trackers = self._log_names, self._trackers
-        # One array, or a list per input/output (built once: the batch loop only slices).
-        x, y, n = p.xs[0] if len(p.xs) == 1 else p.xs, p.ys[0] if len(p.ys) == 1 else p.ys, p.n
+        x, y = p.core_args()  # built once: the batch loop only passes them on
+        n = p.n
         core = self._core
         self.stop_training = False
         cbl.on_train_begin()
@@ -295,7 +300,7 @@ class Trainer(TrainerData):
         begin_cbs = cbl._batch_callbacks("on_test_batch_begin")
         end_cbs = cbl._batch_callbacks("on_test_batch_end", skip=quiet)
         names, trackers = self._log_names, self._trackers
-        x, y, n = p.xs[0] if len(p.xs) == 1 else p.xs, p.ys[0] if len(p.ys) == 1 else p.ys, p.n
+        (x, y), n = p.core_args(), p.n
         idx = order()
         cbl.on_test_begin()
         loss_sum, sums, out_sums, seen = 0.0, np.zeros(len(names)), np.zeros(len(p.ys)), 0
