@@ -2,10 +2,11 @@
 predict, per input and per output, each error naming the input or output it is about."""
 import numpy as np
 
-from shenjing import _checks as checks, _multi_io as mio
+from shenjing import _checks as checks, _multi_io as mio, losses
 from shenjing.data import DataLoader, Dataset
 
-_SPARSE_CE, _CATEGORICAL_CE = 5, 4
+_SPARSE_CE = losses.SparseCategoricalCrossentropy._kind
+_CATEGORICAL_CE = losses.CategoricalCrossentropy._kind
 
 
 class TrainerData:
