@@ -227,3 +227,12 @@ def serialize_arg(v):
     if hasattr(v, "get_config"):
         return _config.serialize(v)
     return getattr(v, "__name__", v)
+
+
+def compile_config(optimizer, loss, loss_weights, metrics):
+    """Keras 3's compile config: compile()'s arguments as given (names stay names, objects
+    become config dicts), so ``model.compile(**config)`` restores them."""
+    return {"optimizer": _config.serialize(optimizer), "loss": serialize_arg(loss),
+            "loss_weights": serialize_arg(loss_weights), "metrics": serialize_arg(metrics),
+            "weighted_metrics": None, "run_eagerly": False, "steps_per_execution": 1,
+            "jit_compile": False}

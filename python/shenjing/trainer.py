@@ -10,7 +10,7 @@ import warnings
 
 import numpy as np
 
-from shenjing import _compile_utils as cu, _config, _multi_io as mio, _random
+from shenjing import _compile_utils as cu, _multi_io as mio, _random
 from shenjing import _checks as checks, metrics as metrics_mod, optimizers as optimizers_mod
 from shenjing._trainer_data import TrainerData
 from shenjing.callbacks import CallbackList, ProgbarLogger, _pythonify
@@ -119,15 +119,8 @@ class Trainer(TrainerData):
         return list(self._eval_keys)
 
     def _compile_config(self):
-        """Keras 3's compile config: compile()'s arguments as given (names stay names,
-        objects become config dicts), so ``model.compile(**config)`` restores them."""
-        loss, loss_weights, metrics = self._compile_args
-        return {"optimizer": _config.serialize(self.optimizer),
-                "loss": cu.serialize_arg(loss),
-                "loss_weights": cu.serialize_arg(loss_weights),
-                "metrics": cu.serialize_arg(metrics),
-                "weighted_metrics": None, "run_eagerly": False, "steps_per_execution": 1,
-                "jit_compile": False}
+        """Keras 3's compile config (see ``_compile_utils.compile_config``)."""
+        return cu.compile_config(self.optimizer, *self._compile_args)
 
     # -- training --------------------------------------------------------------------------
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
