@@ -311,3 +311,17 @@ def test_single_output_names_unchanged():
     assert list(hist.history) == ["accuracy", "loss", "val_accuracy", "val_loss"]
     assert model.metrics_names == ["loss", "accuracy"]
     assert isinstance(model.predict(x, verbose=0), np.ndarray)
+
+
+def test_outputs_of_one_shared_layer_take_list_arguments_by_position():
+    a, b = layers.Input((3,), name="a"), layers.Input((3,), name="b")
+    shared = layers.Dense(2, name="shared")
+    model = shenjing.Model([a, b], [shared(a), shared(b)])
+    assert model.output_names == ["shared", "shared"]
+    model.compile(optimizer="sgd", loss=["mse", "mae"], loss_weights=[1.0, 0.0])
+    rng = np.random.default_rng(0)
+    x = [rng.normal(size=(10, 3)).astype(np.float32) for _ in range(2)]
+    y = [rng.normal(size=(10, 2)).astype(np.float32) for _ in range(2)]
+    p = model.predict(x, verbose=0)
+    np.testing.assert_allclose(model.evaluate(x, y, batch_size=10, verbose=0)[0],
+                               np.mean((p[0] - y[0]) ** 2), rtol=1e-5)

@@ -28,8 +28,9 @@ class Outputs:
     def __init__(self, names, is_dict):
         self.names = list(names)
         self.is_dict = bool(is_dict)
-        order = sorted(self.names) if is_dict else self.names
-        self.list_index = [self.names.index(k) for k in order]  # list position -> output
+        # list position -> output (dict keys are unique; layer names may repeat)
+        self.list_index = [self.names.index(k) for k in sorted(self.names)] if is_dict \
+            else list(range(len(self.names)))
 
     def from_list(self, items):
         """A list in Keras's flattening order as a list in model order."""
