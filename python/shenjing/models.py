@@ -27,7 +27,7 @@ class Model(Trainer):
         if is_symbolic(x) or isinstance(x, dict) and x and is_symbolic(list(x.values())):
             self._check_training_arg(training)
             return self._symbolic_call(x)
-        return self.predict(x, batch_size=max(1, len(x)), verbose=0)
+        return self._call_on_arrays(x)
 
     def _check_training_arg(self, training):
         Layer._check_training_arg(self, training)
@@ -124,14 +124,6 @@ class Model(Trainer):
         path = os.fspath(filepath)
         _, tensors = saving.read(path)
         saving.assign_weights(self, tensors, path, skip_mismatch)
-
-    def _compile_config(self):
-        ms = [m if isinstance(m, str) else _config.serialize(m) if hasattr(m, "get_config")
-              else m.__name__ for m in self._metric_ids]
-        return {"optimizer": _config.serialize(self.optimizer),
-                "loss": _config.serialize(self.loss), "metrics": ms, "loss_weights": None,
-                "weighted_metrics": None, "run_eagerly": False, "steps_per_execution": 1,
-                "jit_compile": False}
 
     def _training_state(self):
         """What a resumed fit needs besides weights and optimizer: the random streams."""

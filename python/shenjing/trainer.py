@@ -1,6 +1,8 @@
 """Training and inference of a model with the Keras 3 API: compile, fit, evaluate, predict (as
-Keras's ``trainers/trainer.py``). Each batch is one C++ call (with the GIL released); Python
-only slices, counts, runs callbacks and prints progress."""
+Keras's ``trainers/trainer.py``), for any number of inputs and outputs. Each batch is one C++
+call (with the GIL released); Python only slices, counts, runs callbacks and prints progress.
+What compile's arguments mean per output is in _compile_utils.py; how x and y are checked and
+matched to the inputs and outputs in _trainer_data.py and _multi_io.py."""
 import math
 import numbers
 import time
@@ -8,17 +10,16 @@ import warnings
 
 import numpy as np
 
-from shenjing import _checks as checks, _random, losses as losses_mod, metrics as metrics_mod
-from shenjing import optimizers as optimizers_mod
+from shenjing import _compile_utils as cu, _multi_io as mio, _random
+from shenjing import _checks as checks, metrics as metrics_mod, optimizers as optimizers_mod
+from shenjing._trainer_data import TrainerData
 from shenjing.callbacks import CallbackList, ProgbarLogger, _pythonify
 from shenjing.data import DataLoader, Dataset
 
-_SPARSE_CE = 5
 
-
-class Trainer:
-    """The training half of a model (mixed into ``Sequential``): needs ``self._core``, the
-    layers, the input shape and ``_build``/``_rollback_on_error`` from the model."""
+class Trainer(TrainerData):
+    """The training half of a model (mixed into ``Model``): needs ``self._core``, the
+    layers, the input shapes and ``_build``/``_rollback_on_error`` from the model."""
 
     # -- compile ---------------------------------------------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None,
@@ -27,28 +28,47 @@ class Trainer:
         """Configures the model for training.
 
         Args:
-            optimizer: name ('adam', 'sgd', 'rmsprop', 'adamw', 'adagrad') or instance.
-            loss: name ('mse', 'categorical_crossentropy', ...), function or Loss instance.
-            metrics: list of names ('accuracy', 'mae', 'mse', ...) or Metric instances.
+            optimizer: name ('adam', 'sgd', 'rmsprop', 'adamw', 'adagrad'), instance or
+                Keras config dict.
+            loss: name ('mse', 'categorical_crossentropy', ...), function, Loss instance or
+                Keras config dict; with several outputs, one loss for every output, a list
+                with one loss per output, or a dict keyed by output name.
+            loss_weights: with several outputs, a list or dict (by output name) of scalar
+                weights: the loss minimised is the weighted sum of the output losses (each
+                weight 1.0 when None). A float with one loss.
+            metrics: list of names ('accuracy', 'mae', 'mse', ...) or Metric instances, all
+                for the one output of a single-output model; with several outputs a list with
+                one entry (a metric, a list of metrics or None) per output, or a dict keyed by
+                output name, e.g. ``{'a': 'accuracy', 'b': ['accuracy', 'mse']}``. Logged as
+                ``<output>_<metric>`` (Keras 3's names).
         """
         if loss is None:
             raise ValueError("compile() needs a loss, e.g. loss='sparse_categorical_crossentropy'.")
-        if loss_weights is not None or weighted_metrics is not None:
-            raise ValueError("loss_weights and weighted_metrics are not supported.")
+        if weighted_metrics is not None:
+            raise ValueError("weighted_metrics are not supported.")
         # Resolve everything before changing the model, so a failed compile() changes nothing.
         optimizer = optimizers_mod.get(optimizer)
-        loss = losses_mod.get(loss)
-        if metrics is None:
-            metrics = []
-        elif isinstance(metrics, (str, metrics_mod.Metric)) or callable(metrics):
+        outs = mio.output_structure(self)
+        plan = cu.resolve_losses(loss, loss_weights, outs)
+        order = cu.loss_order(loss, outs)
+        if len(outs.names) == 1 and (isinstance(metrics, (str, metrics_mod.Metric))
+                                     or callable(metrics)):
             metrics = [metrics]
-        for m in metrics:  # fail early on unknown names
-            metrics_mod.get(m, (1, 2), (1, 2))
+        metric_ids = cu.resolve_metric_ids(metrics, outs)
+        cu.check_metric_ids(metric_ids)
+        if cu.is_leaf(loss):
+            user_loss = plan[0][0]
+        elif isinstance(loss, dict):
+            user_loss = {k: plan[outs.names.index(k)][0] for k in loss}
+        else:
+            user_loss = [plan[k][0] for k in outs.list_index]
 
         def apply():
-            self.optimizer, self.loss = optimizer, loss
-            self._metric_ids = list(metrics)
+            self.optimizer, self.loss = optimizer, user_loss
+            self._out, self._loss_plan, self._loss_order = outs, plan, order
+            self._metric_ids = metric_ids
             self._metrics = None
+            self._compile_args = (loss, loss_weights, metrics)
             if self._core is not None:
                 self._compile_core()
         self._rollback_on_error(apply)
@@ -57,112 +77,50 @@ class Trainer:
         # Frozen layers (layer.trainable = False) take effect here, at compile, as in Keras.
         for i, layer in enumerate(self._core_layers):
             self._core.set_trainable(i, bool(layer.trainable))
-        kind, from_logits, delta = self.loss._spec()
-        self._core.compile([(kind, from_logits, delta, 1.0, [m._code for m in self._metrics or []])],
+        metrics = self._metrics or [[] for _ in self._loss_plan]
+        self._core.compile([loss._spec() + (w, [m._code for m in ms])
+                            for (loss, w), ms in zip(self._loss_plan, metrics)],
                            self.optimizer._spec())
         self.optimizer._model = self._core
 
-    def _resolve_metrics(self, y_shape):
-        out_shape = self.output_shape
-        metrics = [metrics_mod.get(m, y_shape, out_shape) for m in self._metric_ids]
-        for m in metrics:
-            metrics_mod.check_targets(m, y_shape, out_shape)
-        if self._metrics is None or [m._code for m in metrics] != \
-                [m._code for m in self._metrics]:
-            self._metrics = metrics
-            self._core.set_metrics([[m._code for m in metrics]])
+    def _resolve_metrics(self, ys):
+        """The metrics of each output for targets ``ys`` ('accuracy' becomes binary, sparse
+        or categorical accuracy by the shapes, as Keras); the core counts them from here."""
+        shapes = self._output_shapes()
+        names = self._out.names
+        metrics = []
+        for k, ids in enumerate(self._metric_ids):
+            ms = [metrics_mod.get(m, ys[k].shape, shapes[k]) for m in ids]
+            for m in ms:
+                try:
+                    metrics_mod.check_targets(m, ys[k].shape, shapes[k])
+                except ValueError as e:
+                    if len(names) == 1:
+                        raise
+                    raise ValueError(f"Output '{names[k]}': {e}") from None
+            metrics.append(ms)
+        codes = [[m._code for m in ms] for ms in metrics]
+        if self._metrics is None or codes != [[m._code for m in ms] for ms in self._metrics]:
+            self._core.set_metrics(codes)
+        self._metrics = metrics
+        self._log_names = cu.metric_names(names, metrics)
+        trackers = cu.loss_names(names, self._loss_order)
+        self._trackers = list(zip(trackers, self._loss_order))
+        self._eval_keys = cu.flatten_in_order(
+            dict.fromkeys(["loss"] + self._log_names + trackers), metrics, trackers)
 
     @property
     def metrics_names(self):
-        return ["loss"] + [m.name for m in self._metrics or []]
+        """The names of ``evaluate``'s values, in its order (after the first fit/evaluate):
+        'loss', then with one output its metrics; with several, Keras 3's order: the
+        ``<output>_loss`` values, then the ``<output>_<metric>`` names sorted."""
+        if getattr(self, "_metrics", None) is None:
+            return ["loss"]
+        return list(self._eval_keys)
 
-    # -- data ------------------------------------------------------------------------------
-    def _as_input(self, x):
-        """x as a C-contiguous float32 array of this model's input shape (converted once)."""
-        x = checks.numeric(x, "x")
-        if self._input_shape is None:
-            def infer():  # a build that fails leaves no inferred input shape behind
-                self._input_shape = tuple(x.shape[1:])
-                self._build()
-            self._rollback_on_error(infer)
-        elif self._core is None:
-            self._build()
-        expected = tuple(self._input_shape)
-        if x.shape[1:] != expected:
-            if x.ndim == 1 and expected == (1,):
-                x = x.reshape(-1, 1)
-            else:
-                first = self._layers[0] if self._layers else None
-                where = f'layer "{first.name}"' if first else f'model "{self.name}"'
-                raise ValueError(
-                    f"Input 0 of {where} is incompatible with the layer: expected shape "
-                    f"{(None,) + expected}, but received input with shape {x.shape}.")
-        if x.dtype not in checks.CORE_DTYPES:
-            x = checks.to_float32(x, "x")
-        return np.ascontiguousarray(x)
-
-    def _as_target(self, y, n):
-        """y as float32, checked against the output shape the way Keras checks it: targets
-        shaped like the output (a trailing axis of 1 may be added or dropped), or for
-        sparse_categorical_crossentropy one integer label per position of the output but its
-        last axis (``(batch,)`` for ``(None, 10)``, ``(batch, time)`` for ``(None, time, 10)``)."""
-        y = checks.numeric(y, "y")
-        if y.shape[0] != n:
-            raise ValueError(f"x and y must have the same number of samples: x has {n}, "
-                             f"y has {y.shape[0]}.")
-        checks.check_finite(y, "y")
-        out, shape = tuple(self.output_shape[1:]), tuple(y.shape[1:])
-        if self.loss._kind == _SPARSE_CE:
-            if shape not in (out[:-1], out[:-1] + (1,)):
-                where = "sample" if len(out) == 1 else \
-                    f"position of the output {self.output_shape} but its last axis"
-                raise ValueError(
-                    f"sparse_categorical_crossentropy expects one integer class label per "
-                    f"{where}, i.e. y of shape {(None,) + out[:-1]}; received y with shape "
-                    f"{y.shape}. For one-hot targets use categorical_crossentropy.")
-            if y.dtype.kind == "f" and np.any(y != np.round(y)):
-                raise ValueError("sparse_categorical_crossentropy expects integer class labels, "
-                                 "received non-integer values.")
-            lo, hi, width = y.min(), y.max(), out[-1]
-            if lo < 0 or hi >= width:
-                bad = lo if lo < 0 else hi
-                raise ValueError(f"Received a label value of {bad} which is outside the valid "
-                                 f"range of [0, {width - 1}] for a model with {width} outputs.")
-        elif shape not in (out, out + (1,)) and shape + (1,) != out:
-            hint = (" For integer class labels use loss='sparse_categorical_crossentropy' or "
-                    "shenjing.utils.to_categorical.") if self.loss._kind == 4 else ""
-            raise ValueError(f"Target y has shape {y.shape}, which does not match the model "
-                             f"output shape {self.output_shape}.{hint}")
-        return np.ascontiguousarray(y, dtype=np.float32)  # checked above
-
-    def _data(self, x, y, batch_size, what, shuffle=False):
-        """(x, y, batch_size, order_fn, steps) for arrays or a DataLoader/Dataset."""
-        drop_last = False
-        if isinstance(x, Dataset):
-            x = DataLoader(x, batch_size=checks.check_batch_size(batch_size))
-        if isinstance(x, DataLoader):
-            if y is not None:
-                raise ValueError(f"{what}: pass y inside the DataLoader, not separately.")
-            loader = x
-            x, y = loader.dataset.x, loader.dataset.y
-            batch_size, drop_last, order = loader.batch_size, loader.drop_last, loader.order
-        else:
-            batch_size = checks.check_batch_size(batch_size)
-            order = None
-        x = self._as_input(x)
-        if y is None:
-            raise ValueError(f"{what} needs targets y.")
-        y = self._as_target(y, len(x))
-        checks.check_finite(x, "x")
-        if order is None:
-            n = len(x)
-            order = (lambda: self._shuffle_generator().permutation(n).astype(np.int64)) \
-                if shuffle else (lambda: None)
-        steps = len(x) // batch_size if drop_last else -(-len(x) // batch_size)
-        if steps == 0:
-            raise ValueError(f"{what}: no complete batch of {batch_size} samples in "
-                             f"{len(x)} samples with drop_last=True.")
-        return x, y, batch_size, order, steps
+    def _compile_config(self):
+        """Keras 3's compile config (see ``_compile_utils.compile_config``)."""
+        return cu.compile_config(self.optimizer, *self._compile_args)
 
     # -- training --------------------------------------------------------------------------
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
@@ -171,21 +129,26 @@ class Trainer:
         """Trains the model for a fixed number of epochs.
 
         Args:
-            x, y: arrays of samples and targets, or a ``shenjing.data.DataLoader`` as x.
+            x, y: samples and targets: one array each for a single input/output; with
+                several, a list (in ``model.inputs``/``model.outputs`` order) or a dict keyed
+                by input/output name. Or a ``shenjing.data.DataLoader`` as x (single input
+                and output).
             batch_size: samples per gradient update (32 when None).
             epochs: index of the last epoch to train (training starts at ``initial_epoch``).
             verbose: 'auto' or 1 (live progress bar), 2 (one line per epoch), 0 (silent).
             callbacks: list of ``shenjing.callbacks.Callback`` (or a ``CallbackList``).
             validation_split: fraction of the samples, taken from the end before shuffling,
                 to hold out and evaluate at the end of each epoch.
-            validation_data: ``(x_val, y_val)`` or a DataLoader evaluated after each epoch.
+            validation_data: ``(x_val, y_val)`` (in the forms x and y take) or a DataLoader
+                evaluated after each epoch.
             shuffle: reshuffle the samples before each epoch.
             steps_per_epoch: batches per epoch; the next epoch continues where this one
                 stopped, and an epoch that runs out of data ends early with a warning (Keras).
 
         Returns:
             A ``History`` whose ``history`` dict maps 'loss', metric names and their 'val_'
-            counterparts to per-epoch values.
+            counterparts to per-epoch values, keys sorted (Keras 3's names: with several
+            outputs ``<output>_loss`` and ``<output>_<metric>``).
         """
         if self.optimizer is None:
             raise ValueError("You must call compile() before fit().")
@@ -206,31 +169,20 @@ class Trainer:
         # Checked before anything changes: a bad callbacks list must not half-build the model.
         cbl = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
             callbacks, add_history=True, add_progbar=level != 0)
+        val = None
         if validation_split and validation_data is None:
-            if isinstance(x, (DataLoader, Dataset)):
-                raise ValueError("validation_split needs arrays x and y, not a DataLoader.")
-            if y is None:
-                raise ValueError("fit needs targets y (validation_split splits x and y).")
-            x, y = checks.numeric(x, "x"), checks.numeric(y, "y")
-            if len(x) != len(y):
-                raise ValueError(f"x and y must have the same number of samples: x has "
-                                 f"{len(x)}, y has {len(y)}.")
-            split = int(len(x) * (1 - validation_split))
-            if split == 0 or split == len(x):
-                raise ValueError(f"validation_split={validation_split} leaves no samples for "
-                                 f"training or validation with {len(x)} samples.")
-            validation_data = (x[split:], y[split:])
-            x, y = x[:split], y[:split]
-        x, y, batch_size, order, steps = self._data(x, y, batch_size, "fit", shuffle)
-        self._resolve_metrics(y.shape)
+            prepared, val = self._split(x, y, validation_split)
+            x, y = prepared, None
+        p, batch_size, order, steps = self._data(x, y, batch_size, "fit", shuffle)
         if validation_data is not None and not isinstance(validation_data, (DataLoader,
                                                                              Dataset)):
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ValueError("validation_data must be a tuple (x_val, y_val).")
-            vx, vy = validation_data
-            vx = self._as_input(vx)
-            checks.check_finite(vx, "validation x")
-            validation_data = (vx, self._as_target(vy, len(vx)))
+            val = self._arrays(*validation_data, "fit", prefix="validation ")
+        elif validation_data is not None:
+            self._single_io_only("fit")
+            val = validation_data
+        self._resolve_metrics(p.ys)
 
         if cbl is not callbacks:
             cbl.set_model(self)
@@ -242,7 +194,9 @@ class Trainer:
         begin_cbs = cbl._batch_callbacks("on_train_batch_begin")
         end_cbs = cbl._batch_callbacks("on_train_batch_end", skip=progbar)
         redraw_every = 0.05 if progbar and progbar.verbose == 1 else math.inf
-        names = [m.name for m in self._metrics]
+        names, trackers = self._log_names, self._trackers
+        x, y = p.core_args()  # built once: the batch loop only passes them on
+        n = p.n
         core = self._core
         self.stop_training = False
         cbl.on_train_begin()
@@ -254,6 +208,7 @@ class Trainer:
             if pos == 0:
                 idx = order()
             loss_sum, sums, seen = 0.0, np.zeros(len(names)), 0
+            out_sums = np.zeros(len(p.ys))
             next_draw = time.perf_counter() + redraw_every
             for b in range(steps_per_epoch or steps):
                 if pos >= steps:
@@ -266,9 +221,9 @@ class Trainer:
                     for c in begin_cbs:
                         c.on_train_batch_begin(b, batch_begin)
                 start = pos * batch_size
-                count = min(batch_size, len(x) - start)
+                count = min(batch_size, n - start)
                 pos += 1
-                ls, ms, _ = core.train_step(x, y, idx, start, count)
+                ls, ms, outs = core.train_step(x, y, idx, start, count)
                 if not math.isfinite(ls):
                     raise ValueError(
                         f"The loss became {ls / count} at epoch {epoch + 1}, batch {b + 1}: "
@@ -276,9 +231,12 @@ class Trainer:
                         "rate, scale the inputs, or check the targets.")
                 loss_sum += ls
                 sums += ms
+                if trackers:
+                    out_sums += outs
                 seen += count
                 if end_cbs or (progbar and time.perf_counter() >= next_draw):
-                    logs = _pythonify(self._logs(names, sums, loss_sum, seen))
+                    logs = _pythonify(self._logs(names, sums, loss_sum, seen, trackers,
+                                                 out_sums))
                     for c in end_cbs:
                         c.on_train_batch_end(b, logs)
                     if progbar and time.perf_counter() >= next_draw:
@@ -288,12 +246,11 @@ class Trainer:
                     break
             if pos >= steps:
                 pos = 0
-            epoch_logs = self._logs(names, sums, loss_sum, seen)
-            if validation_data is not None:
-                val = self.evaluate(*((validation_data, None) if isinstance(
-                    validation_data, (DataLoader, Dataset)) else validation_data),
-                    batch_size=batch_size, callbacks=cbl, return_dict=True)
-                epoch_logs.update({"val_" + k: v for k, v in val.items()})
+            epoch_logs = self._logs(names, sums, loss_sum, seen, trackers, out_sums)
+            if val is not None:
+                logs = self.evaluate(val, None, batch_size=batch_size, callbacks=cbl,
+                                     return_dict=True)
+                epoch_logs.update({"val_" + k: v for k, v in logs.items()})
             cbl.on_epoch_end(epoch, epoch_logs)
             training_logs = epoch_logs
             if self.stop_training:
@@ -302,15 +259,21 @@ class Trainer:
         return self.history
 
     @staticmethod
-    def _logs(names, sums, loss_sum, seen):
-        logs = {n: float(s / seen) for n, s in zip(names, sums)}
-        logs["loss"] = loss_sum / seen
+    def _logs(names, sums, loss_sum, seen, trackers=(), out_sums=None):
+        """Keras's logs: 'loss' (the total), the compiled metrics and, with several outputs,
+        each output's unweighted loss (``<output>_loss``), all means over the samples seen."""
+        logs = {"loss": loss_sum / seen}
+        for name, s in zip(names, sums):
+            logs[name] = float(s / seen)
+        for name, k in trackers:
+            logs[name] = float(out_sums[k] / seen)
         return logs
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", return_dict=False,
                  callbacks=None):
-        """Returns the loss, or ``[loss, *metrics]`` when the model has metrics (a dict when
-        ``return_dict``), at inference behaviour (dropout off). ``callbacks`` get the
+        """Returns the loss, or a list ``[loss, ...]`` when the model has metrics or several
+        outputs (in ``metrics_names`` order; a dict when ``return_dict``), at inference
+        behaviour (dropout off). x and y take the forms ``fit`` takes. ``callbacks`` get the
         ``on_test_*`` hooks."""
         if self.optimizer is None:
             raise ValueError("You must call compile() before evaluate().")
@@ -319,8 +282,8 @@ class Trainer:
         level = checks.verbosity(verbose)
         cbl = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
             callbacks, add_progbar=level != 0)
-        x, y, batch_size, order, steps = self._data(x, y, batch_size, "evaluate")
-        self._resolve_metrics(y.shape)
+        p, batch_size, order, steps = self._data(x, y, batch_size, "evaluate")
+        self._resolve_metrics(p.ys)
         if cbl is not callbacks:
             cbl.set_model(self)
             cbl.set_params({"verbose": verbose, "epochs": 1, "steps": steps})
@@ -329,46 +292,56 @@ class Trainer:
             cbl._progbar._called_in_fit else None
         begin_cbs = cbl._batch_callbacks("on_test_batch_begin")
         end_cbs = cbl._batch_callbacks("on_test_batch_end", skip=quiet)
-        names = [m.name for m in self._metrics]
+        names, trackers = self._log_names, self._trackers
+        (x, y), n = p.core_args(), p.n
         idx = order()
         cbl.on_test_begin()
-        loss_sum, sums, seen = 0.0, np.zeros(len(names)), 0
+        loss_sum, sums, out_sums, seen = 0.0, np.zeros(len(names)), np.zeros(len(p.ys)), 0
         for b in range(steps):
             if begin_cbs:
                 batch_begin = {}
                 for c in begin_cbs:
                     c.on_test_batch_begin(b, batch_begin)
             start = b * batch_size
-            count = min(batch_size, len(x) - start)
-            ls, ms, _ = self._core.test_step(x, y, idx, start, count)
+            count = min(batch_size, n - start)
+            ls, ms, outs = self._core.test_step(x, y, idx, start, count)
             loss_sum += ls
             sums += ms
+            if trackers:
+                out_sums += outs
             seen += count
             if end_cbs:
-                logs = _pythonify(self._logs(names, sums, loss_sum, seen))
+                logs = _pythonify(self._logs(names, sums, loss_sum, seen, trackers, out_sums))
                 for c in end_cbs:
                     c.on_test_batch_end(b, logs)
-        logs = _pythonify(self._logs(names, sums, loss_sum, seen))
+        logs = _pythonify(self._logs(names, sums, loss_sum, seen, trackers, out_sums))
         cbl.on_test_end(logs)
         if return_dict:
             return logs
-        return logs["loss"] if not names else [logs["loss"]] + [logs[n] for n in names]
+        values = [logs[k] for k in self._eval_keys]
+        return values[0] if len(values) == 1 else values
 
     def predict(self, x, batch_size=None, verbose="auto", callbacks=None):
-        """Returns the outputs for the samples in x (an array or a DataLoader) as float32.
-        ``callbacks`` get the ``on_predict_*`` hooks."""
+        """Returns the outputs for the samples in x as float32: one array, or with several
+        outputs a list in ``model.outputs`` order (a dict when the model's outputs were given
+        as a dict). x: an array, a list (in ``model.inputs`` order) or a dict keyed by input
+        name, or a DataLoader for a single-input model. ``callbacks`` get the
+        ``on_predict_*`` hooks."""
         core = self._core
         if (verbose == 0 and callbacks is None and core is not None and type(x) is np.ndarray
                 and x.dtype == np.float32 and x.ndim and x.flags.c_contiguous and 0 < len(x)
                 and (batch_size is None and len(x) <= 32
                      or type(batch_size) is int and 0 < len(x) <= batch_size)
-                and x.shape[1:] == self._input_shape):
+                and x.shape[1:] == self._input_shape
+                and (self._fast_core is core or self._single_io(core))):
             # Fast path for one small ready batch (latency-bound serving): one C++ call.
             out = np.empty((len(x),) + self._output_tail, dtype=np.float32)
             core.predict(x, out, 0, len(x))
             return out
         if x is None:
             raise ValueError("predict needs input data x (an array or a DataLoader).")
+        if isinstance(x, (Dataset, DataLoader)):
+            self._single_io_only("predict")
         if isinstance(x, Dataset):
             x = x.x
         if isinstance(x, DataLoader):
@@ -377,11 +350,13 @@ class Trainer:
         level = checks.verbosity(verbose)
         cbl = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
             callbacks, add_progbar=level != 0)
-        x = self._as_input(x)
-        if x.dtype.kind == "f" and x.dtype != np.float32:
-            checks.check_finite(x, "x")  # a clear message for float64 beyond float32's range
-        n = len(x)
-        out = np.empty((n,) + tuple(self._core.output_shape), dtype=np.float32)
+        xs, labels = self._inputs(x)
+        for a, label in zip(xs, labels):
+            if a.dtype.kind == "f" and a.dtype != np.float32:
+                checks.check_finite(a, label)  # a clear message beyond float32's range
+        n = len(xs[0])
+        outs = [np.empty((n,) + tuple(s), dtype=np.float32) for s in self._core.output_shapes]
+        cx, cout = xs[0] if len(xs) == 1 else xs, outs[0] if len(outs) == 1 else outs
         steps = -(-n // batch_size)
         if cbl is not callbacks:
             cbl.set_model(self)
@@ -396,19 +371,37 @@ class Trainer:
                     c.on_predict_batch_begin(b, batch_begin)
             start = b * batch_size
             count = min(batch_size, n - start)
-            self._core.predict(x, out, start, count)
+            self._core.predict(cx, cout, start, count)
             if end_cbs:
-                # A read-only view: what the hook sees is what predict returns.
-                batch_out = out[start:start + count]
-                batch_out.flags.writeable = False
-                logs = {"outputs": batch_out}
+                # Read-only views: what the hook sees is what predict returns.
+                views = []
+                for out in outs:
+                    views.append(out[start:start + count])
+                    views[-1].flags.writeable = False
+                logs = {"outputs": mio.pack_outputs(self, views)}
                 for c in end_cbs:
                     c.on_predict_batch_end(b, logs)
         cbl.on_predict_end()
-        return out
+        return mio.pack_outputs(self, outs)
+
+    _fast_core = None  # the core last seen to have one input and one output
+
+    def _single_io(self, core):
+        if core.num_inputs == 1 and core.num_outputs == 1:
+            self._fast_core = core
+            return True
+        return False
 
     def __call__(self, x, training=False):
-        return self.predict(x, batch_size=max(1, len(x)), verbose=0)
+        return self._call_on_arrays(x)
+
+    def _call_on_arrays(self, x):
+        """``model(x)`` on arrays: predict over every sample in one batch."""
+        names, _ = mio.input_structure(self)
+        first = mio.flatten(x, names, False, "x", "input")[0] if not isinstance(x, dict) \
+            else next(iter(x.values()), [])
+        n = len(first) if hasattr(first, "__len__") else 1
+        return self.predict(x, batch_size=max(1, n), verbose=0)
 
     def _shuffle_generator(self):
         if self._shuffle_rng is None:
