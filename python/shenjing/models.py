@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from shenjing import _config, saving
+from shenjing import saving
 from shenjing.layers.base import Layer
 from shenjing.trainer import Trainer
 
