@@ -155,5 +155,56 @@ inline void window(const Fields& f, const std::string& key, int rank, int lo, co
   pair[1] = rank == 2 ? v[1] : v[0];
 }
 
+// The first fields of Conv and ConvTranspose: filters, kernel_size, strides, dilation_rate.
+template <class ConvOpts>
+void conv_window_fields(const Fields& f, int rank, ConvOpts& o) {
+  const int ones[2] = {1, 1};
+  o.rank = rank;
+  o.filters = f.integer("filters", 1, kMaxDim);
+  window(f, "kernel_size", rank, 1, nullptr, o.kernel);
+  window(f, "strides", rank, 1, ones, o.strides);
+  window(f, "dilation_rate", rank, 1, ones, o.dilation);
+}
+
+// Their last fields: activation, use_bias and the regularizers. Apart, so that each layer
+// reads its own fields in between in the order it always has (the first bad one is reported).
+template <class ConvOpts>
+void conv_output_fields(const Fields& f, ConvOpts& o) {
+  o.activation = f.activation();
+  o.activation_alpha = activation_default_alpha(o.activation);
+  o.use_bias = f.boolean("use_bias", true);
+  f.regularizer("kernel_regularizer", &o.kernel_l1, &o.kernel_l2);
+  f.regularizer("bias_regularizer", &o.bias_l1, &o.bias_l2);
+}
+
+// The borders of ZeroPadding / Cropping (`key` "padding" or "cropping") into o.top, o.bottom,
+// o.left, o.right: for rank 1 an int or (left, right); for rank 2 an int or (rows, cols), both
+// symmetric, or ((top, bottom), (left, right)). `def`: the pair when the field is absent.
+template <class BorderOpts>
+void borders(const Fields& f, const std::string& key, int rank, const int* def, BorderOpts& o) {
+  int p[4] = {0, 0, 0, 0};  // top, bottom, left, right
+  const Value* v = f.get(key);
+  if (rank == 1) {
+    f.ints(key, 2, 0, kMaxDim, def, p + 2);
+  } else if (v && v->kind == Kind::Array && v->array.size() == 2 &&
+             v->array[0].kind == Kind::Array) {
+    for (int axis = 0; axis < 2; ++axis) {
+      const Value& pr = v->array[axis];
+      if (pr.kind != Kind::Array || pr.array.size() != 2)
+        f.fail(key, "an integer, (rows, cols) or ((top, bottom), (left, right))", v);
+      for (int k = 0; k < 2; ++k) p[2 * axis + k] = f.integer_value(key, pr.array[k], 0, kMaxDim);
+    }
+  } else {
+    int rc[2];
+    f.ints(key, 2, 0, kMaxDim, def, rc);
+    p[0] = p[1] = rc[0];
+    p[2] = p[3] = rc[1];
+  }
+  o.top = p[0];
+  o.bottom = p[1];
+  o.left = p[2];
+  o.right = p[3];
+}
+
 }  // namespace config
 }  // namespace shenjing

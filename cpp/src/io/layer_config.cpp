@@ -33,20 +33,12 @@ std::unique_ptr<Layer> dense(const Fields& f) {
 
 std::unique_ptr<Layer> conv(const Fields& f, int rank, const char* type) {
   f.channels_last();
-  const int one = 1, ones[2] = {1, 1};
+  const int one = 1;
   if (f.integer("groups", 1, 1, &one) != 1) f.fail("groups", "1", f.get("groups"));
   ConvOptions o;
-  o.rank = rank;
-  o.filters = f.integer("filters", 1, kMaxDim);
-  window(f, "kernel_size", rank, 1, nullptr, o.kernel);
-  window(f, "strides", rank, 1, ones, o.strides);
-  window(f, "dilation_rate", rank, 1, ones, o.dilation);
+  config::conv_window_fields(f, rank, o);
   o.padding = f.padding(type, rank == 1);
-  o.activation = f.activation();
-  o.activation_alpha = activation_default_alpha(o.activation);
-  o.use_bias = f.boolean("use_bias", true);
-  f.regularizer("kernel_regularizer", &o.kernel_l1, &o.kernel_l2);
-  f.regularizer("bias_regularizer", &o.bias_l1, &o.bias_l2);
+  config::conv_output_fields(f, o);
   return make_conv(o);
 }
 
@@ -94,29 +86,8 @@ std::unique_ptr<Layer> batch_norm(const Fields& f, const Shape& input) {
 std::unique_ptr<Layer> zero_padding(const Fields& f, int rank) {
   ZeroPaddingOptions o;
   o.rank = rank;
-  const Value* v = f.get("padding");
-  int p[4] = {1, 1, 1, 1};  // top, bottom, left, right
-  if (rank == 1) {
-    f.ints("padding", 2, 0, kMaxDim, p, p + 2);
-  } else if (v && v->kind == Kind::Array && v->array.size() == 2 &&
-             v->array[0].kind == Kind::Array) {
-    // ((top, bottom), (left, right))
-    for (int axis = 0; axis < 2; ++axis) {
-      const Value& pr = v->array[axis];
-      if (pr.kind != Kind::Array || pr.array.size() != 2)
-        f.fail("padding", "an integer, (rows, cols) or ((top, bottom), (left, right))", v);
-      for (int k = 0; k < 2; ++k) p[2 * axis + k] = f.integer_value("padding", pr.array[k], 0, kMaxDim);
-    }
-  } else {
-    int rc[2];
-    f.ints("padding", 2, 0, kMaxDim, p, rc);
-    p[0] = p[1] = rc[0];
-    p[2] = p[3] = rc[1];
-  }
-  o.top = p[0];
-  o.bottom = p[1];
-  o.left = p[2];
-  o.right = p[3];
+  const int ones[2] = {1, 1};
+  config::borders(f, "padding", rank, ones, o);
   return make_zero_padding(o);
 }
 

@@ -18,24 +18,15 @@ using Kind = Value::Kind;
 
 std::unique_ptr<Layer> conv_transpose(const Fields& f, int rank, const char* type) {
   f.channels_last();
-  const int ones[2] = {1, 1};
   ConvTransposeOptions o;
-  o.rank = rank;
-  o.filters = f.integer("filters", 1, kMaxDim);
-  window(f, "kernel_size", rank, 1, nullptr, o.kernel);
-  window(f, "strides", rank, 1, ones, o.strides);
-  window(f, "dilation_rate", rank, 1, ones, o.dilation);
+  config::conv_window_fields(f, rank, o);
   if (f.get("output_padding")) {  // null: the output length is inferred (Keras's default)
     o.has_output_padding = true;
     window(f, "output_padding", rank, 0, nullptr, o.output_padding);
     if (rank == 1) o.output_padding[0] = 0;
   }
   o.padding = f.padding(type, false);
-  o.activation = f.activation();
-  o.activation_alpha = activation_default_alpha(o.activation);
-  o.use_bias = f.boolean("use_bias", true);
-  f.regularizer("kernel_regularizer", &o.kernel_l1, &o.kernel_l2);
-  f.regularizer("bias_regularizer", &o.bias_l1, &o.bias_l2);
+  config::conv_output_fields(f, o);
   try {
     return make_conv_transpose(o);
   } catch (const ValueError& e) {  // output_padding vs strides, strides vs dilation
@@ -67,34 +58,9 @@ std::unique_ptr<Layer> upsampling(const Fields& f, int rank) {
 std::unique_ptr<Layer> cropping(const Fields& f, int rank) {
   CroppingOptions o;
   o.rank = rank;
-  int p[4] = {0, 0, 0, 0};  // top, bottom, left, right
-  if (rank == 1) {
-    const int ones[2] = {1, 1};
-    f.ints("cropping", 2, 0, kMaxDim, ones, p + 2);
-  } else {
-    f.channels_last();
-    const Value* v = f.get("cropping");
-    if (v && v->kind == Kind::Array && v->array.size() == 2 && v->array[0].kind == Kind::Array) {
-      // ((top, bottom), (left, right))
-      for (int axis = 0; axis < 2; ++axis) {
-        const Value& pr = v->array[axis];
-        if (pr.kind != Kind::Array || pr.array.size() != 2)
-          f.fail("cropping", "an integer, (rows, cols) or ((top, bottom), (left, right))", v);
-        for (int k = 0; k < 2; ++k)
-          p[2 * axis + k] = f.integer_value("cropping", pr.array[k], 0, kMaxDim);
-      }
-    } else {  // an int or (rows, cols): symmetric
-      const int zeros[2] = {0, 0};
-      int rc[2];
-      f.ints("cropping", 2, 0, kMaxDim, zeros, rc);
-      p[0] = p[1] = rc[0];
-      p[2] = p[3] = rc[1];
-    }
-  }
-  o.top = p[0];
-  o.bottom = p[1];
-  o.left = p[2];
-  o.right = p[3];
+  if (rank == 2) f.channels_last();
+  const int ones[2] = {1, 1}, zeros[2] = {0, 0};  // Keras: Cropping1D (1, 1), Cropping2D 0
+  config::borders(f, "cropping", rank, rank == 1 ? ones : zeros, o);
   return make_cropping(o);
 }
 

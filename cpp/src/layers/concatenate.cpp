@@ -15,7 +15,7 @@ namespace {
 
 constexpr long long kParallelMin = 1 << 16;  // values per call below which one thread is faster
 
-class Concatenate final : public Layer {
+class Concatenate final : public MultiInputLayer {
  public:
   explicit Concatenate(int axis) : axis_(axis) {
     if (axis == 0)
@@ -23,16 +23,14 @@ class Concatenate final : public Layer {
                        "(axis=-1 is the last one).");
   }
   const char* type() const override { return "Concatenate"; }
-  bool multi_input() const override { return true; }
 
   void build(const Shape& input) override {
-    throw ValueError("Layer '" + name_ + "' (Concatenate): a `Concatenate` layer should be "
-                     "called on a list of inputs. Received: input_shape=" + shape_str(input) +
-                     ".");
+    throw ValueError(layer_label() + ": a `Concatenate` layer should be called on a list of "
+                     "inputs. Received: input_shape=" + shape_str(input) + ".");
   }
 
   void build_inputs(const std::vector<Shape>& inputs) override {
-    const std::string label = "Layer '" + name_ + "' (Concatenate)";
+    const std::string label = layer_label();
     if (inputs.empty())
       throw ValueError(label + ": a `Concatenate` layer should be called on a list of at least 1 "
                        "input. Received: input_shape=[].");
@@ -61,18 +59,8 @@ class Concatenate final : public Layer {
     out[a] = (int)total;
     long long P = 1;
     for (int d = 0; d < a; ++d) P *= out[d];
-    ins_ = inputs;
-    in_ = inputs[0];
-    out_ = out;
+    set_shapes(inputs, out);
     rows_ = P;
-  }
-
-  void forward(const float* x, float* y, int n, const RunContext& ctx) override {
-    forward_inputs(&x, y, n, ctx);
-  }
-  void backward(const float* x, const float* y, const float* dy, float* dx, int n,
-                const RunContext& ctx) override {
-    backward_inputs(&x, y, dy, &dx, n, ctx);
   }
 
   void forward_inputs(const float* const* xs, float* y, int n, const RunContext&) override {

@@ -20,8 +20,7 @@
 #include <climits>
 #include <vector>
 
-#include <omp.h>
-
+#include "layers/batch_split.hpp"
 #include "layers/window.hpp"
 
 namespace shenjing {
@@ -38,6 +37,8 @@ Padding padding_from_name(const std::string& name, const char* layer_type, bool 
 }
 
 namespace {
+
+using batch_split::grow;
 
 // Floats of col and output per chunk (2 MB: an L2's worth on the reference machine); the
 // test hook below changes it.
@@ -109,13 +110,9 @@ class Conv final : public Layer {
     if (act != Activation::Linear && act != Activation::Relu &&
         z.size() < (size_t)n * g_.OH * g_.OW * opt_.filters)
       z.resize((size_t)n * g_.OH * g_.OW * opt_.filters);
-    if (nt == 1) return forward_range(x, y, z.data(), 0, n, ws_[0]);
-#pragma omp parallel num_threads(nt)
-    {
-      const int t = omp_get_thread_num();
-      forward_range(x, y, z.data(), (int)((long)n * t / nt), (int)((long)n * (t + 1) / nt),
-                    ws_[t]);
-    }
+    batch_split::run(n, nt, [&](int t, int b0, int b1) {
+      forward_range(x, y, z.data(), b0, b1, ws_[t]);
+    });
   }
 
   void backward(const float* x, const float* y, const float* dy, float* dx, int n,
@@ -123,34 +120,16 @@ class Conv final : public Layer {
     const int nt = batch_threads(n);
     if (ws_.size() < (size_t)nt) ws_.resize(nt);
     const float* z = ctx.saved->a.data();
-    if (nt == 1) {
-      backward_range(x, y, z, ctx.fused, dy, dx, 0, n, ws_[0]);
-    } else {
-#pragma omp parallel num_threads(nt)
-      {
-        const int t = omp_get_thread_num();
-        backward_range(x, y, z, ctx.fused, dy, dx, (int)((long)n * t / nt),
-                       (int)((long)n * (t + 1) / nt), ws_[t]);
-      }
-    }
+    batch_split::run(n, nt, [&](int t, int b0, int b1) {
+      backward_range(x, y, z, ctx.fused, dy, dx, b0, b1, ws_[t]);
+    });
     // Sum the per-thread partial gradients in thread order (deterministic), transposing
     // dK^T (F x Kc) into the kernel's (Kc, F) layout.
     const int F = opt_.filters, Kc = g_.KH * g_.KW * g_.C;
-    float* dw = params_[0].grad.data();
-    for (int k = 0; k < Kc; ++k)
-      for (int f = 0; f < F; ++f) {
-        float acc = 0.0f;
-        for (int t = 0; t < nt; ++t) acc += ws_[t].dwt[(size_t)f * Kc + k];
-        dw[(size_t)k * F + f] = acc;
-      }
-    if (opt_.use_bias) {
-      float* db = params_[1].grad.data();
-      for (int f = 0; f < F; ++f) {
-        float acc = 0.0f;
-        for (int t = 0; t < nt; ++t) acc += ws_[t].db[f];
-        db[f] = acc;
-      }
-    }
+    batch_split::sum_transposed(nt, Kc, F, [&](int t) { return ws_[t].dwt.data(); },
+                                params_[0].grad.data());
+    if (opt_.use_bias)
+      batch_split::sum(nt, F, [&](int t) { return ws_[t].db.data(); }, params_[1].grad.data());
   }
 
  private:
@@ -159,26 +138,19 @@ class Conv final : public Layer {
     std::vector<float> col, dcol, dz, dwt, db;
   };
 
-  static void grow(std::vector<float>& v, size_t n) {
-    if (v.size() < n) v.resize(n);
-  }
-
   // Floats of col and output per sample, and samples per chunk: enough rows for an efficient
   // GEMM, few enough that the chunk's col and output (kColChunk floats) stay in cache.
   size_t sample_floats() const {
     return (size_t)g_.OH * g_.OW * (g_.KH * g_.KW * g_.C + opt_.filters);
   }
   int chunk_samples(int n) const {
-    return (int)std::max<size_t>(1, std::min<size_t>(n, kColChunk / sample_floats()));
+    return batch_split::chunk_samples(n, sample_floats(), kColChunk);
   }
   // Batches are split over the threads by samples, each thread running im2col, a
   // single-threaded GEMM and col2im on its own samples: no barrier inside the layer and each
   // core's chunk stays in its own cache. One thread (whose kernels then use all threads) when
   // there are fewer samples than threads or a sample does not fit a chunk.
-  int batch_threads(int n) const {
-    if (omp_in_parallel() || sample_floats() > kColChunk) return 1;
-    return std::max(1, std::min(n, omp_get_max_threads()));
-  }
+  int batch_threads(int n) const { return batch_split::threads(n, sample_floats(), kColChunk); }
 
   // Samples [b0, b1): chunk by chunk im2col, GEMM (+ bias), activation, all in cache.
   // z: the node's saved pre-activations (written unless relu/linear).

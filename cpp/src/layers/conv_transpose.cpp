@@ -19,12 +19,13 @@
 #include <climits>
 #include <vector>
 
-#include <omp.h>
-
+#include "layers/batch_split.hpp"
 #include "layers/window.hpp"
 
 namespace shenjing {
 namespace {
+
+using batch_split::grow;
 
 constexpr size_t kChunkFloats = size_t(1) << 19;  // col + output per chunk: 2 MB, as Conv
 constexpr long long kMaxColFloats = 1LL << 28;     // col per sample, as the activation cap
@@ -167,13 +168,9 @@ class ConvTranspose final : public Layer {
     std::vector<float>& z = ctx.saved->a;
     const size_t out_sz = (size_t)g_.H * g_.W * g_.C;
     if (!in_place() && z.size() < (size_t)n * out_sz) z.resize((size_t)n * out_sz);
-    if (nt == 1) return forward_range(x, y, z.data(), 0, n, ws_[0]);
-#pragma omp parallel num_threads(nt)
-    {
-      const int t = omp_get_thread_num();
-      forward_range(x, y, z.data(), (int)((long)n * t / nt), (int)((long)n * (t + 1) / nt),
-                    ws_[t]);
-    }
+    batch_split::run(n, nt, [&](int t, int b0, int b1) {
+      forward_range(x, y, z.data(), b0, b1, ws_[t]);
+    });
   }
 
   void backward(const float* x, const float* y, const float* dy, float* dx, int n,
@@ -181,42 +178,21 @@ class ConvTranspose final : public Layer {
     const int nt = batch_threads(n);
     if (ws_.size() < (size_t)nt) ws_.resize(nt);
     const float* z = ctx.saved->a.data();
-    if (nt == 1) {
-      backward_range(x, y, z, ctx.fused, dy, dx, 0, n, ws_[0]);
-    } else {
-#pragma omp parallel num_threads(nt)
-      {
-        const int t = omp_get_thread_num();
-        backward_range(x, y, z, ctx.fused, dy, dx, (int)((long)n * t / nt),
-                       (int)((long)n * (t + 1) / nt), ws_[t]);
-      }
-    }
+    batch_split::run(n, nt, [&](int t, int b0, int b1) {
+      backward_range(x, y, z, ctx.fused, dy, dx, b0, b1, ws_[t]);
+    });
     // Per-thread dK^T (C x Kc) summed in thread order into the kernel's (Kc, C) layout.
-    const int C = C_, Kc = kc();
-    float* dw = params_[0].grad.data();
-    for (int k = 0; k < Kc; ++k)
-      for (int c = 0; c < C; ++c) {
-        float acc = 0.0f;
-        for (int t = 0; t < nt; ++t) acc += ws_[t].dwt[(size_t)c * Kc + k];
-        dw[(size_t)k * C + c] = acc;
-      }
-    if (opt_.use_bias) {
-      float* db = params_[1].grad.data();
-      for (int f = 0; f < opt_.filters; ++f) {
-        float acc = 0.0f;
-        for (int t = 0; t < nt; ++t) acc += ws_[t].db[f];
-        db[f] = acc;
-      }
-    }
+    batch_split::sum_transposed(nt, kc(), C_, [&](int t) { return ws_[t].dwt.data(); },
+                                params_[0].grad.data());
+    if (opt_.use_bias)
+      batch_split::sum(nt, opt_.filters, [&](int t) { return ws_[t].db.data(); },
+                       params_[1].grad.data());
   }
 
  private:
   struct Workspace {
     std::vector<float> col, dz, dwt, db;
   };
-  static void grow(std::vector<float>& v, size_t n) {
-    if (v.size() < n) v.resize(n);
-  }
   int kc() const { return g_.KH * g_.KW * g_.C; }
   // relu and linear run in place on y (relu's backward reads y > 0 as z > 0).
   bool in_place() const {
@@ -227,11 +203,10 @@ class ConvTranspose final : public Layer {
     return (size_t)g_.OH * g_.OW * kc() + (size_t)g_.H * g_.W * g_.C;
   }
   int chunk_samples(int n) const {
-    return (int)std::max<size_t>(1, std::min<size_t>(n, kChunkFloats / sample_floats()));
+    return batch_split::chunk_samples(n, sample_floats(), kChunkFloats);
   }
   int batch_threads(int n) const {
-    if (omp_in_parallel() || sample_floats() > kChunkFloats) return 1;
-    return std::max(1, std::min(n, omp_get_max_threads()));
+    return batch_split::threads(n, sample_floats(), kChunkFloats);
   }
 
   // Samples [b0, b1): chunk by chunk GEMM, col2im, bias, activation, all in cache.

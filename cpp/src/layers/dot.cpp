@@ -75,7 +75,7 @@ void unpack_grad(const Side& s, const float* hat, const float* ss, bool normaliz
     }
 }
 
-class Dot final : public Layer {
+class Dot final : public MultiInputLayer {
  public:
   Dot(int axis1, int axis2, bool normalize) : axes_{axis1, axis2}, normalize_(normalize) {
     if (axis1 == 0 || axis2 == 0)
@@ -83,16 +83,15 @@ class Dot final : public Layer {
                        "axes=(" + std::to_string(axis1) + ", " + std::to_string(axis2) + ").");
   }
   const char* type() const override { return "Dot"; }
-  bool multi_input() const override { return true; }
   int min_inputs() const override { return 2; }
 
   void build(const Shape& input) override {
-    throw ValueError("Layer '" + name_ + "' (Dot): a `Dot` layer should be called on a list of "
-                     "2 inputs. Received: input_shape=" + shape_str(input) + ".");
+    throw ValueError(layer_label() + ": a `Dot` layer should be called on a list of 2 inputs. "
+                     "Received: input_shape=" + shape_str(input) + ".");
   }
 
   void build_inputs(const std::vector<Shape>& inputs) override {
-    const std::string label = "Layer '" + name_ + "' (Dot)";
+    const std::string label = layer_label();
     if (inputs.size() != 2)
       throw ValueError(label + ": a `Dot` layer should be called on a list of 2 inputs. "
                        "Received: input_shape=" + shapes_str(inputs) + ".");
@@ -134,19 +133,9 @@ class Dot final : public Layer {
       side[i].d = s[a[i]];
     }
     if (out.empty()) out = {1};
-    ins_ = inputs;
-    in_ = X;
-    out_ = out;
+    set_shapes(inputs, out);
     x_ = side[0];
     y_ = side[1];
-  }
-
-  void forward(const float* x, float* y, int n, const RunContext& ctx) override {
-    forward_inputs(&x, y, n, ctx);
-  }
-  void backward(const float* x, const float* y, const float* dy, float* dx, int n,
-                const RunContext& ctx) override {
-    backward_inputs(&x, y, dy, &dx, n, ctx);
   }
 
   void forward_inputs(const float* const* xs, float* y, int n, const RunContext&) override {

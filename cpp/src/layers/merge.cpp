@@ -96,7 +96,7 @@ inline void combine_run(float* y, const float* x, long long L, long long st) {
   }
 }
 
-class Merge final : public Layer {
+class Merge final : public MultiInputLayer {
  public:
   explicit Merge(MergeOp op) : op_(op) {}
 
@@ -105,18 +105,17 @@ class Merge final : public Layer {
                                         "Minimum"};
     return names[static_cast<int>(op_)];
   }
-  bool multi_input() const override { return true; }
   // Keras 3 merges accept a list of one input (it passes through); Subtract needs exactly 2.
   int min_inputs() const override { return op_ == MergeOp::Subtract ? 2 : 1; }
 
   // Keras refuses a merge called on one tensor rather than a list of them.
   void build(const Shape& input) override {
-    throw ValueError("Layer '" + name_ + "' (" + type() + "): a merge layer should be called "
-                     "on a list of inputs. Received: input_shape=" + shape_str(input) + ".");
+    throw ValueError(layer_label() + ": a merge layer should be called on a list of inputs. "
+                     "Received: input_shape=" + shape_str(input) + ".");
   }
 
   void build_inputs(const std::vector<Shape>& inputs) override {
-    const std::string label = "Layer '" + name_ + "' (" + type() + ")";
+    const std::string label = layer_label();
     auto all = [&] { return shapes_str(inputs); };
     if (inputs.empty() || (op_ == MergeOp::Subtract && inputs.size() != 2))
       throw ValueError(label + ": a `" + type() + "` layer should be called on " +
@@ -151,18 +150,8 @@ class Merge final : public Layer {
       }
       strides.push_back(std::move(st));
     }
-    ins_ = inputs;
-    in_ = inputs[0];
-    out_ = out;
+    set_shapes(inputs, out);
     strides_ = std::move(strides);
-  }
-
-  void forward(const float* x, float* y, int n, const RunContext& ctx) override {
-    forward_inputs(&x, y, n, ctx);
-  }
-  void backward(const float* x, const float* y, const float* dy, float* dx, int n,
-                const RunContext& ctx) override {
-    backward_inputs(&x, y, dy, &dx, n, ctx);
   }
 
   void forward_inputs(const float* const* xs, float* y, int n, const RunContext&) override {

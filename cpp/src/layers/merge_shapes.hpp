@@ -1,6 +1,8 @@
-// Input-shape checks shared by the merge layers (merge.cpp, concatenate.cpp, dot.cpp).
+// What the merge layers (merge.cpp, concatenate.cpp, dot.cpp) share: their base class and
+// their input-shape checks.
 #pragma once
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "shenjing/layers.hpp"
@@ -26,5 +28,29 @@ inline void check_merge_inputs(const std::string& label, const std::vector<Shape
                        shapes_str(inputs) + ".");
   }
 }
+
+// Base of the layers that take a list of inputs. The model calls only the *_inputs functions
+// on them; forward/backward on one tensor run them on a list of that one.
+class MultiInputLayer : public Layer {
+ public:
+  bool multi_input() const override { return true; }
+  void forward(const float* x, float* y, int n, const RunContext& ctx) override {
+    forward_inputs(&x, y, n, ctx);
+  }
+  void backward(const float* x, const float* y, const float* dy, float* dx, int n,
+                const RunContext& ctx) override {
+    backward_inputs(&x, y, dy, &dx, n, ctx);
+  }
+
+ protected:
+  // "Layer 'name' (Type)": how the build errors name the layer.
+  std::string layer_label() const { return "Layer '" + name_ + "' (" + type() + ")"; }
+  // Records the checked input shapes (in_ is the first) and the output shape.
+  void set_shapes(const std::vector<Shape>& inputs, Shape out) {
+    ins_ = inputs;
+    in_ = inputs[0];
+    out_ = std::move(out);
+  }
+};
 
 }  // namespace shenjing

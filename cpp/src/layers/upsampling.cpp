@@ -13,7 +13,7 @@
 #include <cstring>
 #include <vector>
 
-#include "layers/window.hpp"
+#include "layers/spatial.hpp"
 
 namespace shenjing {
 namespace {
@@ -47,7 +47,7 @@ struct Lerp {
   }
 };
 
-class UpSampling final : public Layer {
+class UpSampling final : public SpatialLayer {
  public:
   explicit UpSampling(const UpSamplingOptions& opt) : opt_(opt) {
     if (opt.rank != 1 && opt.rank != 2)
@@ -62,25 +62,15 @@ class UpSampling final : public Layer {
   const char* type() const override { return opt_.rank == 2 ? "UpSampling2D" : "UpSampling1D"; }
 
   void build(const Shape& input) override {
-    window::check_input_rank(name_, type(), input, opt_.rank);
-    const int H = opt_.rank == 2 ? input[0] : 1, W = input[opt_.rank - 1];
-    const long long oh = (long long)H * opt_.size[0], ow = (long long)W * opt_.size[1];
-    if (oh > INT_MAX || ow > INT_MAX)
-      throw ValueError("Layer '" + name_ + "' (" + type() + "): size " +
-                       window::arg_str(opt_.rank, opt_.size[0], opt_.size[1]) +
-                       " over the input " + shape_str(input) + " makes an axis of " +
-                       std::to_string(std::max(oh, ow)) + " cells, more than 2^31 - 1.");
-    H_ = H;
-    W_ = W;
-    C_ = input.back();
-    OH_ = (int)oh;
-    OW_ = (int)ow;
+    const HW in = input_hw(input, opt_.rank);
+    const long long oh = (long long)in.H * opt_.size[0], ow = (long long)in.W * opt_.size[1];
+    check_axes_fit(oh, ow, "size " + window::arg_str(opt_.rank, opt_.size[0], opt_.size[1]) +
+                               " over the input " + shape_str(input));
+    set_geometry(input, opt_.rank, in, oh, ow);
     if (opt_.bilinear) {
       rows_.build(H_, opt_.size[0]);
       cols_.build(W_, opt_.size[1]);
     }
-    in_ = input;
-    out_ = opt_.rank == 2 ? Shape{OH_, OW_, C_} : Shape{OW_, C_};
   }
 
   void forward(const float* x, float* y, int n, const RunContext&) override {
@@ -160,7 +150,6 @@ class UpSampling final : public Layer {
 
  private:
   UpSamplingOptions opt_;
-  int H_ = 0, W_ = 0, C_ = 0, OH_ = 0, OW_ = 0;
   Lerp rows_, cols_;
 };
 
