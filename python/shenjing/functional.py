@@ -6,7 +6,6 @@ call per batch. A model used as a layer inside another is expanded into the oute
 layers keeping their weights (shared buffers).
 """
 from shenjing import _core, _functional_config, saving
-from shenjing.layers.base import _auto_name
 from shenjing.layers.input import InputLayer
 from shenjing.layers.node import flatten_tensors, layers_by_depth
 from shenjing.models import Model
@@ -64,16 +63,7 @@ class Functional(Model):
     def __init__(self, inputs, outputs, name=None, trainable=True, **kwargs):
         if kwargs:
             raise TypeError(f"Model: unexpected keyword argument(s) {', '.join(sorted(kwargs))}.")
-        self.name = name or _auto_name("Functional")
-        self._trainable = bool(trainable)
-        self._core = None
-        self.optimizer = self.loss = None
-        self._metric_ids = []
-        self._metrics = None
-        self.stop_training = False
-        self.history = None
-        self._shuffle_rng = None
-        self._inbound_nodes = []
+        self._init_model(name, "Functional", trainable)
         self.inputs, self._inputs_struct = _structure(inputs, "Model inputs")
         self.outputs, self._outputs_struct = _structure(outputs, "Model outputs")
         for t in self.inputs:

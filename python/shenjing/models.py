@@ -6,7 +6,7 @@ import os
 import numpy as np
 
 from shenjing import saving
-from shenjing.layers.base import Layer
+from shenjing.layers.base import Layer, _auto_name
 from shenjing.trainer import Trainer
 
 
@@ -18,6 +18,19 @@ class Model(Trainer):
         if cls is Model:
             return Functional.__new__(Functional)
         return super().__new__(cls)
+
+    def _init_model(self, name, default_name, trainable):
+        """The state every model starts with: name, no core yet, not compiled."""
+        self.name = name or _auto_name(default_name)
+        self._trainable = bool(trainable)
+        self._core = None
+        self.optimizer = self.loss = None
+        self._metric_ids = []
+        self._metrics = None
+        self.stop_training = False
+        self.history = None
+        self._shuffle_rng = None  # drawn from the package generator on first use
+        self._inbound_nodes = []  # calls of this model inside other models
 
     # -- a model used as a layer -------------------------------------------------------------
     def __call__(self, x, training=None, mask=None):

@@ -2,7 +2,7 @@
 import json
 
 from shenjing import _config, _core
-from shenjing.layers.base import Layer, _auto_name, _shape_tuple
+from shenjing.layers.base import Layer, _shape_tuple
 from shenjing.layers.input import InputLayer
 from shenjing.layers.node import KerasTensor
 from shenjing.models import Model
@@ -17,18 +17,9 @@ class Sequential(Model):
     """
 
     def __init__(self, layers=None, trainable=True, name=None):
-        self.name = name or _auto_name("Sequential")
+        self._init_model(name, "Sequential", trainable)
         self._layers = []
-        self._trainable = bool(trainable)
         self._input_shape = None
-        self._core = None
-        self.optimizer = self.loss = None
-        self._metric_ids = []
-        self._metrics = None
-        self.stop_training = False
-        self.history = None
-        self._shuffle_rng = None  # drawn from the package generator on first use
-        self._inbound_nodes = []  # calls of this model inside other models
         layers = list(layers or [])
         # A failed construction leaves the given layers as they were (reusable elsewhere).
         self._rollback_on_error(lambda: [self.add(layer) for layer in layers], layers)
