@@ -530,3 +530,36 @@ def test_nesting_too_deep_is_refused(tmp_path):
                    lambda p: model_from_json(model.to_json())):
         with pytest.raises(ValueError, match="nested|deep"):
             loader(path)
+
+
+def test_a_config_written_by_keras_3_15_loads_and_runs(tmp_path):
+    """tests/fixtures/keras315_functional.json is Keras 3.15.1's ``model.to_json()`` (torch
+    backend) of a 2-input/2-output graph: a residual block with BatchNormalization,
+    Conv2DTranspose, bilinear UpSampling2D, a shared Dense, Dot(normalize=True). Keras writes
+    options shenjing does not implement at their neutral values (renorm=False,
+    quantization_config=None, ...): they must load."""
+    import os
+    path = os.path.join(os.path.dirname(__file__), "fixtures", "keras315_functional.json")
+    with open(path) as f:
+        text = f.read()
+    model = shenjing.models.model_from_json(text)
+    assert model.input_names == ["img", "aux"]
+    assert model.output_names == ["cls", "dot"]
+    # Keras's weight order (model.weights): 16 arrays with these shapes.
+    assert [w.shape for w in model.get_weights()] == [
+        (3, 3, 4, 4), (4,), (3, 3, 4, 4), (4,), (4,), (4,), (4,), (4,), (3, 3, 2, 4), (2,),
+        (5, 6), (6,), (6, 3), (3,), (6, 2), (2,)]
+    rng = np.random.default_rng(0)
+    xs = [rng.normal(size=(3, 8, 8, 4)).astype(np.float32),
+          rng.normal(size=(3, 5)).astype(np.float32)]
+    out = model.predict(xs, verbose=0)
+    assert [o.shape for o in out] == [(3, 2), (3, 1)]
+    model.save(tmp_path / "k.keras")
+    core = shenjing._core.Model.load(str(tmp_path / "k.keras"))
+    again = [np.empty_like(o) for o in out]
+    core.predict(xs, again, 0, 3)
+    for a, b in zip(out, again):
+        np.testing.assert_array_equal(a, b)
+    bad = text.replace('"renorm": false', '"renorm": true')
+    with pytest.raises(ValueError, match="renorm=True.*not supported"):
+        shenjing.models.model_from_json(bad)

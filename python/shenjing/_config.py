@@ -58,9 +58,15 @@ def from_config(cls, config, what):
     params = inspect.signature(cls.__init__).parameters
     takes_kwargs = any(p.kind == p.VAR_KEYWORD for p in params.values())
     kwargs = {}
+    # Keras options the class does not implement, accepted at the value that changes nothing.
+    neutral = getattr(cls, "_keras_only", {})
     for k, v in config.items():
         if k in params or (takes_kwargs and k in _LAYER_KWARGS):
             kwargs[k] = v
+        elif k in neutral:
+            if v != neutral[k]:
+                raise ValueError(f"{what}: {cls.__name__}({k}={v!r:.80}) is not supported; "
+                                 f"only {k}={neutral[k]!r}.")
         elif v is not None:
             raise ValueError(f"{what}: {cls.__name__} has no argument {k!r:.80}.")
     try:

@@ -25,6 +25,9 @@ class BatchNormalization(Layer):
         moving_variance_initializer: 'zeros', 'ones', 'zeros', 'ones' by default.
     """
 
+    # Written by Keras 3.15 into every config; batch renormalization is not implemented.
+    _keras_only = {"renorm": False, "renorm_clipping": None, "renorm_momentum": 0.99}
+
     def __init__(self, axis=-1, momentum=0.99, epsilon=0.001, center=True, scale=True,
                  beta_initializer="zeros", gamma_initializer="ones",
                  moving_mean_initializer="zeros", moving_variance_initializer="ones",
