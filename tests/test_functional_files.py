@@ -549,11 +549,22 @@ def test_a_config_written_by_keras_3_15_loads_and_runs(tmp_path):
     assert [w.shape for w in model.get_weights()] == [
         (3, 3, 4, 4), (4,), (3, 3, 4, 4), (4,), (4,), (4,), (4,), (4,), (3, 3, 2, 4), (2,),
         (5, 6), (6,), (6, 3), (3,), (6, 2), (2,)]
+    # The weights and inputs Keras was run with (uniform(-0.5, 0.5) per weight, drawn
+    # in model.weights order, moving_variance + 1), and what Keras 3.15.1 predicted for them.
     rng = np.random.default_rng(0)
+    weights = [rng.uniform(-0.5, 0.5, w.shape).astype(np.float32) for w in model.weights]
+    for i in (7, ):  # batch_normalization's moving_variance
+        weights[i] += 1.0
+    model.set_weights(weights)
     xs = [rng.normal(size=(3, 8, 8, 4)).astype(np.float32),
           rng.normal(size=(3, 5)).astype(np.float32)]
     out = model.predict(xs, verbose=0)
-    assert [o.shape for o in out] == [(3, 2), (3, 1)]
+    keras_out = [[[0.33065155148506165, 0.669348418712616],
+                  [0.3274041712284088, 0.6725958585739136],
+                  [0.30760249495506287, 0.6923975348472595]],
+                 [[0.06750264763832092], [0.3969103693962097], [0.2500993013381958]]]
+    for got, want in zip(out, keras_out):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     model.save(tmp_path / "k.keras")
     core = shenjing._core.Model.load(str(tmp_path / "k.keras"))
     again = [np.empty_like(o) for o in out]
