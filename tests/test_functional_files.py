@@ -574,3 +574,14 @@ def test_a_config_written_by_keras_3_15_loads_and_runs(tmp_path):
     bad = text.replace('"renorm": false', '"renorm": true')
     with pytest.raises(ValueError, match="renorm=True.*not supported"):
         shenjing.models.model_from_json(bad)
+
+
+def test_initializer_configs_are_keras_s():
+    # Keras's Zeros/Ones take no argument: a config with "seed" makes keras.models
+    # .model_from_json fail on shenjing's JSON ("Zeros() takes no arguments").
+    from shenjing import initializers
+    assert initializers.Zeros().get_config() == {}
+    assert initializers.Ones().get_config() == {}
+    assert initializers.GlorotUniform(seed=3).get_config() == {"seed": 3}
+    bn = layers.BatchNormalization().get_config()
+    assert bn["beta_initializer"]["config"] == {} and bn["gamma_initializer"]["class_name"] == "Ones"

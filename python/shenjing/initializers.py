@@ -29,12 +29,22 @@ class Initializer:
         return _config.init_config(self)
 
 
-class Zeros(Initializer):
+class _Constant(Initializer):
+    """Initializers that draw nothing: Keras's take no seed and write an empty config."""
+
+    def __init__(self):
+        super().__init__(seed=None)
+
+    def get_config(self):
+        return {}
+
+
+class Zeros(_Constant):
     def sample(self, shape):
         return np.zeros(shape)
 
 
-class Ones(Initializer):
+class Ones(_Constant):
     def sample(self, shape):
         return np.ones(shape)
 
