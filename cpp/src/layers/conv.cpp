@@ -16,7 +16,10 @@
 // Each sample is copied into a zero-padded (Hp, Wp, C) image; then output cell q = oh*Wp + ow of
 // the padded-width grid reads, for kernel row i, the KW*C floats at xp + (q + i*Wp)*C: op(A) of
 // a GEMM with row stride C (overlapping rows), so z = sum over i of KH GEMMs (K = KW*C each),
-// accumulated in a (.., F) buffer whose Wp - OW extra cells a row are dropped when copying to z. Batches smaller than the
+// accumulated in a (.., F) buffer whose Wp - OW extra cells a row are dropped when copying to z.
+// The weight gradient reads the same rows: dK^T[:, i*KW*C..] += dzp^T . (those rows), dzp being
+// dz spread over the padded-width grid with zeros in the extra cells; dx still goes through
+// dcol and col2im. Batches smaller than the
 // thread count, or samples bigger than a chunk, run on one thread with threaded kernels.
 // Workspaces are grow-only members: no allocation in steady state.
 // Conv1D is Conv2D with one row.
@@ -154,6 +157,46 @@ class Conv final : public Layer {
     std::vector<float> col, dcol, dz, dwt, db, xp, zt;
   };
 
+  // The zero-padded (Hp, Wp, C) copy of one sample xs (implicit path).
+  void pad_sample(const float* xs, float* xp) const {
+    const kernels::WindowGeom& g = g_;
+    const int C = g.C, Wp = g.OW + g.KW - 1, Hp = g.OH + g.KH - 1;
+    for (int hp = 0; hp < Hp; ++hp) {
+      float* row = xp + (size_t)hp * Wp * C;
+      const int ih = hp - g.PT;
+      if (ih < 0 || ih >= g.H) {
+        std::fill(row, row + (size_t)Wp * C, 0.0f);
+        continue;
+      }
+      std::fill(row, row + (size_t)g.PL * C, 0.0f);
+      std::copy(xs + (size_t)ih * g.W * C, xs + (size_t)(ih + 1) * g.W * C,
+                row + (size_t)g.PL * C);
+      std::fill(row + (size_t)(g.PL + g.W) * C, row + (size_t)Wp * C, 0.0f);
+    }
+  }
+
+  // dK^T (F x Kc, in ws.dwt) += the implicit path's weight gradient of one sample xs whose
+  // output gradient is dzs (OH*OW, F).
+  void weight_grad_implicit(const float* xs, const float* dzs, Workspace& ws) const {
+    const auto& K = kernels::table();
+    const kernels::WindowGeom& g = g_;
+    const int F = opt_.filters, C = g.C, Wp = g.OW + g.KW - 1, Hp = g.OH + g.KH - 1;
+    const int KWC = g.KW * C, Kc = g.KH * KWC, M = (g.OH - 1) * Wp + g.OW;
+    grow(ws.xp, (size_t)Hp * Wp * C);
+    grow(ws.zt, (size_t)M * F);
+    float* xp = ws.xp.data();
+    float* dzp = ws.zt.data();
+    pad_sample(xs, xp);
+    for (int oh = 0; oh < g.OH; ++oh) {
+      float* d = dzp + (size_t)oh * Wp * F;
+      std::copy(dzs + (size_t)oh * g.OW * F, dzs + (size_t)(oh + 1) * g.OW * F, d);
+      if (oh + 1 < g.OH) std::fill(d + (size_t)g.OW * F, d + (size_t)Wp * F, 0.0f);
+    }
+    for (int i = 0; i < g.KH; ++i)
+      K.sgemm(true, false, F, KWC, M, 1.0f, dzp, F, xp + (size_t)i * Wp * C, C, 1.0f,
+              ws.dwt.data() + (size_t)i * KWC, Kc, nullptr);
+  }
+
   // Implicit forward of samples [b0, b1) (see the file comment): z rows of each sample into zc.
   void forward_implicit(const float* x, float* y, float* z, int b0, int b1, Workspace& ws) {
     const auto& K = kernels::table();
@@ -171,19 +214,7 @@ class Conv final : public Layer {
     float* xp = ws.xp.data();
     float* zt = ws.zt.data();
     for (int s = b0; s < b1; ++s) {
-      const float* xs = x + s * in_sz;
-      for (int hp = 0; hp < Hp; ++hp) {
-        float* row = xp + (size_t)hp * Wp * C;
-        const int ih = hp - g.PT;
-        if (ih < 0 || ih >= g.H) {
-          std::fill(row, row + (size_t)Wp * C, 0.0f);
-          continue;
-        }
-        std::fill(row, row + (size_t)g.PL * C, 0.0f);
-        std::copy(xs + (size_t)ih * g.W * C, xs + (size_t)(ih + 1) * g.W * C,
-                  row + (size_t)g.PL * C);
-        std::fill(row + (size_t)(g.PL + g.W) * C, row + (size_t)Wp * C, 0.0f);
-      }
+      pad_sample(x + s * in_sz, xp);
       for (int i = 0; i < g.KH; ++i)
         K.sgemm(false, false, M, F, KWC, 1.0f, xp + (size_t)i * Wp * C, C,
                 w + (size_t)i * KWC * F, F, i == 0 ? 0.0f : 1.0f, zt, F,
@@ -254,7 +285,7 @@ class Conv final : public Layer {
     const float* w = params_[0].value.data();
     const int chunk = chunk_samples(b1 - b0);
     if (act_backward) grow(ws.dz, (size_t)chunk * pos * F);
-    if (!pointwise_) grow(ws.col, (size_t)chunk * pos * Kc);
+    if (!pointwise_ && !implicit_) grow(ws.col, (size_t)chunk * pos * Kc);
     if (!pointwise_ && dx) grow(ws.dcol, (size_t)chunk * pos * Kc);
     grow(ws.dwt, (size_t)Kc * F);
     grow(ws.db, F);
@@ -272,14 +303,19 @@ class Conv final : public Layer {
         dz = ws.dz.data();
       }
       if (opt_.use_bias) K.col_sum(dz, (int)m, F, ws.db.data(), true);
-      const float* col = x + s * in_sz;
-      if (!pointwise_) {  // rebuilt: cheaper than keeping the batch's col through memory
-        K.im2col(g_, x + s * in_sz, nb, ws.col.data());
-        col = ws.col.data();
+      if (implicit_) {
+        for (int b = 0; b < nb; ++b)
+          weight_grad_implicit(x + (s + b) * in_sz, dz + (size_t)b * pos * F, ws);
+      } else {
+        const float* col = x + s * in_sz;
+        if (!pointwise_) {  // rebuilt: cheaper than keeping the batch's col through memory
+          K.im2col(g_, x + s * in_sz, nb, ws.col.data());
+          col = ws.col.data();
+        }
+        // dK^T (F x Kc) += dz^T col: measured faster than dK += col^T dz with this SGEMM.
+        K.sgemm(true, false, F, Kc, (int)m, 1.0f, dz, F, col, Kc, 1.0f, ws.dwt.data(), Kc,
+                nullptr);
       }
-      // dK^T (F x Kc) += dz^T col: measured faster than dK += col^T dz with this SGEMM.
-      K.sgemm(true, false, F, Kc, (int)m, 1.0f, dz, F, col, Kc, 1.0f, ws.dwt.data(), Kc,
-              nullptr);
       if (!dx) continue;
       if (pointwise_) {
         K.sgemm(false, true, (int)m, Kc, F, 1.0f, dz, F, w, F, 0.0f, dx + s * in_sz, Kc,
