@@ -58,6 +58,13 @@ using AvgPoolFn = void (*)(const WindowGeom& g, const float* x, int n, float* y)
 using AvgPoolBackFn = void (*)(const WindowGeom& g, const float* dy, int n, float* dx);
 // dst[j] = sum over r < rows of src[r*cols + j] (+ dst[j] when accumulate); deterministic.
 using ColSumFn = void (*)(const float* src, int rows, int cols, float* dst, bool accumulate);
+// BatchNormalization sums over x (R, C) in fixed blocks of kBnBlockRows rows, float within a
+// block (the caller adds the blocks in double, in order: deterministic for any thread count);
+// part holds 3*C floats per block. Without w: [sum v, block mean m, sum (v - m)^2]; with w:
+// [sum v, sum v * (w - shift), unused].
+constexpr long kBnBlockRows = 256;
+using BnBlockSumsFn = void (*)(const float* v, const float* w, const float* shift, long R, int C,
+                               float* part);
 
 // Optimizer updates of n values of one parameter, Keras 3 rules (optimizers.cpp computes the
 // step-dependent scalars). State buffers hold n values; a null buffer means "not used".
@@ -88,6 +95,7 @@ struct KernelTable {
   AvgPoolFn avg_pool;
   AvgPoolBackFn avg_pool_backward;
   ColSumFn col_sum;
+  BnBlockSumsFn bn_block_sums;
 };
 
 // The table in use (chosen on first call; SHENJING_ISA=generic|avx2|avx512 forces one).

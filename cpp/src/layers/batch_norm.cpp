@@ -8,20 +8,21 @@
 //   backward (training), xhat = (x - mean) * inv_std:
 //              dbeta = sum dy, dgamma = sum dy * xhat
 //              dx = gamma * inv_std * (dy - dbeta / R - xhat * dgamma / R)
-// Channel sums run over fixed blocks of rows (float within a block, double across blocks,
-// added in block order): deterministic whatever the thread count.
+// Channel sums run over fixed blocks of rows (kernels::bn_block_sums: float within a block,
+// double across blocks, added in block order): deterministic whatever the thread count. The
+// batch variance takes one pass through memory: each block's squared deviations from its own
+// mean (while the block is in cache), combined exactly as Chan et al.'s parallel variance.
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include <omp.h>
 
+#include "kernels/kernels.hpp"
 #include "shenjing/layers.hpp"
 
 namespace shenjing {
 namespace {
-
-constexpr long kBlock = 256;  // rows per partial sum
 
 class BatchNorm final : public Layer {
  public:
@@ -80,13 +81,12 @@ class BatchNorm final : public Layer {
       if (saved.size() < 2 * (size_t)C) saved.resize(2 * (size_t)C);
       float* mean = saved.data();
       float* inv_std = mean + C;
-      // Two passes: the mean, then the mean squared deviation (biased variance, as Keras).
-      channel_sums(x, nullptr, nullptr, R, C, s0_.data(), nullptr);
-      for (int c = 0; c < C; ++c) mean[c] = (float)(s0_[c] / R);
-      channel_sums(x, nullptr, mean, R, C, s0_.data(), nullptr);
+      // Mean and mean squared deviation (biased variance, as Keras), s0 = mean, s1 = R * var.
+      moments(x, R, C, s0_.data(), s1_.data());
+      for (int c = 0; c < C; ++c) mean[c] = (float)s0_[c];
       const float m = opt_.momentum;
       for (int c = 0; c < C; ++c) {
-        const float var = (float)(s0_[c] / R);
+        const float var = (float)(s1_[c] / R);
         inv_std[c] = 1.0f / std::sqrt(var + opt_.epsilon);
         mm[c] = mm[c] * m + mean[c] * (1.0f - m);
         mv[c] = mv[c] * m + var * (1.0f - m);
@@ -124,7 +124,7 @@ class BatchNorm final : public Layer {
     // s0 = sum dy, s1 = sum dy * (x - mean).
     const float* mean = ctx.saved->a.data();
     const float* inv_std = mean + C;
-    channel_sums(dy, x, mean, R, C, s0_.data(), s1_.data());
+    dot_sums(dy, x, mean, R, C, s0_.data(), s1_.data());
     float* dgamma = gamma_ >= 0 ? params_[gamma_].grad.data() : nullptr;
     float* dbeta = beta_ >= 0 ? params_[beta_].grad.data() : nullptr;
     const float* gamma = gamma_ >= 0 ? params_[gamma_].value.data() : nullptr;
@@ -163,46 +163,46 @@ class BatchNorm final : public Layer {
       a[c] = (gamma ? gamma[c] : 1.0f) / std::sqrt(mv[c] + opt_.epsilon);
   }
 
-  // out0[c] = sum_r v[r, c] - shift[c] (squared when w is null and shift is given), or with w:
-  // out0 = sum v, out1 = sum v * (w - shift). Fixed row blocks; double across blocks.
-  void channel_sums(const float* v, const float* w, const float* shift, long R, int C,
-                    double* out0, double* out1) {
-    const long nb = (R + kBlock - 1) / kBlock;
-    const int parts = out1 ? 2 : 1;
-    if ((long)part_.size() < nb * C * parts) part_.resize(nb * C * parts);
-    float* part = part_.data();
-#pragma omp parallel for schedule(static) if (R * C > 65536)
+  // The blocks' partial sums (kernels::bn_block_sums), 3*C floats a block.
+  float* block_sums(const float* v, const float* w, const float* shift, long R, int C) {
+    const long nb = (R + kernels::kBnBlockRows - 1) / kernels::kBnBlockRows;
+    if ((long)part_.size() < nb * 3 * C) part_.resize(nb * 3 * C);
+    kernels::table().bn_block_sums(v, w, shift, R, C, part_.data());
+    return part_.data();
+  }
+
+  // mean[c] and m2[c] = sum_r (x[r, c] - mean[c])^2 over the R rows of x, combining the blocks'
+  // sums s, means mb and squared deviations q in double, in block order:
+  //   m2 = sum_b q_b + 2 (mb_b - mean)(s_b - n_b mb_b) + n_b (mb_b - mean)^2.
+  void moments(const float* x, long R, int C, double* mean, double* m2) {
+    const float* part = block_sums(x, nullptr, nullptr, R, C);
+    const long bs = kernels::kBnBlockRows, nb = (R + bs - 1) / bs;
+    for (int c = 0; c < C; ++c) mean[c] = m2[c] = 0.0;
+    for (long blk = 0; blk < nb; ++blk)
+      for (int c = 0; c < C; ++c) mean[c] += part[blk * 3 * C + c];
+    for (int c = 0; c < C; ++c) mean[c] /= (double)R;
     for (long blk = 0; blk < nb; ++blk) {
-      float* p0 = part + blk * C * parts;
-      float* p1 = p0 + C;
-      for (int c = 0; c < C * parts; ++c) p0[c] = 0.0f;
-      const long r1 = std::min(R, (blk + 1) * kBlock);
-      for (long r = blk * kBlock; r < r1; ++r) {
-        const float* vr = v + r * C;
-        if (w) {
-          const float* wr = w + r * C;
-          for (int c = 0; c < C; ++c) {
-            p0[c] += vr[c];
-            p1[c] += vr[c] * (wr[c] - shift[c]);
-          }
-        } else if (shift) {
-          for (int c = 0; c < C; ++c) {
-            const float d = vr[c] - shift[c];
-            p0[c] += d * d;
-          }
-        } else {
-          for (int c = 0; c < C; ++c) p0[c] += vr[c];
-        }
+      const float* p = part + blk * 3 * C;
+      const double n = (double)std::min(bs, R - blk * bs);
+      for (int c = 0; c < C; ++c) {
+        const double d = (double)p[C + c] - mean[c];
+        m2[c] += (double)p[2 * C + c] + 2.0 * d * ((double)p[c] - n * p[C + c]) + n * d * d;
       }
     }
-    for (int c = 0; c < C; ++c) out0[c] = 0.0;
-    if (out1)
-      for (int c = 0; c < C; ++c) out1[c] = 0.0;
+  }
+
+  // out0[c] = sum_r v[r, c] and out1[c] = sum_r v[r, c] * (w[r, c] - shift[c]).
+  void dot_sums(const float* v, const float* w, const float* shift, long R, int C,
+                double* out0, double* out1) {
+    const float* part = block_sums(v, w, shift, R, C);
+    const long nb = (R + kernels::kBnBlockRows - 1) / kernels::kBnBlockRows;
+    for (int c = 0; c < C; ++c) out0[c] = out1[c] = 0.0;
     for (long blk = 0; blk < nb; ++blk) {
-      const float* p0 = part + blk * C * parts;
-      for (int c = 0; c < C; ++c) out0[c] += p0[c];
-      if (out1)
-        for (int c = 0; c < C; ++c) out1[c] += p0[C + c];
+      const float* p = part + blk * 3 * C;
+      for (int c = 0; c < C; ++c) {
+        out0[c] += p[c];
+        out1[c] += p[C + c];
+      }
     }
   }
 

@@ -77,17 +77,31 @@ void for_runs(const Geom& g, F&& f) {
 
 enum Op { kCopy, kAdd, kSub, kMul, kMax, kMin };
 
+template <Op op>
+inline float combine(float a, float b) {
+  if constexpr (op == kCopy) return b;
+  else if constexpr (op == kAdd) return a + b;
+  else if constexpr (op == kSub) return a - b;
+  else if constexpr (op == kMul) return a * b;
+  else if constexpr (op == kMax) return b > a ? b : a;  // keeps the earlier value on ties
+  else return b < a ? b : a;
+}
+
+// y[j] = op(a[j], b[j]): the first two inputs when both have the output's shape, in one pass.
+template <Op op>
+inline void combine_two(float* y, const float* a, const float* b, long long L) {
+  for (long long j = 0; j < L; ++j) y[j] = combine<op>(a[j], b[j]);
+}
+
+// Whether g is one stride-1 run of len values: an input of the output's own shape.
+inline bool whole_run(const Geom& g, long long len) {
+  return g.rank == 1 && g.st[0] == 1 && g.len[0] == len;
+}
+
 // y[j] = op(y[j], x[j * st]) over one run; st is 0 or 1, both loops vectorise.
 template <Op op>
 inline void combine_run(float* y, const float* x, long long L, long long st) {
-  auto f = [](float a, float b) {
-    if constexpr (op == kCopy) return b;
-    else if constexpr (op == kAdd) return a + b;
-    else if constexpr (op == kSub) return a - b;
-    else if constexpr (op == kMul) return a * b;
-    else if constexpr (op == kMax) return b > a ? b : a;  // keeps the earlier value on ties
-    else return b < a ? b : a;
-  };
+  auto f = [](float a, float b) { return combine<op>(a, b); };
   if (st) {
     for (long long j = 0; j < L; ++j) y[j] = f(y[j], x[j]);
   } else {
@@ -158,7 +172,21 @@ class Merge final : public MultiInputLayer {
     const int k = (int)ins_.size();
     for_blocks(n, [&](long long b0, long long nb) {
       float* yb = y + b0 * S();
-      for (int i = 0; i < k; ++i) {
+      int first = 0;  // inputs before it are already combined into yb
+      if (k >= 2 && whole_run(geom(0, nb), nb * S()) && whole_run(geom(1, nb), nb * S())) {
+        const float* a = xs[0] + b0 * S();
+        const float* b = xs[1] + b0 * S();
+        const long long len = nb * S();
+        switch (op_) {
+          case MergeOp::Add: case MergeOp::Average: combine_two<kAdd>(yb, a, b, len); break;
+          case MergeOp::Subtract: combine_two<kSub>(yb, a, b, len); break;
+          case MergeOp::Multiply: combine_two<kMul>(yb, a, b, len); break;
+          case MergeOp::Maximum: combine_two<kMax>(yb, a, b, len); break;
+          case MergeOp::Minimum: combine_two<kMin>(yb, a, b, len); break;
+        }
+        first = 2;
+      }
+      for (int i = first; i < k; ++i) {
         const Geom g = geom(i, nb);
         const float* x = xs[i] + b0 * shape_size(ins_[i]);
         for_runs(g, [&](long long o, long long in, long long L, long long st) {
@@ -247,6 +275,11 @@ class Merge final : public MultiInputLayer {
   // dx = (sum over the broadcast axes of src) * scale / div; dx holds dx_len values.
   static void reduce(const Geom& g, const float* src, float scale, float div, float* dx,
                      long long dx_len) {
+    if (whole_run(g, dx_len)) {  // nothing broadcast: one pass, a copy for Add
+      if (scale == 1.0f && div == 1.0f) std::memcpy(dx, src, sizeof(float) * dx_len);
+      else for (long long j = 0; j < dx_len; ++j) dx[j] = src[j] * scale / div;
+      return;
+    }
     std::fill(dx, dx + dx_len, 0.0f);
     for_runs(g, [&](long long o, long long in, long long L, long long st) {
       const float* s = src + o;
