@@ -4,7 +4,8 @@ shenjing imports.
 
 Three stages of two residual blocks (16, 32 and 64 filters, downsampling by strided
 convolutions with a 1x1 projection on the skip path), global average pooling, softmax.
-Prints the test accuracy (about 92% after 10 epochs) and the mean epoch time.
+Prints the test accuracy (90.9% after 10 epochs when measured; validation peaks near 92%
+around epoch 5, then the network overfits) and the mean epoch time.
 
 Run: ``python examples/resnet_fashion_mnist.py [epochs] [width]`` (defaults 10 and 16: the
 filters of the first stage). Fashion-MNIST is read from $SHENJING_DATA/fashion_mnist/ or
