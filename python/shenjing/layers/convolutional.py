@@ -6,6 +6,24 @@ from shenjing.layers._window import check_data_format, int_tuple, padding_name
 from shenjing.layers.base import Layer
 
 
+def _set_kernel_options(layer, cls, activation, use_bias, kernel_initializer, bias_initializer,
+                        kernel_regularizer, bias_regularizer, activity_regularizer,
+                        kernel_constraint, bias_constraint):
+    """The kernel/bias arguments convolutions share (Conv and ConvTranspose), checked and set;
+    activity regularizers and constraints are not implemented (ValueError)."""
+    for what, v in (("activity_regularizer", activity_regularizer),
+                    ("kernel_constraint", kernel_constraint),
+                    ("bias_constraint", bias_constraint)):
+        if v is not None:
+            raise ValueError(f"{cls}: {what} is not supported.")
+    layer.activation = activations.get_name(activation)
+    layer.use_bias = bool(use_bias)
+    layer.kernel_initializer = initializers.get(kernel_initializer)
+    layer.bias_initializer = initializers.get(bias_initializer)
+    layer.kernel_regularizer = regularizers.get(kernel_regularizer)
+    layer.bias_regularizer = regularizers.get(bias_regularizer)
+
+
 class _Conv(Layer):
     _rank = 2
 
@@ -29,18 +47,10 @@ class _Conv(Layer):
         self.data_format = "channels_last"
         if groups != 1:
             raise ValueError(f"{cls}: groups={groups!r} is not supported (only groups=1).")
-        for what, v in (("activity_regularizer", activity_regularizer),
-                        ("kernel_constraint", kernel_constraint),
-                        ("bias_constraint", bias_constraint)):
-            if v is not None:
-                raise ValueError(f"{cls}: {what} is not supported.")
         self.groups = 1
-        self.activation = activations.get_name(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
+        _set_kernel_options(self, cls, activation, use_bias, kernel_initializer,
+                            bias_initializer, kernel_regularizer, bias_regularizer,
+                            activity_regularizer, kernel_constraint, bias_constraint)
 
     def _initial_values(self, name, shape):
         init = self.kernel_initializer if name == "kernel" else self.bias_initializer

@@ -1,9 +1,9 @@
 """Conv1DTranspose and Conv2DTranspose, channels last, with Keras 3 arguments and defaults."""
 import numbers
 
-from shenjing import activations, initializers, regularizers
 from shenjing.layers._window import check_data_format, int_tuple, padding_name
 from shenjing.layers.base import Layer
+from shenjing.layers.convolutional import _Conv, _set_kernel_options
 
 
 class _ConvTranspose(Layer):
@@ -40,21 +40,11 @@ class _ConvTranspose(Layer):
                              f"dilation_rate={dilation_rate!r}.")
         check_data_format(data_format, cls)
         self.data_format = "channels_last"
-        for what, v in (("activity_regularizer", activity_regularizer),
-                        ("kernel_constraint", kernel_constraint),
-                        ("bias_constraint", bias_constraint)):
-            if v is not None:
-                raise ValueError(f"{cls}: {what} is not supported.")
-        self.activation = activations.get_name(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
+        _set_kernel_options(self, cls, activation, use_bias, kernel_initializer,
+                            bias_initializer, kernel_regularizer, bias_regularizer,
+                            activity_regularizer, kernel_constraint, bias_constraint)
 
-    def _initial_values(self, name, shape):
-        init = self.kernel_initializer if name == "kernel" else self.bias_initializer
-        return init(shape)
+    _initial_values = _Conv._initial_values
 
 
 class Conv2DTranspose(_ConvTranspose):
