@@ -103,14 +103,21 @@ def _channels_first(g, x, rank, hint, op_type, inputs, **attrs):
     return g.op("Transpose", [y], hint + "/to_channels_last", perm=to_last)
 
 
-def _conv(g, layer, x):
+def _kernel_inputs(g, layer):
+    """(rank, [kernel, bias]) of a convolution as ONNX constants. Keras kernels are
+    (*window, a, b) and ONNX wants (b, a, *window): (filters, in) for Conv, (in, filters) for
+    ConvTranspose, since Keras keeps (in, filters) and (filters, in) there respectively."""
     weights = layer.get_weights()
     rank = len(layer.kernel_size)
-    # Keras kernels are (*window, in, filters); ONNX wants (filters, in, *window).
     kernel = np.transpose(weights[0], (rank + 1, rank, *range(rank)))
     inputs = [g.const(kernel, layer.name + "/kernel")]
     if layer.use_bias:
         inputs.append(g.const(weights[1], layer.name + "/bias"))
+    return rank, inputs
+
+
+def _conv(g, layer, x):
+    rank, inputs = _kernel_inputs(g, layer)
     y = _channels_first(g, x, rank, layer.name, "Conv", inputs,
                         **_window_attrs(layer, layer.kernel_size, layer.dilation_rate))
     return _activation(g, layer.activation, y, layer.name)
@@ -167,13 +174,7 @@ def _deconv_axis(size, k, s, d, padding, op):
 
 
 def _conv_transpose(g, layer, x):
-    weights = layer.get_weights()
-    rank = len(layer.kernel_size)
-    # Keras kernels are (*window, filters, in); ONNX wants (in, filters, *window).
-    kernel = np.transpose(weights[0], (rank + 1, rank, *range(rank)))
-    inputs = [g.const(kernel, layer.name + "/kernel")]
-    if layer.use_bias:
-        inputs.append(g.const(weights[1], layer.name + "/bias"))
+    rank, inputs = _kernel_inputs(g, layer)
     begin, end, extra = [], [], []
     for a, size in enumerate(layer.input_shape[1:-1]):
         k, s, d = layer.kernel_size[a], layer.strides[a], layer.dilation_rate[a]

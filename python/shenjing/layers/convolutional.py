@@ -6,6 +6,18 @@ from shenjing.layers._window import check_data_format, int_tuple, padding_name
 from shenjing.layers.base import Layer
 
 
+def _set_window_options(layer, cls, filters, kernel_size, strides, dilation_rate):
+    """filters, kernel_size, strides and dilation_rate of a convolution (Conv and
+    ConvTranspose), checked and set as tuples of ``layer._rank`` ints."""
+    if isinstance(filters, bool) or not isinstance(filters, numbers.Integral) or filters <= 0:
+        raise ValueError(f"{cls}: filters must be a positive integer, received {filters!r}.")
+    n = layer._rank
+    layer.filters = int(filters)
+    layer.kernel_size = int_tuple(kernel_size, n, "kernel_size", cls)
+    layer.strides = int_tuple(strides, n, "strides", cls)
+    layer.dilation_rate = int_tuple(dilation_rate, n, "dilation_rate", cls)
+
+
 def _set_kernel_options(layer, cls, activation, use_bias, kernel_initializer, bias_initializer,
                         kernel_regularizer, bias_regularizer, activity_regularizer,
                         kernel_constraint, bias_constraint):
@@ -34,13 +46,8 @@ class _Conv(Layer):
                  kernel_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
         cls = type(self).__name__
-        if isinstance(filters, bool) or not isinstance(filters, numbers.Integral) or filters <= 0:
-            raise ValueError(f"{cls}: filters must be a positive integer, received {filters!r}.")
         n = self._rank
-        self.filters = int(filters)
-        self.kernel_size = int_tuple(kernel_size, n, "kernel_size", cls)
-        self.strides = int_tuple(strides, n, "strides", cls)
-        self.dilation_rate = int_tuple(dilation_rate, n, "dilation_rate", cls)
+        _set_window_options(self, cls, filters, kernel_size, strides, dilation_rate)
         allowed = ("valid", "same", "causal") if n == 1 else ("valid", "same")
         self.padding = padding_name(padding, cls, allowed)
         check_data_format(data_format, cls)

@@ -1,9 +1,7 @@
 """Conv1DTranspose and Conv2DTranspose, channels last, with Keras 3 arguments and defaults."""
-import numbers
-
 from shenjing.layers._window import check_data_format, int_tuple, padding_name
 from shenjing.layers.base import Layer
-from shenjing.layers.convolutional import _Conv, _set_kernel_options
+from shenjing.layers.convolutional import _Conv, _set_kernel_options, _set_window_options
 
 
 class _ConvTranspose(Layer):
@@ -16,13 +14,8 @@ class _ConvTranspose(Layer):
                  kernel_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
         cls = type(self).__name__
-        if isinstance(filters, bool) or not isinstance(filters, numbers.Integral) or filters <= 0:
-            raise ValueError(f"{cls}: filters must be a positive integer, received {filters!r}.")
         n = self._rank
-        self.filters = int(filters)
-        self.kernel_size = int_tuple(kernel_size, n, "kernel_size", cls)
-        self.strides = int_tuple(strides, n, "strides", cls)
-        self.dilation_rate = int_tuple(dilation_rate, n, "dilation_rate", cls)
+        _set_window_options(self, cls, filters, kernel_size, strides, dilation_rate)
         self.padding = padding_name(padding, cls)
         self.output_padding = None
         if output_padding is not None:
