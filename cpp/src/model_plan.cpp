@@ -153,8 +153,10 @@ void Model::plan_backward() {
       scratch.push_back(*slot);
     }
   };
+  loss_step_.assign(outputs_.size(), -1);
   for (size_t k = 0; k < outputs_.size(); ++k) {
     if (!needs_grad_[outputs_[k]]) continue;
+    loss_step_[k] = (int)back_.size();
     BackStep s;
     s.output = (int)k;
     s.dx_slot.resize(1);

@@ -111,7 +111,7 @@ void Model::run_forward(const std::vector<ArrayRef>& xs, const long long* idx, i
       act_ptr_[t] = static_cast<const float*>(xs[k].data);
     }
   }
-  std::vector<const float*> in;
+  std::vector<const float*>& in = in_ptrs_;
   for (int i : active_) {
     const Node& nd = nodes_[i];
     Layer& l = *layers_[nd.layer];
@@ -143,10 +143,7 @@ double Model::losses(const std::vector<Target>& ys, const long long* idx, int n,
     const float* y = gather_rows(ys[k].data, ys[k].width, idx, n, ybatch_[k]);
     const OutputTraining& tr = train_[k];
     float* g = nullptr;
-    const BackStep* step = nullptr;
-    if (grads)
-      for (const BackStep& s : back_)
-        if (s.node < 0 && s.output == (int)k) step = &s;
+    const BackStep* step = grads && loss_step_[k] >= 0 ? &back_[loss_step_[k]] : nullptr;
     if (step) g = grad_slots_[step->dx_slot[0]].data();
     const bool fused = grads && fused_[tensors_[t].producer];
     const double mean = loss_forward_backward(tr.loss, act_ptr_[t], y, rows, width, fused, g);
@@ -171,9 +168,10 @@ double Model::losses(const std::vector<Target>& ys, const long long* idx, int n,
 
 void Model::run_backward(int n) {
   const RunContext base{true};
-  std::vector<int> seen(layers_.size(), 0);
-  std::vector<float*> dxs;
-  std::vector<const float*> in;
+  std::vector<int>& seen = seen_;
+  seen.assign(layers_.size(), 0);
+  std::vector<float*>& dxs = dx_ptrs_;
+  std::vector<const float*>& in = in_ptrs_;
   for (const BackStep& s : back_) {
     if (s.node < 0) continue;  // a loss: done in losses()
     const Node& nd = nodes_[s.node];

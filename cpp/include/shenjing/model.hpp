@@ -239,6 +239,7 @@ class Model {
   std::vector<int> active_;
   std::vector<char> fused_, needs_grad_;
   std::vector<BackStep> back_;
+  std::vector<int> loss_step_;  // per output: its loss's index in back_, or -1
   std::vector<long long> grad_slot_size_;
   std::vector<int> grad_slot_of_;  // per tensor: the slot holding its gradient
   std::vector<int> infer_slot_of_;  // per tensor: inference activation slot (-1: aliased)
@@ -256,6 +257,10 @@ class Model {
   std::vector<const float*> act_ptr_;  // per tensor, this batch
   std::vector<std::vector<float>> ybatch_;
   std::vector<float> stash_;  // a shared layer's weight gradients from its other nodes
+  // Scratch of one batch call, kept so that the steady-state loop allocates nothing.
+  std::vector<const float*> in_ptrs_;
+  std::vector<float*> dx_ptrs_;
+  std::vector<int> seen_;
 };
 
 }  // namespace shenjing
