@@ -498,7 +498,7 @@ def test_chunked_batches_give_the_same_results():
     base = run()
     try:
         # 2 samples per chunk of the first conv (2232 floats a sample), then one sample per
-        # chunk on one thread (a sample larger than the chunk).
+        # chunk, then one thread (a sample larger than the 4 chunks the batch split allows).
         for chunk in (5000, 2000, 1):
             shenjing._core._set_conv_chunk_floats(chunk)
             other = run()

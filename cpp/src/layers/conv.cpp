@@ -240,8 +240,12 @@ class Conv final : public Layer {
   // Batches are split over the threads by samples, each thread running im2col, a
   // single-threaded GEMM and col2im on its own samples: no barrier inside the layer and each
   // core's chunk stays in its own cache. One thread (whose kernels then use all threads) when
-  // there are fewer samples than threads or a sample does not fit a chunk.
-  int batch_threads(int n) const { return batch_split::threads(n, sample_floats(), kColChunk); }
+  // there are fewer samples than threads or a sample does not fit a whole L2 (4 chunks: the
+  // chunk is a quarter of it for backward's working set, but splitting by samples still pays
+  // up to an L2's worth: 1.5x faster than threaded GEMMs for 28x28, 32 -> 64 channels).
+  int batch_threads(int n) const {
+    return batch_split::threads(n, sample_floats(), 4 * kColChunk);
+  }
 
   // Samples [b0, b1): chunk by chunk im2col, GEMM (+ bias), activation, all in cache.
   // z: the node's saved pre-activations (written unless relu/linear).
