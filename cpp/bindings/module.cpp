@@ -271,6 +271,91 @@ py::tuple run_layer(const std::string& spec, const std::vector<Shape>& shapes,
   return py::make_tuple(y, dx_list, grads);
 }
 
+// _core._run_op: one primitive op alone (ops/op.hpp), for gradient and parity tests. xs hold
+// full shapes (the batch axis first where batched[i]); params, when given, fill the op's params.
+py::tuple run_op(const std::string& spec, const std::vector<py::array>& xs,
+                 const std::vector<bool>& batched, int n, const py::object& dy,
+                 const py::object& params) {
+  if (xs.size() != batched.size() || xs.size() > 64 || n < 1)
+    throw ValueError("_run_op: one batched flag per input (at most 64) and n >= 1.");
+  std::vector<Shape> shapes;
+  std::vector<char> flags;
+  std::vector<const float*> xp;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const float* p = f32(xs[i], "input");
+    Shape s(xs[i].shape(), xs[i].shape() + xs[i].ndim());
+    if (batched[i]) {
+      if (s.empty() || s[0] != n) throw ValueError("_run_op: a batched input needs n rows.");
+      s.erase(s.begin());
+    }
+    bool ok = s.size() <= 8 && shape_size(s) <= (1LL << 28);
+    for (int d : s) ok = ok && d > 0;
+    if (!ok) throw ValueError("_run_op: bad input shape " + shape_str(s) + ".");
+    shapes.push_back(s);
+    flags.push_back(batched[i]);
+    xp.push_back(p);
+  }
+  std::unique_ptr<Layer> layer = layer_from_config(json::parse(spec, "op config"), Shape{});
+  if (!layer->accepts_unbatched()) throw ValueError("_run_op: not an op.");
+  layer->set_batched(flags);
+  layer->build_inputs(shapes);
+  Shape out = layer->output_shape();
+  if (shape_size(out) > (1LL << 28)) throw ValueError("_run_op: output too large.");
+  if (layer->output_batched()) out.insert(out.begin(), n);
+  auto& ps = layer->params();
+  std::vector<py::array> pv;
+  if (!params.is_none()) pv = params.cast<std::vector<py::array>>();
+  if (!params.is_none() && pv.size() != ps.size())
+    throw ValueError("_run_op: wrong number of params.");
+  for (size_t i = 0; i < ps.size(); ++i) {
+    ps[i].value.assign((size_t)shape_size(ps[i].shape), ps[i].init);
+    ps[i].grad.assign(ps[i].value.size(), 0.0f);
+    if (!pv.empty()) {
+      if (pv[i].size() != (py::ssize_t)ps[i].value.size())
+        throw ValueError("_run_op: param '" + ps[i].name + "' has the wrong size.");
+      std::memcpy(ps[i].value.data(), f32(pv[i], "param"), sizeof(float) * ps[i].value.size());
+    }
+  }
+  const std::vector<py::ssize_t> out_dims(out.begin(), out.end());
+  const float* dyp = nullptr;
+  py::array dya;
+  if (!dy.is_none()) {
+    dya = dy.cast<py::array>();
+    dyp = f32(dya, "dy");
+    if (dya.ndim() != (py::ssize_t)out.size() ||
+        !std::equal(out_dims.begin(), out_dims.end(), dya.shape()))
+      throw ValueError("_run_op: dy must have the output's shape " + shape_str(out) + ".");
+  }
+  Saved saved;
+  RunContext ctx;
+  ctx.training = true;
+  ctx.saved = &saved;
+  const bool pass = layer->passthrough(ctx);
+  py::array_t<float> y(out_dims);
+  std::vector<py::array_t<float>> dxs;
+  std::vector<float*> dxp;
+  for (const py::array& x : xs) {
+    dxs.emplace_back(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
+    dxp.push_back(dxs.back().mutable_data());
+  }
+  float* yp = y.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    if (pass) std::memcpy(yp, xp[0], sizeof(float) * y.size());
+    else layer->forward_inputs(xp.data(), yp, n, ctx);
+    if (dyp && pass) std::memcpy(dxp[0], dyp, sizeof(float) * y.size());
+    else if (dyp) layer->backward_inputs(xp.data(), yp, dyp, dxp.data(), n, ctx);
+  }
+  py::list dx_list, grads;
+  if (dyp) {
+    for (auto& a : dxs) dx_list.append(a);
+    for (const Param& p : ps)
+      grads.append(py::array_t<float>(std::vector<py::ssize_t>(p.shape.begin(), p.shape.end()),
+                                      p.grad.data()));
+  }
+  return py::make_tuple(y, dx_list, grads);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -329,6 +414,7 @@ PYBIND11_MODULE(_core, m) {
                                   inputs);
            },
            "Builds the layer of a Keras layer config (JSON text) on tensors -> tensor id")
+      .def("tensor_batched", &Model::tensor_batched)
       .def("add_shared_node", &Model::add_shared_node,
            "Another node of layer i (shared weights) on tensors -> tensor id")
       .def("set_outputs", &Model::set_outputs)
@@ -521,6 +607,9 @@ PYBIND11_MODULE(_core, m) {
   m.def("_run_layer", &run_layer,
         "One layer alone, for gradient and parity tests: (config JSON, per-sample input shapes, "
         "inputs, dy or None, training, params or None) -> (y, [dx per input], [param grads])");
+  m.def("_run_op", &run_op,
+        "One primitive op alone: (config JSON, inputs of full shapes, batched flags, n, dy or "
+        "None, params or None) -> (y, [dx per input], [param grads])");
   m.def("_set_conv_chunk_floats", &set_conv_chunk_floats);
   m.def("_isas", []() {
     const kernels::KernelTable* t[8];

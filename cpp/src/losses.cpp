@@ -151,6 +151,14 @@ double loss_forward_backward(const LossOptions& opt, const float* pred, const fl
       }
       return total / (double)rows;
     }
+    case LossKind::Value: {
+      const float s = 1.0f / (float)len;
+      for (size_t i = 0; i < len; ++i) {
+        total += pred[i];
+        if (grad) grad[i] = s;
+      }
+      return total / (double)len;
+    }
   }
   return 0.0;
 }
@@ -163,6 +171,7 @@ const char* loss_name(LossKind kind) {
     case LossKind::BinaryCrossentropy: return "binary_crossentropy";
     case LossKind::CategoricalCrossentropy: return "categorical_crossentropy";
     case LossKind::SparseCategoricalCrossentropy: return "sparse_categorical_crossentropy";
+    case LossKind::Value: return "loss";
   }
   return "loss";
 }

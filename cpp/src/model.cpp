@@ -31,8 +31,8 @@ std::string layer_label(const Layer& l) {
 
 Model::Model(const Shape& input_shape) { add_input(input_shape); }
 
-int Model::add_tensor(const Shape& shape, int producer, int input) {
-  tensors_.push_back(TensorInfo{shape, producer, input});
+int Model::add_tensor(const Shape& shape, int producer, int input, bool batched) {
+  tensors_.push_back(TensorInfo{shape, producer, input, batched});
   return (int)tensors_.size() - 1;
 }
 
@@ -73,6 +73,11 @@ const Shape& Model::tensor_shape(int t) const {
   return tensors_[t].shape;
 }
 
+bool Model::tensor_batched(int t) const {
+  check_tensors({t}, "tensor_batched");
+  return tensors_[t].batched;
+}
+
 void Model::check_tensors(const std::vector<int>& tensors, const char* what) const {
   for (int t : tensors)
     if (t < 0 || t >= (int)tensors_.size())
@@ -100,7 +105,8 @@ int Model::append(std::unique_ptr<Layer> layer, const std::vector<int>& inputs,
                   const ParamCheck& check) {
   if (compiled()) throw ValueError("Cannot add a layer to a model that is already compiled.");
   check_tensors(inputs, "add_node");
-  if (inputs.empty()) throw ValueError(layer_label(*layer) + " needs at least one input.");
+  if (inputs.empty() && layer->min_inputs() > 0)
+    throw ValueError(layer_label(*layer) + " needs at least one input.");
   if ((int)inputs.size() < layer->min_inputs() || (!layer->multi_input() && inputs.size() != 1))
     throw ValueError(layer_label(*layer) + (layer->multi_input()
                                                 ? " needs at least " +
@@ -109,7 +115,17 @@ int Model::append(std::unique_ptr<Layer> layer, const std::vector<int>& inputs,
                                                 : " takes one input, received ") +
                      std::to_string(inputs.size()) + ".");
   std::vector<Shape> shapes;
-  for (int t : inputs) shapes.push_back(tensors_[t].shape);
+  std::vector<char> batched;
+  for (int t : inputs) {
+    shapes.push_back(tensors_[t].shape);
+    batched.push_back(tensors_[t].batched);
+    if (!tensors_[t].batched && !layer->accepts_unbatched())
+      throw ValueError(layer_label(*layer) + " needs inputs with a batch axis, but input " +
+                       std::to_string(batched.size() - 1) + " of shape " +
+                       shape_str(tensors_[t].shape) + " has none (a weight, a constant or a "
+                       "reduction over the batch axis).");
+  }
+  layer->set_batched(batched);
   layer->build_inputs(shapes);
   if (bounded_size(layer->output_shape(), kMaxSampleFloats) < 0)
     throw ValueError(layer_label(*layer) + " would output " +
@@ -125,7 +141,8 @@ int Model::append(std::unique_ptr<Layer> layer, const std::vector<int>& inputs,
     p.grad.assign(p.value.size(), 0.0f);
   }
   layers_.push_back(std::move(layer));
-  const int out = add_tensor(layers_.back()->output_shape(), (int)nodes_.size(), -1);
+  const int out = add_tensor(layers_.back()->output_shape(), (int)nodes_.size(), -1,
+                             layers_.back()->output_batched());
   nodes_.push_back(Node{layers_.size() - 1, inputs, out});
   saved_.emplace_back();
   planned_ = false;
@@ -141,7 +158,13 @@ int Model::add_shared_node(std::size_t layer, const std::vector<int>& inputs) {
   check_tensors(inputs, "add_shared_node");
   const Layer& l = *layers_[layer];
   std::vector<Shape> shapes;
-  for (int t : inputs) shapes.push_back(tensors_[t].shape);
+  for (int t : inputs) {
+    shapes.push_back(tensors_[t].shape);
+    if (!tensors_[t].batched)
+      throw ValueError(layer_label(l) + ": a shared layer takes inputs with a batch axis.");
+  }
+  if (l.accepts_unbatched())
+    throw ValueError(layer_label(l) + ": an op node cannot be shared; trace it again.");
   if (shapes != l.input_shapes()) {
     std::string got, want;
     for (const Shape& s : shapes) got += (got.empty() ? "" : ", ") + shape_str(s);
@@ -217,6 +240,11 @@ void Model::compile(const std::vector<OutputTraining>& outputs, const OptimizerO
     if (!(o.weight >= 0.0f) || o.weight > 1e30f)
       throw ValueError("compile: loss weights must be finite and non-negative, received " +
                        std::to_string(o.weight) + ".");
+  for (size_t k = 0; k < outputs.size(); ++k)
+    if (!tensors_[outputs_[k]].batched && outputs[k].loss.kind != LossKind::Value)
+      throw ValueError("compile: output " + std::to_string(k) + " has no batch axis (shape " +
+                       shape_str(tensors_[outputs_[k]].shape) + "); only a loss value "
+                       "(LossKind::Value) can be computed on it.");
   train_ = outputs;
   optimizer_ = std::make_unique<Optimizer>(opt);
   // Frozen layers (trainable = False) and state such as moving statistics stay out of the

@@ -11,14 +11,20 @@ namespace {
 
 // Equal-use buffer slots: a slot is taken for a tensor and given back after the tensor's last
 // use; a taken slot grows to the largest tensor it ever holds.
+// Slots of unbatched tensors (`fixed`: size floats at any batch size) are kept apart from
+// batched ones (size floats per sample).
 class SlotPool {
  public:
-  explicit SlotPool(std::vector<long long>& sizes) : sizes_(sizes) {}
+  SlotPool(std::vector<long long>& sizes, std::vector<char>& fixed) : sizes_(sizes), fixed_(fixed) {
+    sizes_.clear();
+    fixed_.clear();
+  }
   // The free slot that fits `floats` most tightly, else the largest free one (grown), else a
   // new one. Deterministic, so plans are the same on every run.
-  int take(long long floats) {
+  int take(long long floats, bool fixed = false) {
     int best = -1;
     for (int s : free_) {
+      if (fixed_[s] != fixed) continue;
       const bool fits = sizes_[s] >= floats;
       if (best < 0) best = s;
       else if (fits && (sizes_[best] < floats || sizes_[s] < sizes_[best])) best = s;
@@ -26,6 +32,7 @@ class SlotPool {
     }
     if (best < 0) {
       sizes_.push_back(0);
+      fixed_.push_back(fixed);
       best = (int)sizes_.size() - 1;
     } else {
       free_.erase(std::find(free_.begin(), free_.end(), best));
@@ -37,6 +44,7 @@ class SlotPool {
 
  private:
   std::vector<long long>& sizes_;
+  std::vector<char>& fixed_;
   std::vector<int> free_;
 };
 
@@ -82,21 +90,21 @@ void Model::plan_inference() {
     for (int t : nodes_[i].inputs) ++reads[t];
   for (int t : outputs_) ++reads[t];
   infer_slot_of_.assign(T, -1);
-  infer_slot_size_.clear();
-  SlotPool pool(infer_slot_size_);
+  SlotPool pool(infer_slot_size_, infer_slot_fixed_);
+  auto take = [&](int t) { return pool.take(shape_size(tensors_[t].shape), !tensors_[t].batched); };
   std::vector<int> slot_reads;  // per slot: reads left of every tensor it holds
   auto hold = [&](int t, int slot) {
     infer_slot_of_[t] = slot;
     if ((int)slot_reads.size() <= slot) slot_reads.resize(slot + 1, 0);
     slot_reads[slot] += reads[t];
   };
-  for (int t : inputs_) hold(t, pool.take(shape_size(tensors_[t].shape)));
+  for (int t : inputs_) hold(t, take(t));
   for (int i : active_) {
     const Node& nd = nodes_[i];
     const Layer& l = *layers_[nd.layer];
     // Passthrough: the output is the input's buffer, which then lives for both.
     if (l.passthrough(ctx)) hold(nd.output, infer_slot_of_[nd.inputs[0]]);
-    else hold(nd.output, pool.take(shape_size(tensors_[nd.output].shape)));
+    else hold(nd.output, take(nd.output));
     for (int t : nd.inputs)
       if (--slot_reads[infer_slot_of_[t]] == 0) pool.give(infer_slot_of_[t]);
   }
@@ -137,18 +145,17 @@ void Model::plan_backward() {
   // Walk backward (losses first: they read the outputs last), giving each gradient a slot
   // when its first contribution is written and freeing it once its producer has run.
   grad_slot_of_.assign(T, -1);
-  grad_slot_size_.clear();
   back_.clear();
-  SlotPool pool(grad_slot_size_);
-  auto size = [&](int t) { return shape_size(tensors_[t].shape); };
+  SlotPool pool(grad_slot_size_, grad_slot_fixed_);
+  auto take = [&](int t) { return pool.take(shape_size(tensors_[t].shape), !tensors_[t].batched); };
   // Where a contribution to tensor t's gradient goes: t's own slot if it has none yet, else a
   // scratch slot added into it (given back by the caller).
   auto target = [&](int t, int* slot, int* add_to, std::vector<int>& scratch) {
     if (grad_slot_of_[t] < 0) {
-      grad_slot_of_[t] = *slot = pool.take(size(t));
+      grad_slot_of_[t] = *slot = take(t);
       *add_to = -1;
     } else {
-      *slot = pool.take(size(t));
+      *slot = take(t);
       *add_to = grad_slot_of_[t];
       scratch.push_back(*slot);
     }
@@ -205,11 +212,11 @@ void Model::reserve_training(int n) {
   for (size_t t = 0; t < tensors_.size(); ++t) {
     const int p = tensors_[t].producer;
     const bool aliased = p >= 0 && layers_[nodes_[p].layer]->passthrough(ctx);
-    acts_[t].assign(aliased ? 0 : (size_t)n * shape_size(tensors_[t].shape), 0.0f);
+    acts_[t].assign(aliased ? 0 : (size_t)tensor_floats((int)t, n), 0.0f);
   }
   grad_slots_.resize(grad_slot_size_.size());
   for (size_t s = 0; s < grad_slot_size_.size(); ++s)
-    grad_slots_[s].assign((size_t)n * grad_slot_size_[s], 0.0f);
+    grad_slots_[s].assign((size_t)(grad_slot_fixed_[s] ? 1 : n) * grad_slot_size_[s], 0.0f);
   act_ptr_.assign(tensors_.size(), nullptr);
   train_capacity_ = n;
 }
@@ -219,7 +226,7 @@ void Model::reserve_inference(int n) {
   if (n <= infer_capacity_) return;
   infer_slots_.resize(infer_slot_size_.size());
   for (size_t s = 0; s < infer_slot_size_.size(); ++s)
-    infer_slots_[s].assign((size_t)n * infer_slot_size_[s], 0.0f);
+    infer_slots_[s].assign((size_t)(infer_slot_fixed_[s] ? 1 : n) * infer_slot_size_[s], 0.0f);
   act_ptr_.assign(tensors_.size(), nullptr);
   infer_capacity_ = n;
 }

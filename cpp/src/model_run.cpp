@@ -66,6 +66,12 @@ void Model::check_targets(std::size_t k, int y_width) const {
   const Shape& out = tensors_[outputs_[k]].shape;
   const auto [width, positions] = row_layout(out);
   const LossOptions& loss = train_[k].loss;
+  if (loss.kind == LossKind::Value) {
+    if (y_width != 0 || !train_[k].metrics.empty())
+      throw ValueError("Output " + std::to_string(k) + " is a loss value: it takes no targets "
+                       "and no metrics.");
+    return;
+  }
   const bool sparse = loss.kind == LossKind::SparseCategoricalCrossentropy;
   const long long per = y_width % positions == 0 ? y_width / positions : -1;
   const std::string which =
@@ -139,8 +145,9 @@ double Model::losses(const std::vector<Target>& ys, const long long* idx, int n,
   for (size_t k = 0; k < outputs_.size(); ++k) {
     const int t = outputs_[k];
     const auto [width, positions] = row_layout(tensors_[t].shape);
-    const long long rows = (long long)n * positions;
-    const float* y = gather_rows(ys[k].data, ys[k].width, idx, n, ybatch_[k]);
+    const long long rows = (tensors_[t].batched ? n : 1) * positions;
+    const bool value = train_[k].loss.kind == LossKind::Value;  // no targets
+    const float* y = value ? nullptr : gather_rows(ys[k].data, ys[k].width, idx, n, ybatch_[k]);
     const OutputTraining& tr = train_[k];
     float* g = nullptr;
     const BackStep* step = grads && loss_step_[k] >= 0 ? &back_[loss_step_[k]] : nullptr;
@@ -179,8 +186,7 @@ void Model::run_backward(int n) {
     const float* dy = grad_slots_[grad_slot_of_[nd.output]].data();
     if (l.passthrough(base)) {
       if (s.add_to[0] >= 0)
-        add_into(grad_slots_[s.add_to[0]].data(), dy,
-                 (size_t)n * shape_size(tensors_[nd.output].shape));
+        add_into(grad_slots_[s.add_to[0]].data(), dy, (size_t)tensor_floats(nd.output, n));
       continue;
     }
     dxs.clear();
@@ -209,8 +215,7 @@ void Model::run_backward(int n) {
     }
     for (size_t j = 0; j < nd.inputs.size(); ++j)
       if (s.add_to[j] >= 0)
-        add_into(grad_slots_[s.add_to[j]].data(), dxs[j],
-                 (size_t)n * shape_size(tensors_[nd.inputs[j]].shape));
+        add_into(grad_slots_[s.add_to[j]].data(), dxs[j], (size_t)tensor_floats(nd.inputs[j], n));
   }
 }
 
@@ -266,6 +271,10 @@ void Model::predict_unlocked(const std::vector<ArrayRef>& xs, int n,
     throw ValueError("predict: " + std::to_string(outs.size()) + " output buffers for " +
                      std::to_string(outputs_.size()) + " outputs.");
   if (nodes_.empty()) throw ValueError("The model has no layers to predict with.");
+  for (size_t k = 0; k < outputs_.size(); ++k)
+    if (!tensors_[outputs_[k]].batched)
+      throw ValueError("predict: output " + std::to_string(k) + " has no batch axis (a loss "
+                       "value); predict returns batched outputs only.");
   for (size_t k = 0; k < xs.size(); ++k) {
     if (xs[k].dtype != DType::F32) continue;  // others are checked as they are converted
     // NaN/inf would silently poison every output: refuse them (cheap integer scan).

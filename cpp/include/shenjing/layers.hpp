@@ -113,6 +113,14 @@ class Layer {
     backward(xs[0], y, dy, dxs[0], n, ctx);
   }
 
+  // Primitive ops (cpp/src/ops) also take tensors without the batch axis (weights, constants,
+  // reductions over the batch): the model tells them which inputs have it before
+  // build_inputs, and asks whether the output has it. Every other layer takes and gives
+  // batched tensors only. min_inputs() of 0: a source node (a weight, a constant).
+  virtual bool accepts_unbatched() const { return false; }
+  virtual void set_batched(const std::vector<char>&) {}
+  virtual bool output_batched() const { return true; }
+
   // The activation applied last by this layer (Dense, Activation), or Linear: the loss may
   // fuse its gradient with it (RunContext::fused).
   virtual Activation output_activation() const { return Activation::Linear; }

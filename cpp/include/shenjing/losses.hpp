@@ -8,7 +8,10 @@ namespace shenjing {
 
 enum class LossKind : int {
   MeanSquaredError = 0, MeanAbsoluteError, Huber, BinaryCrossentropy, CategoricalCrossentropy,
-  SparseCategoricalCrossentropy
+  SparseCategoricalCrossentropy,
+  // The output is itself the loss (a traced custom loss or an add_loss term): the loss is the
+  // mean of its values, and it takes no targets (width 0).
+  Value
 };
 
 struct LossOptions {

@@ -112,6 +112,9 @@ class Model {
   const Shape& input_shape(std::size_t i = 0) const;
   const Shape& output_shape(std::size_t i = 0) const;
   const Shape& tensor_shape(int t) const;
+  // Whether tensor t has the batch axis (model inputs and layer outputs always do; primitive
+  // ops may make tensors without it).
+  bool tensor_batched(int t) const;
   const std::vector<Node>& nodes() const { return nodes_; }
   std::vector<std::unique_ptr<Layer>>& layers() { return layers_; }
   const std::vector<std::unique_ptr<Layer>>& layers() const { return layers_; }
@@ -185,7 +188,14 @@ class Model {
     Shape shape;
     int producer = -1;  // node index, or -1 for a model input
     int input = -1;     // which model input, for inputs
+    // False for a tensor without the batch axis (a weight, a constant or a reduction over the
+    // batch, made by primitive ops): it holds shape_size(shape) floats at any batch size.
+    bool batched = true;
   };
+  // Floats of tensor t at batch size n.
+  long long tensor_floats(int t, int n) const {
+    return shape_size(tensors_[t].shape) * (tensors_[t].batched ? n : 1);
+  }
   // How backward runs one node: where the layer writes each input's gradient (a slot), and
   // which slot that gradient is then added into (-1: written in place, it was the first).
   struct BackStep {
@@ -209,7 +219,7 @@ class Model {
   using ParamCheck = std::function<void(std::size_t index, const Layer& layer)>;
   int append(std::unique_ptr<Layer> layer, const std::vector<int>& inputs,
              const ParamCheck& check);
-  int add_tensor(const Shape& shape, int producer, int input);
+  int add_tensor(const Shape& shape, int producer, int input, bool batched = true);
   void check_tensors(const std::vector<int>& tensors, const char* what) const;
   static Model from_file(const safetensors::File& file, const std::string& where);
   // Builds the graph of a Keras functional config (io/functional_config.cpp) into this empty
@@ -241,9 +251,11 @@ class Model {
   std::vector<BackStep> back_;
   std::vector<int> loss_step_;  // per output: its loss's index in back_, or -1
   std::vector<long long> grad_slot_size_;
+  std::vector<char> grad_slot_fixed_;  // per slot: holds unbatched tensors (size, not n * size)
   std::vector<int> grad_slot_of_;  // per tensor: the slot holding its gradient
   std::vector<int> infer_slot_of_;  // per tensor: inference activation slot (-1: aliased)
   std::vector<long long> infer_slot_size_;
+  std::vector<char> infer_slot_fixed_;
   std::vector<char> shared_;  // per layer: sits at several running nodes
   std::vector<Param*> param_list_;
   std::vector<std::pair<std::size_t, std::size_t>> trained_ids_;  // param_list_ as indices

@@ -8,6 +8,7 @@
 
 #include "io/config_fields.hpp"
 #include "io/layer_config_decoder.hpp"
+#include "ops/op.hpp"
 
 namespace shenjing {
 namespace {
@@ -124,7 +125,8 @@ std::unique_ptr<Layer> layer_from_config(const Value& spec, const Shape& input) 
   const Fields f(*cfg, name, cls);
 
   std::unique_ptr<Layer> layer;
-  if (cls == "Dense") layer = dense(f);
+  if (cls == "Op") layer = op_from_config(f);
+  else if (cls == "Dense") layer = dense(f);
   else if (cls == "Activation") {
     const Activation a = f.activation();
     layer = make_activation(a, activation_default_alpha(a));
