@@ -78,6 +78,9 @@ class Op : public MultiInputLayer {
 // One decoder per file of ops; op_from_config (op_config.cpp) asks each in turn.
 std::unique_ptr<Layer> elementwise_op_from_config(const std::string& op, const config::Fields& f);
 std::unique_ptr<Layer> reduce_op_from_config(const std::string& op, const config::Fields& f);
+std::unique_ptr<Layer> axis_op_from_config(const std::string& op, const config::Fields& f);
+std::unique_ptr<Layer> matmul_op_from_config(const std::string& op, const config::Fields& f);
+std::unique_ptr<Layer> index_op_from_config(const std::string& op, const config::Fields& f);
 std::unique_ptr<Layer> shape_op_from_config(const std::string& op, const config::Fields& f);
 std::unique_ptr<Layer> source_op_from_config(const std::string& op, const config::Fields& f);
 // {"class_name": "Op", "config": {"name": ..., "op": "add", ...}} -> the op, or ValueError.

@@ -11,6 +11,9 @@ std::unique_ptr<Layer> op_from_config(const config::Fields& f) {
   if ((layer = elementwise_op_from_config(op, f))) return layer;
   if ((layer = reduce_op_from_config(op, f))) return layer;
   if ((layer = shape_op_from_config(op, f))) return layer;
+  if ((layer = axis_op_from_config(op, f))) return layer;
+  if ((layer = matmul_op_from_config(op, f))) return layer;
+  if ((layer = index_op_from_config(op, f))) return layer;
   throw ValueError("Op '" + f.name() + "': unknown op '" + op + "'.");
 }
 
