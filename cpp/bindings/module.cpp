@@ -388,6 +388,24 @@ PYBIND11_MODULE(_core, m) {
         },
         "The per-sample output shape of the layer of a Keras config on per-sample input "
         "shapes (ValueError naming the layer when they do not fit)");
+  m.def("op_output_shape",
+        [](const std::string& spec, const std::vector<Shape>& inputs,
+           const std::vector<bool>& batched) {
+          if (inputs.size() != batched.size() || inputs.size() > 64)
+            throw ValueError("op_output_shape: one batched flag per input (at most 64).");
+          for (const Shape& s : inputs) {
+            bool ok = s.size() <= 8 && shape_size(s) <= (1LL << 28);
+            for (int d : s) ok = ok && d > 0;
+            if (!ok) throw ValueError("Op input shape " + shape_str(s) + " is not supported: "
+                                      "at most 8 axes of positive sizes, 2^28 values.");
+          }
+          auto layer = layer_from_config(json::parse(spec, "op config"), Shape{});
+          if (!layer->accepts_unbatched()) throw ValueError("op_output_shape: not an op.");
+          layer->set_batched(std::vector<char>(batched.begin(), batched.end()));
+          layer->build_inputs(inputs);
+          return py::make_tuple(layer->output_shape(), layer->output_batched());
+        },
+        "(op config JSON, input shapes, batched flags) -> (output shape, batched)");
   m.def("read_safetensors",
         [](const std::string& path) {
           const safetensors::File f = read_file(path);
@@ -415,6 +433,10 @@ PYBIND11_MODULE(_core, m) {
            },
            "Builds the layer of a Keras layer config (JSON text) on tensors -> tensor id")
       .def("tensor_batched", &Model::tensor_batched)
+      .def("add_target", &Model::add_target,
+           "A tensor filled with output k's targets of each batch (a custom loss's y_true)")
+      .def("add_loss_term", &Model::add_loss_term,
+           "Adds the mean of tensor t to the training loss (Keras's add_loss)")
       .def("add_shared_node", &Model::add_shared_node,
            "Another node of layer i (shared weights) on tensors -> tensor id")
       .def("set_outputs", &Model::set_outputs)
@@ -520,10 +542,16 @@ PYBIND11_MODULE(_core, m) {
            "Keras's layer.trainable for layer i, applied at the next compile")
       .def("compile",
            [](Model& self, const std::vector<py::tuple>& outputs, py::dict o) {
-             // outputs: (loss kind, from_logits, huber delta, loss weight, [metric kinds])
+             // outputs: (loss kind, from_logits, huber delta, loss weight, [metric kinds]
+             // [, value tensor of a traced custom loss])
              std::vector<OutputTraining> outs;
              for (const py::tuple& t : outputs) {
                OutputTraining ot;
+               const int kind = t[0].cast<int>();
+               if (kind < 0 || kind > static_cast<int>(LossKind::Value))
+                 throw ValueError("compile: unknown loss kind " + std::to_string(kind) + ".");
+               if (t.size() > 5) ot.value_tensor = t[5].cast<int>();
+               if (t.size() > 6) ot.value_metrics = t[6].cast<std::vector<int>>();
                ot.loss = LossOptions{static_cast<LossKind>(t[0].cast<int>()), t[1].cast<bool>(),
                                      t[2].cast<float>()};
                ot.weight = t[3].cast<float>();

@@ -193,6 +193,30 @@ void Model::set_outputs(const std::vector<int>& tensors) {
   planned_ = false;
 }
 
+int Model::add_target(std::size_t output, const Shape& shape) {
+  std::lock_guard<std::mutex> lock(*mu_);
+  if (compiled()) throw ValueError("Cannot add a target to a model that is already compiled.");
+  if (output >= outputs_.size())
+    throw ValueError("add_target: no output " + std::to_string(output) + ".");
+  for (int d : shape)
+    if (d <= 0) throw ValueError("add_target: shape " + shape_str(shape) + " must be positive.");
+  if (bounded_size(shape, kMaxSampleFloats) < 0)
+    throw ValueError("add_target: shape " + shape_str(shape) + " is too large.");
+  const int t = add_tensor(shape, -1, -1);
+  tensors_[t].target = (int)output;
+  targets_.push_back(t);
+  planned_ = false;
+  return t;
+}
+
+void Model::add_loss_term(int t) {
+  std::lock_guard<std::mutex> lock(*mu_);
+  if (compiled()) throw ValueError("Cannot add a loss to a model that is already compiled.");
+  check_tensors({t}, "add_loss_term");
+  loss_terms_.push_back(t);
+  planned_ = false;
+}
+
 void Model::share_params(std::size_t layer, const Model& other, std::size_t other_layer) {
   std::lock_guard<std::mutex> lock(*mu_);
   if (layer >= layers_.size() || other_layer >= other.layers_.size())
@@ -240,12 +264,25 @@ void Model::compile(const std::vector<OutputTraining>& outputs, const OptimizerO
     if (!(o.weight >= 0.0f) || o.weight > 1e30f)
       throw ValueError("compile: loss weights must be finite and non-negative, received " +
                        std::to_string(o.weight) + ".");
+  for (size_t k = 0; k < outputs.size(); ++k) {
+    const int v = outputs[k].value_tensor;
+    for (int m : outputs[k].value_metrics)
+      if (m < 0 || m >= (int)tensors_.size())
+        throw ValueError("compile: output " + std::to_string(k) + "'s metric tensor " +
+                         std::to_string(m) + " is not a tensor of the model.");
+    if (v >= 0 && (v >= (int)tensors_.size() || outputs[k].loss.kind != LossKind::Value))
+      throw ValueError("compile: output " + std::to_string(k) + "'s loss tensor " +
+                       std::to_string(v) + " is not a tensor of the model, or its loss kind "
+                       "is not Value.");
+  }
   for (size_t k = 0; k < outputs.size(); ++k)
     if (!tensors_[outputs_[k]].batched && outputs[k].loss.kind != LossKind::Value)
       throw ValueError("compile: output " + std::to_string(k) + " has no batch axis (shape " +
                        shape_str(tensors_[outputs_[k]].shape) + "); only a loss value "
                        "(LossKind::Value) can be computed on it.");
   train_ = outputs;
+  for (size_t k = 0; k < loss_terms_.size(); ++k)
+    train_.push_back(OutputTraining{LossOptions{LossKind::Value}, 1.0f, {}});
   optimizer_ = std::make_unique<Optimizer>(opt);
   // Frozen layers (trainable = False) and state such as moving statistics stay out of the
   // optimizer; plan() then skips backward where nothing before needs a gradient.

@@ -62,6 +62,11 @@ void Model::plan() {
   // Nodes some output depends on, in topological (= creation) order.
   std::vector<char> wanted(T, 0);
   for (int t : outputs_) wanted[t] = 1;
+  if (compiled())  // loss tensors only matter to training and evaluation
+    for (size_t k = 0; k < train_.size(); ++k) {
+      wanted[loss_tensor(k)] = 1;
+      for (int m : train_[k].value_metrics) wanted[m] = 1;
+    }
   std::vector<char> runs(nodes_.size(), 0);
   for (int i = (int)nodes_.size(); i-- > 0;)
     if (wanted[nodes_[i].output]) {
@@ -71,6 +76,19 @@ void Model::plan() {
   active_.clear();
   for (size_t i = 0; i < nodes_.size(); ++i)
     if (runs[i]) active_.push_back((int)i);
+  // What predict runs: the nodes the outputs need. Running this subset of active_ in the same
+  // order with active_'s buffer plan is safe: every tensor keeps its slot from its producer
+  // to its last reader in active_, a superset of its readers here.
+  std::vector<char> out_wanted(T, 0);
+  for (int t : outputs_) out_wanted[t] = 1;
+  predict_active_.clear();
+  for (int a = (int)active_.size(); a-- > 0;) {
+    const Node& nd = nodes_[active_[a]];
+    if (!out_wanted[nd.output]) continue;
+    predict_active_.push_back(active_[a]);
+    for (int t : nd.inputs) out_wanted[t] = 1;
+  }
+  std::reverse(predict_active_.begin(), predict_active_.end());
   std::vector<int> uses(layers_.size(), 0);
   for (int i : active_) ++uses[nodes_[i].layer];
   shared_.assign(layers_.size(), 0);
@@ -89,6 +107,10 @@ void Model::plan_inference() {
   for (int i : active_)
     for (int t : nodes_[i].inputs) ++reads[t];
   for (int t : outputs_) ++reads[t];
+  for (size_t k = 0; k < train_.size(); ++k) {
+    ++reads[loss_tensor(k)];
+    for (int m : train_[k].value_metrics) ++reads[m];
+  }
   infer_slot_of_.assign(T, -1);
   SlotPool pool(infer_slot_size_, infer_slot_fixed_);
   auto take = [&](int t) { return pool.take(shape_size(tensors_[t].shape), !tensors_[t].batched); };
@@ -99,6 +121,7 @@ void Model::plan_inference() {
     slot_reads[slot] += reads[t];
   };
   for (int t : inputs_) hold(t, take(t));
+  for (int t : targets_) hold(t, take(t));
   for (int i : active_) {
     const Node& nd = nodes_[i];
     const Layer& l = *layers_[nd.layer];
@@ -113,15 +136,23 @@ void Model::plan_inference() {
 void Model::plan_backward() {
   const RunContext ctx{true};
   const int T = (int)tensors_.size();
-  // A tensor needs a gradient when a layer that trains computed it or anything before it.
+  // A tensor needs a gradient when a layer that trains computed it or anything before it...
   std::vector<char> trains(layers_.size(), 0);
   for (const auto& [layer, param] : trained_ids_) trains[layer] = 1;
+  // ... and a loss depends on it (a traced metric's nodes need none).
+  std::vector<char> to_loss(T, 0);
+  for (size_t k = 0; k < train_.size(); ++k) to_loss[loss_tensor(k)] = 1;
+  for (size_t a = active_.size(); a-- > 0;) {
+    const Node& nd = nodes_[active_[a]];
+    if (to_loss[nd.output])
+      for (int t : nd.inputs) to_loss[t] = 1;
+  }
   needs_grad_.assign(T, 0);
   for (int i : active_) {
     const Node& nd = nodes_[i];
     char need = trains[nd.layer];
     for (int t : nd.inputs) need |= needs_grad_[t];
-    needs_grad_[nd.output] = need;
+    needs_grad_[nd.output] = need && to_loss[nd.output];
   }
   // Softmax/sigmoid + the matching cross-entropy: the loss hands back dL/dz, when the output
   // feeds nothing else (every other reader needs dL/dy).
@@ -129,10 +160,11 @@ void Model::plan_backward() {
   std::vector<int> readers(T, 0);
   for (int i : active_)
     for (int t : nodes_[i].inputs) ++readers[t];
-  for (int t : outputs_) ++readers[t];
-  for (size_t k = 0; k < outputs_.size(); ++k) {
-    const int t = outputs_[k];
+  for (size_t k = 0; k < train_.size(); ++k) ++readers[loss_tensor(k)];
+  for (size_t k = 0; k < train_.size(); ++k) {
+    const int t = loss_tensor(k);
     const int node = tensors_[t].producer;
+    if (node < 0) continue;
     const Layer& l = *layers_[nodes_[node].layer];
     const LossOptions& loss = train_[k].loss;
     const Activation last = l.output_activation();
@@ -160,16 +192,16 @@ void Model::plan_backward() {
       scratch.push_back(*slot);
     }
   };
-  loss_step_.assign(outputs_.size(), -1);
-  for (size_t k = 0; k < outputs_.size(); ++k) {
-    if (!needs_grad_[outputs_[k]]) continue;
+  loss_step_.assign(train_.size(), -1);
+  for (size_t k = 0; k < train_.size(); ++k) {
+    if (!needs_grad_[loss_tensor(k)]) continue;
     loss_step_[k] = (int)back_.size();
     BackStep s;
     s.output = (int)k;
     s.dx_slot.resize(1);
     s.add_to.resize(1);
     std::vector<int> scratch;
-    target(outputs_[k], &s.dx_slot[0], &s.add_to[0], scratch);
+    target(loss_tensor(k), &s.dx_slot[0], &s.add_to[0], scratch);
     for (int x : scratch) pool.give(x);
     back_.push_back(std::move(s));
   }

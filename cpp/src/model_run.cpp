@@ -66,17 +66,18 @@ void Model::check_targets(std::size_t k, int y_width) const {
   const Shape& out = tensors_[outputs_[k]].shape;
   const auto [width, positions] = row_layout(out);
   const LossOptions& loss = train_[k].loss;
-  if (loss.kind == LossKind::Value) {
-    if (y_width != 0 || !train_[k].metrics.empty())
-      throw ValueError("Output " + std::to_string(k) + " is a loss value: it takes no targets "
-                       "and no metrics.");
-    return;
-  }
   const bool sparse = loss.kind == LossKind::SparseCategoricalCrossentropy;
   const long long per = y_width % positions == 0 ? y_width / positions : -1;
   const std::string which =
       outputs_.size() > 1 ? " of output " + std::to_string(k) : std::string();
-  if (per != (sparse ? 1 : width))
+  if (loss.kind == LossKind::Value) {
+    // A traced custom loss: the targets fill its add_target tensors, which fix their size.
+    for (int t : targets_)
+      if (tensors_[t].target == (int)k && shape_size(tensors_[t].shape) != y_width)
+        throw ValueError(std::string("Targets") + which + " of " + std::to_string(y_width) +
+                         " values per sample do not fit the custom loss, which was traced for "
+                         "targets of shape " + shape_str(tensors_[t].shape) + ".");
+  } else if (per != (sparse ? 1 : width))
     throw ValueError(std::string("Targets") + which + " of " + std::to_string(y_width) +
                      " values per sample do not fit the output " + shape_str(out) +
                      " and the loss " + loss_name(loss.kind) + ", which needs " +
@@ -100,9 +101,20 @@ void Model::check_batch(const std::vector<ArrayRef>& xs, const std::vector<Targe
   for (size_t k = 0; k < outputs_.size(); ++k) check_targets(k, (*ys)[k].width);
 }
 
-void Model::run_forward(const std::vector<ArrayRef>& xs, const long long* idx, int n,
-                        bool training) {
+void Model::run_forward(const std::vector<ArrayRef>& xs, const std::vector<Target>* ys,
+                        const long long* idx, int n, bool training,
+                        const std::vector<int>& nodes) {
   const RunContext base{training};
+  if (ys)
+    for (int t : targets_) {
+      // The batch's targets of an output, as a custom loss's y_true tensor.
+      const Target& y = (*ys)[tensors_[t].target];
+      float* dst = training ? acts_[t].data() : infer_slots_[infer_slot_of_[t]].data();
+      const size_t w = (size_t)y.width;
+      for (int i = 0; i < n; ++i)
+        std::memcpy(dst + i * w, y.data + (size_t)(idx ? idx[i] : i) * w, w * sizeof(float));
+      act_ptr_[t] = dst;
+    }
   for (size_t k = 0; k < inputs_.size(); ++k) {
     const int t = inputs_[k];
     const size_t row = shape_size(tensors_[t].shape);
@@ -118,7 +130,7 @@ void Model::run_forward(const std::vector<ArrayRef>& xs, const long long* idx, i
     }
   }
   std::vector<const float*>& in = in_ptrs_;
-  for (int i : active_) {
+  for (int i : nodes) {
     const Node& nd = nodes_[i];
     Layer& l = *layers_[nd.layer];
     if (l.passthrough(base)) {
@@ -142,8 +154,8 @@ double Model::losses(const std::vector<Target>& ys, const long long* idx, int n,
                      BatchStats* st) {
   if (ybatch_.size() < outputs_.size()) ybatch_.resize(outputs_.size());
   double total = 0.0;
-  for (size_t k = 0; k < outputs_.size(); ++k) {
-    const int t = outputs_[k];
+  for (size_t k = 0; k < train_.size(); ++k) {
+    const int t = loss_tensor(k);
     const auto [width, positions] = row_layout(tensors_[t].shape);
     const long long rows = (tensors_[t].batched ? n : 1) * positions;
     const bool value = train_[k].loss.kind == LossKind::Value;  // no targets
@@ -161,13 +173,25 @@ double Model::losses(const std::vector<Target>& ys, const long long* idx, int n,
       if (step->add_to[0] >= 0) add_into(grad_slots_[step->add_to[0]].data(), g, len);
     }
     total += tr.weight * mean;
-    if (st) {
+    if (st && k < outputs_.size()) {
       st->output_loss_sums.push_back(mean * n);
       // Per-sample sums (the caller divides by samples): the mean over a sample's positions.
-      for (MetricKind m : tr.metrics)
-        st->metric_sums.push_back(
-            metric_sum(m, act_ptr_[t], y, rows, width, (int)(ys[k].width / positions)) /
-            positions);
+      if (!tr.metrics.empty()) {
+        // Metrics compare the output itself with the targets, whatever the loss.
+        const int o = outputs_[k];
+        const auto [ow, opos] = row_layout(tensors_[o].shape);
+        const float* yk = value ? gather_rows(ys[k].data, ys[k].width, idx, n, ybatch_[k]) : y;
+        for (MetricKind m : tr.metrics)
+          st->metric_sums.push_back(metric_sum(m, act_ptr_[o], yk, (long long)n * opos, ow,
+                                               (int)(ys[k].width / opos)) / opos);
+      }
+      for (int m : tr.value_metrics) {
+        // The mean of the traced metric's values, as a per-sample sum (times n).
+        const long long len = tensor_floats(m, n);
+        double s = 0.0;
+        for (long long i = 0; i < len; ++i) s += act_ptr_[m][i];
+        st->metric_sums.push_back(s / (double)len * n);
+      }
     }
   }
   return total;
@@ -223,7 +247,7 @@ double Model::forward_backward(const std::vector<ArrayRef>& xs, const std::vecto
                                const long long* idx, int n, BatchStats* st) {
   check_batch(xs, &ys);
   reserve_training(n);
-  run_forward(xs, idx, n, true);
+  run_forward(xs, &ys, idx, n, true, active_);
   const double loss = losses(ys, idx, n, true, st);
   run_backward(n);
   // Weight penalties: value into the loss, gradient into each parameter's gradient.
@@ -253,7 +277,7 @@ BatchStats Model::test_step(const std::vector<ArrayRef>& xs, const std::vector<T
   if (!compiled()) throw ValueError("You must call compile() before evaluating the model.");
   check_batch(xs, &ys);
   reserve_inference(n);
-  run_forward(xs, idx, n, false);
+  run_forward(xs, &ys, idx, n, false, active_);
   BatchStats st;
   st.loss_sum = (losses(ys, idx, n, false, &st) + regularization_loss()) * n;
   return st;
@@ -285,7 +309,7 @@ void Model::predict_unlocked(const std::vector<ArrayRef>& xs, int n,
     if (bad) throw ValueError("Input contains NaN or infinity; predict() needs finite values.");
   }
   reserve_inference(n);
-  run_forward(xs, nullptr, n, false);
+  run_forward(xs, nullptr, nullptr, n, false, predict_active_);
   for (size_t k = 0; k < outputs_.size(); ++k)
     std::memcpy(outs[k], act_ptr_[outputs_[k]],
                 (size_t)n * shape_size(tensors_[outputs_[k]].shape) * sizeof(float));

@@ -4,9 +4,10 @@
 """
 from shenjing import _core
 from shenjing import (activations, callbacks, data, datasets, initializers, layers, losses,
-                      metrics, models, optimizers, regularizers, saving, utils)
+                      metrics, models, ops, optimizers, regularizers, saving, utils)
 from shenjing.layers import Input
 from shenjing.models import Model, Sequential
+from shenjing.variables import Variable
 
 __version__ = "0.1.0"
 
@@ -29,6 +30,6 @@ def config():
             "build": _core.build_info()}
 
 
-__all__ = ["Model", "Sequential", "Input", "activations", "callbacks", "data", "datasets",
+__all__ = ["Model", "Sequential", "Input", "Variable", "ops", "activations", "callbacks", "data", "datasets",
            "initializers", "layers", "losses", "metrics", "models", "optimizers",
            "regularizers", "saving", "utils", "set_num_threads", "get_num_threads", "config"]

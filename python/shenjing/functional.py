@@ -77,47 +77,22 @@ class Functional(Model):
                 raise ValueError(f"Model '{self.name}': output {t!r} is one of the inputs; an "
                                  f"output must be computed by a layer (use layers.Identity()).")
         self._nodes = graph_nodes(self.inputs, self.outputs, self.name)
-        self._layers, self._nodes_by_depth = layers_by_depth(self.inputs, self.outputs)
+        layers, self._nodes_by_depth = layers_by_depth(self.inputs, self.outputs)
+        # Primitive ops called directly in the model are nodes, not layers (as in Keras).
+        self._layers = [la for la in layers if not getattr(la, "_is_op", False)]
         if not trainable:
             self.trainable = False
         self._input_shapes = [t.shape[1:] for t in self.inputs]
         self._input_shape = self._input_shapes[0]  # the trainer's single-input path
         self._rollback_on_error(self._build)
 
+    def build(self, input_shape=None):
+        """A functional model is built from its inputs already (Keras's no-op)."""
+
     # -- structure -------------------------------------------------------------------------
     @property
     def layers(self):
         return list(self._layers)
-
-    @property
-    def input_names(self):
-        if isinstance(self._inputs_struct, dict):
-            return list(self._inputs_struct)
-        return [t._node.layer.name for t in self.inputs]
-
-    @property
-    def output_names(self):
-        if isinstance(self._outputs_struct, dict):
-            return list(self._outputs_struct)
-        return [t._node.layer.name for t in self.outputs]
-
-    @property
-    def input(self):
-        return self._inputs_struct
-
-    @property
-    def output(self):
-        return self._outputs_struct
-
-    @property
-    def input_shape(self):
-        shapes = [t.shape for t in self.inputs]
-        return shapes[0] if len(shapes) == 1 else shapes
-
-    @property
-    def output_shape(self):
-        shapes = [t.shape for t in self.outputs]
-        return shapes[0] if len(shapes) == 1 else shapes
 
     # -- configs and files -----------------------------------------------------------------
     def get_config(self):
@@ -145,15 +120,7 @@ class Functional(Model):
         attach to it instead, in that weight order, keeping its weights."""
         if core is not None:
             return self._adopt(core)
-        core = _core.Model()
-        ids = {}
-        for t in self.inputs:
-            ids[id(t)] = core.add_input(list(t.shape[1:]))
-        emitted = {}  # id(layer) -> core layer index
-        order = []  # core layer index -> layer
-        self._emit(core, self._nodes, ids, emitted, order, init)
-        core.set_outputs([ids[id(t)] for t in self.outputs])
-        self._set_core(core, order)
+        self._build_graph(init)
 
     def _adopt(self, core):
         order = saving.weight_layers(self)
@@ -178,37 +145,6 @@ class Functional(Model):
             for (_, value, _), w in zip(layer._views, loaded):
                 value[...] = w
         self._set_core(core, order)
-
-    def _set_core(self, core, order):
-        self._core = core
-        self._core_layers = order
-        self._output_tail = tuple(core.output_shape)
-        if self.optimizer is not None:
-            self._compile_core()
-
-    def _emit(self, core, nodes, ids, emitted, order, init):
-        """Adds ``nodes`` to ``core``; ``ids`` maps symbolic tensors to core tensor ids. A
-        node of a model used as a layer adds that model's own nodes in its place. Each new
-        layer gets its weights as it is added (in the order a Sequential initializes them,
-        so the same layers built either way start from the same weights)."""
-        for node in nodes:
-            layer = node.layer
-            if isinstance(layer, Model):
-                inner = layer._graph()
-                sub = {id(t): ids[id(x)] for t, x in zip(inner[0], node.inputs)}
-                layer._check_nested()
-                self._emit(core, inner[2], sub, emitted, order, init)
-                ids[id(node.output)] = sub[id(inner[1][0])]
-                continue
-            ins = [ids[id(t)] for t in node.inputs]
-            if id(layer) in emitted:
-                out = core.add_shared_node(emitted[id(layer)], ins)
-            else:
-                out = core.add_node(layer._spec(), ins)
-                emitted[id(layer)] = len(order)
-                order.append(layer)
-                layer._attach(core, len(order) - 1, init=init)
-            ids[id(node.output)] = out
 
     def _graph(self):
         """(inputs, outputs, nodes) for expanding this model inside another."""

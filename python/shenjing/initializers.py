@@ -71,19 +71,78 @@ class HeNormal(Initializer):
 
     def sample(self, shape):
         std = np.sqrt(2.0 / _fans(shape)[0])
-        rng = self._rng()
-        out = rng.normal(0.0, 1.0, shape)
+        return _truncated(self._rng(), shape) * std
+
+
+class Constant(Initializer):
+    """Every value ``value``."""
+
+    def __init__(self, value=0.0):
+        super().__init__(seed=None)
+        self.value = float(value)
+
+    def get_config(self):
+        return {"value": self.value}
+
+    def sample(self, shape):
+        return np.full(shape, self.value)
+
+
+class RandomNormal(Initializer):
+    def __init__(self, mean=0.0, stddev=0.05, seed=None):
+        super().__init__(seed)
+        self.mean, self.stddev = float(mean), float(stddev)
+
+    def sample(self, shape):
+        return self._rng().normal(self.mean, self.stddev, shape)
+
+
+class RandomUniform(Initializer):
+    def __init__(self, minval=-0.05, maxval=0.05, seed=None):
+        super().__init__(seed)
+        self.minval, self.maxval = float(minval), float(maxval)
+
+    def sample(self, shape):
+        return self._rng().uniform(self.minval, self.maxval, shape)
+
+
+def _truncated(rng, shape):
+    """Standard normal values redrawn until within 2 standard deviations."""
+    out = rng.normal(0.0, 1.0, shape)
+    bad = np.abs(out) > 2
+    while bad.any():
+        out[bad] = rng.normal(0.0, 1.0, int(bad.sum()))
         bad = np.abs(out) > 2
-        while bad.any():
-            out[bad] = rng.normal(0.0, 1.0, int(bad.sum()))
-            bad = np.abs(out) > 2
-        return out * std
+    return out
+
+
+class TruncatedNormal(Initializer):
+    def __init__(self, mean=0.0, stddev=0.05, seed=None):
+        super().__init__(seed)
+        self.mean, self.stddev = float(mean), float(stddev)
+
+    def sample(self, shape):
+        return self.mean + self.stddev * _truncated(self._rng(), shape)
+
+
+class GlorotNormal(Initializer):
+    """Truncated normal, stddev sqrt(2 / (fan_in + fan_out)) / 0.8796 (Keras's variance
+    scaling corrects for the truncation)."""
+
+    def sample(self, shape):
+        fan_in, fan_out = _fans(shape)
+        std = np.sqrt(2.0 / (fan_in + fan_out)) / 0.87962566103423978
+        return std * _truncated(self._rng(), shape)
 
 
 zeros, ones = Zeros, Ones
+constant, random_normal, random_uniform = Constant, RandomNormal, RandomUniform
+truncated_normal, glorot_normal = TruncatedNormal, GlorotNormal
 glorot_uniform, he_uniform, he_normal = GlorotUniform, HeUniform, HeNormal
 _BY_NAME = {"zeros": Zeros, "ones": Ones, "glorot_uniform": GlorotUniform,
-            "he_uniform": HeUniform, "he_normal": HeNormal}
+            "he_uniform": HeUniform, "he_normal": HeNormal, "constant": Constant,
+            "random_normal": RandomNormal, "random_uniform": RandomUniform,
+            "truncated_normal": TruncatedNormal, "glorot_normal": GlorotNormal}
 
 
 def get(identifier):

@@ -65,22 +65,31 @@ class Loss:
     _fn = None
     _module = "keras.losses"
 
-    def __init__(self, name=None, reduction="sum_over_batch_size", from_logits=False):
+    def __init__(self, name=None, reduction="sum_over_batch_size", from_logits=False,
+                 dtype=None):
         if reduction != "sum_over_batch_size":
             raise ValueError("Only reduction='sum_over_batch_size' (the Keras default) is "
                              "supported.")
-        self.name = name or self._default_name
+        if dtype is not None and str(dtype) != "float32":
+            raise ValueError(f"Loss dtype must be float32, received {dtype!r}.")
+        import re
+        self.name = name or getattr(self, "_default_name", None) or \
+            re.sub(r"(?<!^)(?=[A-Z])", "_", type(self).__name__).lower()
         self.reduction = reduction
         self.from_logits = bool(from_logits)
         self.delta = 1.0
 
     def call(self, y_true, y_pred):
+        """Per-sample losses (override in a subclass, written with ``shenjing.ops``: it is
+        traced into the model's graph at build)."""
+        if type(self)._fn is None:
+            raise NotImplementedError(f"Loss {type(self).__name__} has no call() method.")
         return type(self)._fn(y_true, y_pred)
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         if sample_weight is not None:
             raise ValueError("sample_weight is not supported.")
-        return float(np.mean(self.call(y_true, y_pred)))
+        return float(np.mean(np.asarray(self.call(y_true, y_pred), dtype=np.float64)))
 
     def _spec(self):
         return self._kind, self.from_logits, self.delta
@@ -137,6 +146,34 @@ class SparseCategoricalCrossentropy(_CrossEntropy):
     _fn = sparse_categorical_crossentropy
 
 
+class LossFunctionWrapper(Loss):
+    """A loss from a function ``fn(y_true, y_pred, **kwargs)`` of per-sample losses written with
+    ``shenjing.ops`` (``compile(loss=fn)`` wraps it so); traced into the model's graph. As
+    Keras, y_true of one rank less than y_pred (or one more, with a last axis of 1) is first
+    brought to y_pred's rank."""
+
+    _traced = True
+
+    def __init__(self, fn, reduction="sum_over_batch_size", name=None, **kwargs):
+        super().__init__(name=name or getattr(fn, "__name__", None) or "loss",
+                         reduction=reduction)
+        self.fn = fn
+        self._fn_kwargs = kwargs
+
+    def call(self, y_true, y_pred):
+        from shenjing import ops
+        rt, rp = len(y_true.shape), len(y_pred.shape)
+        if rt == rp - 1 and y_pred.shape[-1] == 1:
+            y_true = ops.expand_dims(y_true, -1)
+        elif rt == rp + 1 and y_true.shape[-1] == 1:
+            y_true = ops.squeeze(y_true, -1)
+        return self.fn(y_true, y_pred, **self._fn_kwargs)
+
+    def get_config(self):
+        return {"name": self.name, "reduction": self.reduction,
+                "fn": getattr(self.fn, "__name__", repr(self.fn))}
+
+
 mse, mae = mean_squared_error, mean_absolute_error
 _BY_NAME = {
     "mse": MeanSquaredError, "mean_squared_error": MeanSquaredError,
@@ -166,4 +203,6 @@ def get(identifier):
         return _BY_NAME[identifier]()
     if callable(identifier) and identifier in _BY_FUNCTION:
         return _BY_FUNCTION[identifier]()
+    if callable(identifier) and not isinstance(identifier, type):
+        return LossFunctionWrapper(identifier)  # user code, traced into the graph
     raise ValueError(f"Unknown loss {identifier!r}. Known losses: {', '.join(_BY_NAME)}.")

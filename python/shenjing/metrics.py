@@ -84,9 +84,42 @@ _BY_FUNCTION = {binary_accuracy: BinaryAccuracy, categorical_accuracy: Categoric
                 mean_squared_error: MeanSquaredError, mean_absolute_error: MeanAbsoluteError}
 
 
+class MeanMetricWrapper(Metric):
+    """A metric from a function ``fn(y_true, y_pred)`` of per-sample values written with
+    ``shenjing.ops`` (``metrics=[fn]``): traced into the model's graph; logs the mean of its
+    values over the samples seen (Keras's MeanMetricWrapper)."""
+
+    _traced = True
+
+    def __init__(self, fn, name=None, **kwargs):
+        super().__init__(name=name or getattr(fn, "__name__", None) or "metric")
+        self.fn = fn
+        self._fn_kwargs = kwargs
+
+    def call(self, y_true, y_pred):
+        return self.fn(y_true, y_pred, **self._fn_kwargs)
+
+    def __call__(self, y_true, y_pred):
+        return float(np.mean(np.asarray(self.call(y_true, y_pred), dtype=np.float64)))
+
+
+def _stateful(identifier):
+    cls = identifier if isinstance(identifier, type) else type(identifier)
+    return issubclass(cls, Metric) and not cls.__module__.startswith("shenjing.") and \
+        any(k in vars(c) for c in cls.__mro__ if not c.__module__.startswith("shenjing.")
+            for k in ("update_state", "result"))
+
+
 def get(identifier, y_true_shape, y_pred_shape):
     """Resolves a metric identifier; 'accuracy'/'acc' picks binary, sparse or categorical
     accuracy from the shapes of the targets and predictions, as Keras 3 does."""
+    if _stateful(identifier):
+        name = identifier.__name__ if isinstance(identifier, type) else type(identifier).__name__
+        raise ValueError(
+            f"Metric {name} defines update_state()/result(): a stateful Python metric cannot be "
+            f"traced into the C++ graph (it would run per batch). Write it as a function "
+            f"fn(y_true, y_pred) with shenjing.ops returning per-sample values and pass "
+            f"metrics=[fn]; its mean over the samples is logged.")
     if isinstance(identifier, Metric):
         return identifier
     if isinstance(identifier, dict):
@@ -106,6 +139,8 @@ def get(identifier, y_true_shape, y_pred_shape):
         return _BY_NAME[identifier](name=identifier)
     if callable(identifier) and identifier in _BY_FUNCTION:
         return _BY_FUNCTION[identifier](name=identifier.__name__)
+    if callable(identifier) and not isinstance(identifier, type):
+        return MeanMetricWrapper(identifier)  # user code, traced into the graph
     known = ["accuracy"] + list(_BY_NAME)
     raise ValueError(f"Unknown metric {identifier!r}. Known metrics: {', '.join(known)}.")
 
@@ -119,6 +154,8 @@ def check_targets(metric, y_true_shape, y_pred_shape):
     positions = int(np.prod(y_pred_shape[1:-1], dtype=np.int64))
     width = y_pred_shape[-1]
     per = int(np.prod(y_true_shape[1:], dtype=np.int64)) // max(1, positions)
+    if getattr(metric, "_traced", False):
+        return  # its traced ops check the shapes
     if metric._code == _CATEGORICAL_ACC:
         ok, need = per == width, f"one-hot targets shaped like the output {y_pred_shape}"
         alt = " For integer labels use 'sparse_categorical_accuracy' (or 'accuracy')."

@@ -19,6 +19,39 @@ class Model(Trainer):
             return Functional.__new__(Functional)
         return super().__new__(cls)
 
+    def __init__(self, *args, **kwargs):
+        """A subclassed model (Functional and Sequential have their own constructors)."""
+        from shenjing import _subclassed
+        _subclassed.init(self, args, kwargs)
+
+    def call(self, inputs, training=None):
+        raise NotImplementedError(f"Model {type(self).__name__} has no call(): subclass Model "
+                                  f"with a call(), or use Model(inputs, outputs).")
+
+    def _build(self, init=True, core=None):
+        from shenjing import _subclassed
+        if core is not None:
+            raise ValueError("A subclassed model cannot be rebuilt from a file's graph; "
+                             "recreate it in Python and use load_weights().")
+        self._rollback_on_error(lambda: _subclassed.build(self, init))
+
+    def build(self, input_shape=None):
+        """Builds a subclassed model for ``input_shape`` (with the batch axis, e.g.
+        ``(None, 784)``; a list of shapes for several inputs)."""
+        shapes = input_shape if isinstance(input_shape, list) else [input_shape]
+        self._input_shapes = [tuple(s)[1:] for s in shapes]
+        self._input_shape = self._input_shapes[0]
+        self._build()
+
+    @property
+    def layers(self):
+        from shenjing import _subclassed
+        return _subclassed.tracked_layers(self)
+
+    def add_loss(self, loss):
+        from shenjing.layers import _custom
+        _custom.add_loss(self, loss)
+
     def _init_model(self, name, default_name, trainable):
         """The state every model starts with: name, no core yet, not compiled."""
         self.name = name or _auto_name(default_name)
@@ -72,6 +105,127 @@ class Model(Trainer):
 
     def _prepare_call(self, shapes):
         """Builds the model for these per-sample input shapes if it is not built yet."""
+        if self._core is None and type(self)._build is Model._build:
+            self._input_shapes = [tuple(s) for s in shapes]
+            self._input_shape = self._input_shapes[0]
+            self._build()
+
+    # -- inputs and outputs of a graph model (functional and subclassed) ---------------------
+    @property
+    def input_names(self):
+        if not hasattr(self, "_inputs_struct"):
+            return []  # a subclassed model not built yet
+        if isinstance(self._inputs_struct, dict):
+            return list(self._inputs_struct)
+        return [t._node.layer.name for t in self.inputs]
+
+    @property
+    def output_names(self):
+        if not hasattr(self, "_outputs_struct"):
+            return []
+        if isinstance(self._outputs_struct, dict):
+            return list(self._outputs_struct)
+        return [t._node.layer.name for t in self.outputs]
+
+    @property
+    def input(self):
+        return self._inputs_struct
+
+    @property
+    def output(self):
+        return self._outputs_struct
+
+    @property
+    def input_shape(self):
+        shapes = [t.shape for t in self.inputs]
+        return shapes[0] if len(shapes) == 1 else shapes
+
+    @property
+    def output_shape(self):
+        shapes = [t.shape for t in self.outputs]
+        return shapes[0] if len(shapes) == 1 else shapes
+
+    # -- the graph handed to the core (functional and subclassed models) -------------------
+    def _graph(self):
+        """(inputs, outputs, nodes): the graph the core runs (a subclassed model's trace)."""
+        return self.inputs, self.outputs, self._nodes
+
+    def _graph_outputs(self):
+        return self._graph()[1]
+
+    def _needs_graph_build(self):
+        """Whether custom losses need the general graph build (Sequential's chain build has
+        no place for them)."""
+        from shenjing import _loss_graph
+        return any(_loss_graph.is_custom(loss) for loss, _ in getattr(self, "_loss_plan", None)
+                   or [])
+
+    def _build_graph(self, init=True):
+        """Hands the model's graph (``_graph()``: inputs, outputs, nodes) to a new C++ model
+        with the graphs of custom losses and add_loss terms, and points every layer at its
+        weights (a layer built before keeps them: the new core shares its buffers)."""
+        from shenjing import _core, _loss_graph
+        inputs, outputs, nodes = self._graph()
+        core = _core.Model()
+        ids = {}
+        for t in inputs:
+            ids[id(t)] = core.add_input(list(t.shape[1:]))
+        emitted = {}  # id(layer) -> core layer index
+        order = self._graph_order = []  # core layer index -> layer
+        self._added_losses = []  # core tensors of add_loss() terms, in trace order
+        self._source_ids = {}  # id(source node) -> core tensor (see _emit)
+        self._emit(core, nodes, ids, emitted, order, init)
+        core.set_outputs([ids[id(t)] for t in outputs])
+        self._loss_tensors, self._metric_tensors = _loss_graph.emit(self, core, ids, outputs)
+        self._added_losses += [ids[id(t)] for t in getattr(self, "_call_losses", [])]
+        for t in self._added_losses:
+            core.add_loss_term(t)
+        self._set_core(core, order)
+
+    def _set_core(self, core, order):
+        self._core = core
+        self._core_layers = order
+        self._output_tail = tuple(core.output_shape)
+        if self.optimizer is not None:
+            self._compile_core()
+
+    def _emit(self, core, nodes, ids, emitted, order, init):
+        """Adds ``nodes`` to ``core``; ``ids`` maps symbolic tensors to core tensor ids. A
+        node of a model used as a layer adds that model's own nodes in its place. Each new
+        layer gets its weights as it is added (in the order a Sequential initializes them,
+        so the same layers built either way start from the same weights)."""
+        for node in nodes:
+            layer = node.layer
+            if not node.inputs and id(node) in self._source_ids:
+                # A Variable's node: one per core model, whichever traces use it.
+                ids[id(node.output)] = self._source_ids[id(node)]
+                continue
+            trace = getattr(node, "trace", None)
+            if trace is not None:
+                # A custom layer: its traced nodes run in its place.
+                ids.update({id(p): ids[id(x)] for p, x in zip(trace.inputs, node.inputs)})
+                self._emit(core, trace.nodes, ids, emitted, order, init)
+                ids[id(node.output)] = ids[id(trace.outputs[0])]
+                self._added_losses.extend(ids[id(t)] for t in trace.losses)
+                continue
+            if isinstance(layer, Model):
+                inner = layer._graph()
+                sub = {id(t): ids[id(x)] for t, x in zip(inner[0], node.inputs)}
+                layer._check_nested()
+                self._emit(core, inner[2], sub, emitted, order, init)
+                ids[id(node.output)] = sub[id(inner[1][0])]
+                continue
+            ins = [ids[id(t)] for t in node.inputs]
+            if id(layer) in emitted:
+                out = core.add_shared_node(emitted[id(layer)], ins)
+            else:
+                out = core.add_node(layer._spec(), ins)
+                emitted[id(layer)] = len(order)
+                order.append(layer)
+                layer._attach(core, len(order) - 1, init=init)
+            ids[id(node.output)] = out
+            if not node.inputs:
+                self._source_ids[id(node)] = out
 
     def _rollback_on_error(self, change, new_layers=()):
         """Runs ``change()``; if it raises, puts the model, its layers (and ``new_layers``)

@@ -75,7 +75,25 @@ def weight_layers(model, _depth=0):
     for layer in model.layers:
         if isinstance(layer, InputLayer):
             continue
-        out += [layer] if isinstance(layer, Layer) else weight_layers(layer, _depth + 1)
+        if isinstance(layer, Layer) and layer._is_custom():
+            out += _custom_weight_layers(layer)
+        else:
+            out += [layer] if isinstance(layer, Layer) else weight_layers(layer, _depth + 1)
+    return out
+
+
+def _custom_weight_layers(layer):
+    """A custom layer's weight holders: the nodes of its Variables (those its call used), then
+    its sub-layers', in tracking order."""
+    from shenjing.layers.base import Layer
+    out = [v._node for v in layer._own_variables() if v._node is not None]
+    for sub in layer._tracked_layers():
+        if isinstance(sub, Layer) and sub._is_custom():
+            out += _custom_weight_layers(sub)
+        elif isinstance(sub, Layer):
+            out.append(sub)
+        else:
+            out += weight_layers(sub)
     return out
 
 
@@ -84,7 +102,7 @@ def core_weight_index(model):
     pos = {}
     for i, layer in enumerate(weight_layers(model)):
         pos.setdefault(id(layer), i)
-    return [pos[id(layer)] for layer in model._core_layers]
+    return [pos.get(id(layer), -1) for layer in model._core_layers]  # -1: an op, no weights
 
 
 def weight_tensors(model):

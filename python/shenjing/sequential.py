@@ -101,6 +101,12 @@ class Sequential(Model):
         self._rollback_on_error(lambda: self._build_core(init, core))
 
     def _build_core(self, init, core):
+        if core is None and (self._needs_graph_build() or
+                             any(layer._is_custom() for layer in self._layers)):
+            # Custom layers and losses are traced: build through the general graph path.
+            self._input_shape = tuple(self._input_shape)
+            self._trace_chain()
+            return self._build_graph(init)
         kept = [layer.get_weights() if layer.built and core is None else None
                 for layer in self._layers]
         if core is not None and core.num_layers != len(self._layers):
@@ -194,7 +200,8 @@ class Sequential(Model):
         self._chain = (inputs, [x], nodes)
 
     def _graph(self):
-        self._require_built("the model's graph")
+        if getattr(self, "_chain", None) is None:
+            self._require_built("the model's graph")
         return self._chain
 
     def _prepare_call(self, shapes):

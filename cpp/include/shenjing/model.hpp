@@ -45,6 +45,13 @@ struct OutputTraining {
   LossOptions loss;
   float weight = 1.0f;
   std::vector<MetricKind> metrics;
+  // A traced custom loss: with loss.kind == Value, the output's loss is the mean of this
+  // tensor (computed by the graph, typically from the output and an add_target tensor)
+  // instead of a built-in loss on the output; -1: none.
+  int value_tensor = -1;
+  // Traced custom metrics of this output (metric functions written with ops): each reports the
+  // mean of its tensor's values, after the built-in `metrics`.
+  std::vector<int> value_metrics;
 };
 
 // Targets of one output for a batch call: `width` float values per sample (see train_step).
@@ -104,6 +111,14 @@ class Model {
   // The tensors the model returns (and computes losses on), in order. Nodes that no output
   // needs are not run.
   void set_outputs(const std::vector<int>& tensors);
+  // A tensor holding output `output`'s targets of each batch (the y_true of a traced custom
+  // loss), of per-sample shape `shape` (its size must be the targets' width per sample).
+  // Only nodes that losses need may read it: predict never fills it.
+  int add_target(std::size_t output, const Shape& shape);
+  // A loss term (Keras's `add_loss`: activity regularization in a traced custom layer): the
+  // mean of tensor t's values is added to the training and evaluation loss. It takes no
+  // targets, is not a model output and is not computed by predict.
+  void add_loss_term(int t);
   // Chain building: a node on the model's single output, which becomes the node's output.
   void add(std::unique_ptr<Layer> layer);
 
@@ -191,6 +206,7 @@ class Model {
     // False for a tensor without the batch axis (a weight, a constant or a reduction over the
     // batch, made by primitive ops): it holds shape_size(shape) floats at any batch size.
     bool batched = true;
+    int target = -1;  // for add_target tensors: whose output's targets fill it
   };
   // Floats of tensor t at batch size n.
   long long tensor_floats(int t, int n) const {
@@ -210,7 +226,10 @@ class Model {
   // Forward, losses, backward; fills gradients and stats, returns the total loss.
   double forward_backward(const std::vector<ArrayRef>& xs, const std::vector<Target>& ys,
                           const long long* idx, int n, BatchStats* st);
-  void run_forward(const std::vector<ArrayRef>& xs, const long long* idx, int n, bool training);
+  // Runs `nodes` (active_, or predict_active_ when only the outputs are wanted); ys fill the
+  // add_target tensors (null for predict).
+  void run_forward(const std::vector<ArrayRef>& xs, const std::vector<Target>* ys,
+                   const long long* idx, int n, bool training, const std::vector<int>& nodes);
   double losses(const std::vector<Target>& ys, const long long* idx, int n, bool grads,
                 BatchStats* st);
   void run_backward(int n);
@@ -238,6 +257,13 @@ class Model {
   std::vector<TensorInfo> tensors_;
   std::vector<Node> nodes_;
   std::vector<int> inputs_, outputs_;
+  std::vector<int> loss_terms_;  // add_loss_term tensors
+  // Tensor of loss k: output k, then the loss terms (train_ has one entry per loss).
+  int loss_tensor(std::size_t k) const {
+    if (k >= outputs_.size()) return loss_terms_[k - outputs_.size()];
+    return train_.size() > k && train_[k].value_tensor >= 0 ? train_[k].value_tensor
+                                                            : outputs_[k];
+  }
   std::vector<Saved> saved_;  // per node
   std::vector<OutputTraining> train_;
   std::unique_ptr<Optimizer> optimizer_;
@@ -247,9 +273,11 @@ class Model {
   // Plans (see plan()): nodes that run, in order; per node whether its dy is dL/dz (fused
   // loss); per tensor whether backward needs its gradient; the backward steps and slot sizes.
   std::vector<int> active_;
+  std::vector<int> predict_active_;  // the part of active_ the outputs need
+  std::vector<int> targets_;         // add_target tensors
   std::vector<char> fused_, needs_grad_;
   std::vector<BackStep> back_;
-  std::vector<int> loss_step_;  // per output: its loss's index in back_, or -1
+  std::vector<int> loss_step_;  // per loss (train_): its index in back_, or -1
   std::vector<long long> grad_slot_size_;
   std::vector<char> grad_slot_fixed_;  // per slot: holds unbatched tensors (size, not n * size)
   std::vector<int> grad_slot_of_;  // per tensor: the slot holding its gradient

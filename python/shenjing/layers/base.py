@@ -76,17 +76,16 @@ class Layer:
         graph and returns the output tensor, with the shapes checked now. Merge layers take
         a list of tensors."""
         from shenjing.layers.node import KerasTensor, Node, flatten_tensors, is_symbolic
+        if self._is_custom():
+            from shenjing.layers import _custom
+            return _custom.call(self, inputs, args, training, mask, kwargs)
         if args or kwargs or mask is not None:
             extra = ", ".join([repr(a) for a in args] + sorted(kwargs) +
                               (["mask"] if mask is not None else []))
             raise TypeError(f"Layer '{self.name}' ({type(self).__name__}) takes only its "
                             f"inputs (and training=); received also {extra}.")
         if not is_symbolic(inputs):
-            raise TypeError(
-                f"Layer '{self.name}' ({type(self).__name__}) was called on "
-                f"{type(inputs).__name__}, not on symbolic tensors. Layers run inside a model: "
-                f"call them on shenjing.Input(...) (or another layer's output), build a "
-                f"Model(inputs, outputs) and use model.predict(x).")
+            return self._eager_call(inputs, training)
         self._check_training_arg(training)
         tensors = flatten_tensors(inputs, f"The input of layer '{self.name}'")
         multi = getattr(self, "_multi_input", False)
@@ -101,6 +100,102 @@ class Layer:
         out = KerasTensor((None,) + out_shape, name=self.name)
         Node(self, inputs, tensors, out)
         return out
+
+    # -- custom layers (subclasses with call(); traced, see _custom.py) ---------------------
+    @classmethod
+    def _is_custom(cls):
+        return cls.call is not Layer.call
+
+    def build(self, input_shape):
+        """Creates the layer's weights for ``input_shape`` (override in custom layers)."""
+        self.built = True
+
+    def call(self, inputs, *args, **kwargs):
+        """The computation of a custom layer, written with ``shenjing.ops`` (override)."""
+        raise NotImplementedError(f"Layer {type(self).__name__} does not have a `call()` "
+                                  f"method implemented.")
+
+    def compute_output_shape(self, input_shape):
+        raise NotImplementedError(f"Layer {type(self).__name__} has no compute_output_shape();"
+                                  f" call it on a shenjing.Input to get its output shape.")
+
+    def add_weight(self, shape=None, initializer=None, dtype=None, trainable=True,
+                   autocast=True, regularizer=None, constraint=None, aggregation="none",
+                   overwrite_with_gradient=False, name=None):
+        """A new Variable of this layer (Keras's ``add_weight``): ``initializer`` defaults to
+        glorot_uniform, ``shape`` to () (a scalar)."""
+        from shenjing.variables import Variable
+        if constraint is not None:
+            raise ValueError(f"Layer '{self.name}': weight constraints are not supported.")
+        shape = () if shape is None else tuple(int(s) for s in shape)
+        if initializer is None:
+            initializer = "glorot_uniform"
+        v = Variable(initializer, shape=shape, dtype=dtype, trainable=trainable,
+                     name=name or f"variable_{len(self._own_variables())}",
+                     regularizer=regularizer, _owner=self)
+        self.__dict__.setdefault("_variables", []).append(v)
+        return v
+
+    add_variable = add_weight
+
+    def add_loss(self, loss):
+        """Adds ``loss`` (a tensor computed in ``call``, summed to a scalar) to the training
+        loss of every model this layer is traced into (activity regularization)."""
+        from shenjing.layers import _custom
+        _custom.add_loss(self, loss)
+
+    @property
+    def losses(self):
+        """add_loss values of the last call on arrays, plus weight penalties."""
+        from shenjing.layers import _custom
+        return _custom.losses(self)
+
+    def _own_variables(self):
+        from shenjing.variables import Variable
+        own = list(self.__dict__.get("_variables", []))
+        for v in vars(self).values():
+            if isinstance(v, Variable) and all(v is not o for o in own):
+                own.append(v)
+        return own
+
+    def _tracked_layers(self):
+        """Sub-layers held as attributes (or in lists/dicts of them), in attribute order."""
+        from shenjing.models import Model
+        out = []
+        for name, v in vars(self).items():
+            if name.startswith("_"):
+                continue
+            items = v if isinstance(v, (list, tuple)) else (
+                list(v.values()) if isinstance(v, dict) else [v])
+            for item in items:
+                if isinstance(item, (Layer, Model)) and all(item is not o for o in out):
+                    out.append(item)
+        return out
+
+    def _eager_call(self, x, training):
+        """``layer(array)``: the layer on one batch of arrays, through a one-layer model (the
+        core runs it; the layer keeps its weights, built on the first call)."""
+        from shenjing.layers.input import Input
+        from shenjing.models import Model
+        if getattr(self, "_multi_input", False) or not hasattr(x, "shape") and \
+                not isinstance(x, (list, tuple, float, int)):
+            raise TypeError(
+                f"Layer '{self.name}' ({type(self).__name__}) was called on "
+                f"{type(x).__name__}; call it on an array (one batch) or on symbolic tensors "
+                f"(shenjing.Input(...)) to build a model.")
+        if training:
+            raise ValueError(f"Layer '{self.name}': a call on arrays runs in inference mode; "
+                             f"training=True needs a model's fit().")
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim < 2:
+            raise ValueError(f"Layer '{self.name}' ({type(self).__name__}) expects a batch of "
+                             f"inputs (at least 2 axes: the batch first), received shape "
+                             f"{x.shape}.")
+        inp = Input(shape=x.shape[1:])
+        out = self(inp)
+        self._inbound_nodes = [n for n in self._inbound_nodes if n is not out._node]
+        model = Model(inp, out)
+        return model.predict(x, batch_size=max(len(x), 1), verbose=0)
 
     def _check_training_arg(self, training):
         if training is None or training is True:
@@ -213,29 +308,66 @@ class Layer:
 
     @property
     def built(self):
-        return self.output_shape is not None
+        return self.__dict__.get("_built", False) or self.output_shape is not None
+
+    @built.setter
+    def built(self, value):
+        self._built = bool(value)
 
     # -- weights --------------------------------------------------------------------------
     @property
     def weights(self):
+        if self._is_custom():
+            return self._own_variables() + [w for sub in self._tracked_layers()
+                                            for w in sub.weights]
         return [v for _, v, _ in self._views]
 
     @property
     def trainable_weights(self):
         if not self.trainable:
             return []
+        if self._is_custom():
+            return [v for v in self._own_variables() if v.trainable] + [
+                w for sub in self._tracked_layers() for w in sub.trainable_weights]
         return [v for (_, v, _), t in zip(self._views, self._trainable_flags) if t]
 
     @property
     def non_trainable_weights(self):
         if not self.trainable:
             return self.weights
+        if self._is_custom():
+            return [v for v in self._own_variables() if not v.trainable] + [
+                w for sub in self._tracked_layers() for w in sub.non_trainable_weights]
         return [v for (_, v, _), t in zip(self._views, self._trainable_flags) if not t]
 
     def get_weights(self):
-        return [v.copy() for v in self.weights]
+        return [np.array(v) for v in self.weights]
 
     def set_weights(self, weights):
+        if self._is_custom():
+            return self._set_custom_weights(weights)
+        self._set_view_weights(weights)
+
+    def _set_custom_weights(self, weights):
+        own, subs = self._own_variables(), self._tracked_layers()
+        expected = len(own) + sum(len(sub.weights) for sub in subs)
+        if len(weights) != expected:
+            raise ValueError(f"Layer '{self.name}' expects {expected} weight arrays, received "
+                             f"{len(weights)}.")
+        for v, w in zip(own, weights):
+            w = np.asarray(w)
+            if w.shape != v.shape or not np.all(np.isfinite(w)):
+                raise ValueError(f"Layer '{self.name}' weight '{v.name}' has shape {v.shape}, "
+                                 f"received {w.shape} (or values that are not finite).")
+        for v, w in zip(own, weights):
+            v.assign(w)
+        i = len(own)
+        for sub in subs:
+            k = len(sub.weights)
+            sub.set_weights(weights[i:i + k])
+            i += k
+
+    def _set_view_weights(self, weights):
         if len(weights) != len(self._views):
             raise ValueError(f"Layer '{self.name}' expects {len(self._views)} weight arrays, "
                              f"received {len(weights)}.")
@@ -249,7 +381,7 @@ class Layer:
             value[...] = w
 
     def count_params(self):
-        return int(sum(v.size for v in self.weights))
+        return int(sum(np.asarray(v).size for v in self.weights))
 
     def get_config(self):
         """The constructor arguments, as a JSON-ready dict (``cls.from_config`` inverts it)."""

@@ -83,16 +83,26 @@ class Identity(Layer):
 
 
 class Lambda(Layer):
-    """Keras's ``Lambda`` wraps arbitrary Python, which the C++ core cannot run: every batch
-    runs the whole graph in C++ without calling back into Python. Constructing one raises a
-    ValueError saying what to use instead."""
+    """Keras's ``Lambda``: ``function(inputs, **arguments)``, written with ``shenjing.ops``,
+    traced once into the graph like a custom layer's ``call`` (Python is not called per
+    batch). ``output_shape`` and ``mask`` are accepted for Keras compatibility; the output
+    shape comes from the trace."""
 
     def __init__(self, function=None, output_shape=None, mask=None, arguments=None, **kwargs):
-        name = getattr(function, "__name__", type(function).__name__)
-        raise ValueError(
-            f"Lambda({name}): a Lambda layer runs arbitrary Python code, which shenjing's C++ "
-            f"core cannot run inside a model (a batch never calls back into Python). Write the "
-            f"computation with built-in layers instead: layers.Add/Subtract/Multiply/Average/"
-            f"Maximum/Minimum/Concatenate/Dot for combining tensors, layers.Activation, "
-            f"layers.Reshape/Permute/RepeatVector/Cropping/UpSampling for reshaping, "
-            f"layers.Dense for linear maps.")
+        super().__init__(**kwargs)
+        if not callable(function):
+            raise TypeError(f"Lambda expects a function, received {function!r:.100}.")
+        if mask is not None:
+            raise ValueError("Lambda(mask=...) is not supported: shenjing has no masks yet.")
+        self.function = function
+        self.output_shape_arg = output_shape
+        self.arguments = dict(arguments or {})
+
+    def call(self, inputs):
+        return self.function(inputs, **self.arguments)
+
+    def get_config(self):
+        raise ValueError(f"Lambda layer '{self.name}' cannot be saved as a config: its function "
+                         f"is Python code, and shenjing never loads code from files. Write it "
+                         f"as a custom Layer subclass registered with "
+                         f"shenjing.saving.register_keras_serializable.")

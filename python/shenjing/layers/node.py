@@ -37,8 +37,7 @@ class KerasTensor:
                         "describes a model. Build a Model(inputs, outputs) and call predict().")
 
     def __bool__(self):
-        raise TypeError("A symbolic tensor cannot be used as a Python bool: its values are "
-                        "only known when the model runs.")
+        self._no_value()
 
     def __hash__(self):
         return id(self)
@@ -46,14 +45,61 @@ class KerasTensor:
     def __eq__(self, other):
         return self is other
 
-    # Arithmetic on symbolic tensors records primitive ops in the graph: until then, say which
-    # layer does it, so the error points at a working alternative.
-    def _no_op(self, *args):
-        raise TypeError("Arithmetic on symbolic tensors is not supported yet; use the merge "
-                        "layers (layers.Add, layers.Subtract, layers.Multiply, ...).")
+    # Operators record primitive ops (shenjing.ops), as on Keras's symbolic tensors.
+    def __getitem__(self, key):
+        from shenjing.ops.numpy import getitem
+        return getitem(self, key)
 
-    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _no_op
-    __truediv__ = __rtruediv__ = __matmul__ = __neg__ = __pow__ = __getitem__ = _no_op
+    def __neg__(self):
+        from shenjing import ops
+        return ops.negative(self)
+
+    def __abs__(self):
+        from shenjing import ops
+        return ops.abs(self)
+
+    def __invert__(self):
+        from shenjing import ops
+        return ops.logical_not(self)
+
+    def __len__(self):
+        if self.shape and self.shape[0] is None:
+            raise TypeError("len() of a symbolic tensor with a batch axis is unknown until "
+                            "the model runs; use ops.shape(x).")
+        return self.shape[0]
+
+    def __iter__(self):
+        raise TypeError("A symbolic tensor cannot be iterated over; use slicing or "
+                        "ops.split / ops.unstack-style indexing instead.")
+
+    def _no_value(self, *args):
+        from shenjing.ops._trace import scope_label
+        raise TypeError(f"A symbolic tensor{scope_label()} has no value until the model runs: "
+                        "Python control flow on tensor values (if/while on a tensor, bool(), "
+                        "float(), int()) cannot be traced. Use ops.where for choices that "
+                        "depend on values; decisions on shapes and config are fine.")
+
+    __float__ = __int__ = __index__ = __complex__ = _no_value
+
+
+def _operator(op, reflected=False):
+    def method(self, other):
+        from shenjing import ops
+        fn = getattr(ops, op)
+        return fn(other, self) if reflected else fn(self, other)
+    method.__name__ = op
+    return method
+
+
+for _name, _op in [("add", "add"), ("sub", "subtract"), ("mul", "multiply"),
+                   ("truediv", "divide"), ("floordiv", "floor_divide"), ("mod", "mod"),
+                   ("pow", "power"), ("matmul", "matmul"), ("and", "logical_and"),
+                   ("or", "logical_or"), ("xor", "logical_xor")]:
+    setattr(KerasTensor, f"__{_name}__", _operator(_op))
+    setattr(KerasTensor, f"__r{_name}__", _operator(_op, reflected=True))
+for _name, _op in [("lt", "less"), ("le", "less_equal"), ("gt", "greater"),
+                   ("ge", "greater_equal")]:
+    setattr(KerasTensor, f"__{_name}__", _operator(_op))
 
 
 class Node:

@@ -1,0 +1,65 @@
+"""Custom losses (a function of ``(y_true, y_pred)`` written with ``shenjing.ops``, or a
+``keras.losses.Loss`` subclass with ``call``), traced into the model's graph.
+
+At build, each custom loss runs once on a ``y_true`` tensor (filled by the core with the
+output's targets of each batch, ``add_target``) and the output; the core takes the mean of
+what it returns as that output's loss (Keras's "sum_over_batch_size"), with its gradient
+through the traced ops. The targets' per-sample shape is the output's until ``fit`` sees data
+of another shape (sparse labels, say); the graph is then traced again for it.
+"""
+from shenjing.layers.node import KerasTensor
+
+
+def is_custom(loss):
+    """Whether a resolved Loss is traced (user code) rather than a built-in C++ loss."""
+    return not type(loss).__module__.startswith("shenjing.") or \
+        getattr(loss, "_traced", False)
+
+
+def target_shapes(model):
+    """Per output: the per-sample shape its custom loss's y_true was (or will be) traced for."""
+    shapes = getattr(model, "_target_shapes", None)
+    outs = [tuple(t.shape[1:]) for t in model._graph_outputs()]
+    if shapes is None or len(shapes) != len(outs):
+        shapes = list(outs)
+    return shapes
+
+
+def traced_metrics(model):
+    """Per output, the traced (function) metrics resolved at the last fit/evaluate."""
+    metrics = getattr(model, "_metrics", None) or []
+    return [[m for m in ms if getattr(m, "_traced", False)] for ms in metrics]
+
+
+def emit(model, core, ids, outputs):
+    """Adds the graphs of custom losses and traced metrics to ``core``; returns ({output:
+    core tensor of its per-sample loss values}, {output: [metric value tensors]})."""
+    plan = getattr(model, "_loss_plan", None) or []
+    shapes = target_shapes(model)
+    y_true = {}  # output -> core target tensor, made on first need
+
+    def trace(k, fn):
+        return _trace_one(model, core, ids, outputs, k, fn, shapes[k], y_true)
+    losses = {k: trace(k, loss) for k, (loss, _) in enumerate(plan) if is_custom(loss)}
+    metrics = {k: [trace(k, m) for m in ms] for k, ms in enumerate(traced_metrics(model)) if ms}
+    return losses, metrics
+
+
+def _trace_one(model, core, ids, outputs, k, fn, shape, y_true):
+    """Traces ``fn.call(y_true, y_pred)`` for output k into core; returns its tensor."""
+    from shenjing.functional import graph_nodes
+    from shenjing.ops import _trace
+    t_true = KerasTensor((None,) + tuple(shape), "float32", name="y_true")
+    t_pred = KerasTensor(outputs[k].shape, outputs[k].dtype, name="y_pred")
+    _trace._scopes.append(fn)
+    try:
+        value = _trace.as_tensor(fn.call(t_true, t_pred))
+    finally:
+        _trace._scopes.pop()
+    nodes = graph_nodes([t_true, t_pred], [value], getattr(fn, "name", "loss"))
+    ids[id(t_pred)] = ids[id(outputs[k])]
+    if k not in y_true:
+        y_true[k] = core.add_target(k, list(shape))
+    ids[id(t_true)] = y_true[k]
+    model._emit(core, nodes, ids, {}, model._graph_order, True)
+    return ids[id(value)]

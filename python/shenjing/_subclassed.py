@@ -1,0 +1,87 @@
+"""Subclassed models (``class MyModel(Model)`` with layers made in ``__init__`` and a ``call``).
+
+The model is built on first use (``fit``/``predict``/``evaluate`` on data, ``build``, or a call
+on symbolic tensors): ``call`` runs once on ``Input`` tensors of the data's shapes, and the
+graph it records (layer calls, ``shenjing.ops``) is handed to the C++ core like a functional
+model's. Python is not called per batch, so a custom ``train_step``/``test_step`` cannot run.
+"""
+import inspect
+
+from shenjing.layers.node import flatten_tensors, layers_by_depth
+
+_STEPS = ("train_step", "test_step", "predict_step")
+
+
+def init(model, args, kwargs):
+    name = kwargs.pop("name", None)
+    trainable = kwargs.pop("trainable", True)
+    kwargs.pop("dtype", None)
+    if args or kwargs:
+        raise TypeError(f"Model: unexpected argument(s) "
+                        f"{', '.join([repr(a) for a in args] + sorted(kwargs))}. A subclassed "
+                        f"model takes name= and trainable= (build layers in __init__, use "
+                        f"them in call()).")
+    for step in _STEPS:
+        if step in vars_of_class_chain(type(model)):
+            raise ValueError(
+                f"Model '{type(model).__name__}' overrides {step}(): shenjing runs each batch "
+                f"as one C++ call over the traced graph, so a Python {step} cannot run. Put "
+                f"the computation in call() (and add_loss()), or use a custom loss or metric.")
+    model._init_model(name, type(model).__name__, trainable)
+    model._input_shape = None
+    model._input_shapes = None
+    model._layers = []
+    model._nodes = []
+
+
+def vars_of_class_chain(cls):
+    """Names defined by cls and its bases up to (not including) shenjing's own classes."""
+    from shenjing.models import Model
+    names = set()
+    for c in cls.__mro__:
+        if c.__module__.startswith("shenjing.") or c is Model:
+            break
+        names.update(vars(c))
+    return names
+
+
+def tracked_layers(model):
+    from shenjing.layers.base import Layer
+    return Layer._tracked_layers(model)
+
+
+def build(model, init=True):
+    """Traces ``call`` on Inputs of the model's input shapes and builds the core model."""
+    from shenjing.functional import graph_nodes
+    from shenjing.layers.input import Input
+    from shenjing.ops import _trace
+    shapes = model._input_shapes_list()
+    if shapes == [None]:
+        raise ValueError(f"Model '{model.name}' has not been built: call it on data (fit, "
+                         f"predict) or build(input_shape) first.")
+    inputs = [Input(shape=tuple(s)) for s in shapes]
+    arg = inputs[0] if len(inputs) == 1 else inputs
+    params = inspect.signature(model.call).parameters
+    kwargs = {"training": None} if "training" in params else {}
+    losses = []
+    _trace._scopes.append(model)
+    model._trace_losses = losses
+    try:
+        outs = model.call(arg, **kwargs)
+    finally:
+        _trace._scopes.pop()
+        model._trace_losses = None
+    if isinstance(outs, tuple):
+        outs = list(outs)
+    outputs = [_trace.as_tensor(t) for t in flatten_tensors(
+        outs, f"The output of model '{model.name}'.call()")]
+    model.inputs, model._inputs_struct = inputs, arg
+    model.outputs, model._outputs_struct = outputs, outs if isinstance(outs, (list, dict)) \
+        else outputs[0]
+    model._input_shapes = [tuple(s) for s in shapes]
+    model._input_shape = model._input_shapes[0]
+    model._nodes = graph_nodes(inputs, outputs + losses, model.name)
+    model._nodes_by_depth = layers_by_depth(inputs, outputs)[1]
+    model._call_losses = losses
+    model._layers = tracked_layers(model)
+    model._build_graph(init)
