@@ -137,6 +137,10 @@ void Model::run_forward(const std::vector<ArrayRef>& xs, const std::vector<Targe
       act_ptr_[nd.output] = act_ptr_[nd.inputs[0]];
       continue;
     }
+    if (const float* src = l.source_output()) {
+      act_ptr_[nd.output] = src;
+      continue;
+    }
     float* y = training ? acts_[nd.output].data()
                         : infer_slots_[infer_slot_of_[nd.output]].data();
     in.clear();

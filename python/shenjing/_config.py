@@ -32,6 +32,9 @@ def plain(value):
 
 
 def serialize(obj):
+    from shenjing import _registry
+    if _registry.is_custom_class(type(obj)):
+        return _registry.serialize(obj, obj.get_config())
     return {"module": type(obj)._module, "class_name": type(obj).__name__,
             "config": obj.get_config(), "registered_name": None}
 
@@ -46,8 +49,21 @@ def deserialize(spec, classes, what):
         raise ValueError(f"{what}: expected a dict with a 'class_name', received {spec!r:.200}.")
     cls = classes.get(spec["class_name"])
     if cls is None:
+        from shenjing import _registry
+        cls = _registry.lookup(spec, what)
+        if cls is not None:
+            config = spec.get("config") or {}
+            if not isinstance(config, dict):
+                raise ValueError(f"{what}: 'config' of {cls.__name__} must be a dict.")
+            try:
+                return cls.from_config(config)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"{what}: {cls.__name__}.from_config failed: {e}") from None
+    if cls is None:
         raise ValueError(f"{what}: unknown class {spec['class_name']!r:.80}. Known: "
-                         f"{', '.join(sorted(classes))}.")
+                         f"{', '.join(sorted(classes))}. A custom class must be passed in "
+                         f"custom_objects={{'{spec['class_name']!s:.80}': ...}} or decorated "
+                         f"with @shenjing.saving.register_keras_serializable().")
     config = spec.get("config") or {}
     if not isinstance(config, dict):
         raise ValueError(f"{what}: 'config' of {cls.__name__} must be a dict.")
@@ -77,3 +93,15 @@ def from_config(cls, config, what):
 
 # Arguments every layer takes through **kwargs (see shenjing.layers.base.Layer).
 _LAYER_KWARGS = {"name", "trainable", "dtype", "input_shape", "input_dim"}
+
+
+def call_with_accepted(cls, config):
+    """``cls(**config)`` for a user class, leaving out the arguments its constructor does
+    not take (a custom layer without **kwargs gets its name set afterwards)."""
+    params = inspect.signature(cls.__init__).parameters
+    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        return cls(**config)
+    obj = cls(**{k: v for k, v in config.items() if k in params})
+    if "name" in config and "name" not in params:
+        obj.name = config["name"]
+    return obj

@@ -66,11 +66,13 @@ def get_config(model):
         return [t._node.layer.name, node_index(t._node) + _is_functional(t._node.layer), 0]
 
     layers = []
-    for layer in model.layers:
+    for layer in getattr(model, "_config_layers", model.layers):
         spec = serialize_layer(layer)
         spec["name"] = layer.name
+        op = getattr(layer, "_is_op", False)  # a constant op is called on no tensors
         spec["inbound_nodes"] = [{"args": [structure(n.call_args, keras_tensor)], "kwargs": {}}
-                                 for n in layer._inbound_nodes if id(n) in own and n.inputs]
+                                 for n in layer._inbound_nodes
+                                 if id(n) in own and (n.inputs or op)]
         layers.append(spec)
     return {"name": model.name, "trainable": model.trainable, "layers": layers,
             "input_layers": structure(model._inputs_struct, io_ref),
@@ -109,6 +111,12 @@ def _make_layer(spec, name, depth):
     cls = spec.get("class_name")
     if cls == "InputLayer":
         return _input_layer(spec, name)
+    if cls == "Operation":
+        from shenjing.ops._trace import Operation
+        cfg = spec.get("config")
+        if not isinstance(cfg, dict):
+            raise ValueError(f"operation '{name}': 'config' must be a dict.")
+        return Operation.from_config(cfg)
     if cls in ("Functional", "Model", "Sequential"):
         if depth >= MAX_NESTING:
             raise ValueError(f"model '{name}' is nested more than {MAX_NESTING} models deep.")
@@ -153,7 +161,7 @@ def _tensor_structure(x, where):
         return _ref(cfg.get("keras_history"), where)
     if isinstance(x, dict) and "class_name" not in x and x:
         return {k: _tensor_structure(v, where) for k, v in x.items()}
-    if isinstance(x, list) and x:
+    if isinstance(x, list):  # [] only for an operation that reads no tensor (a constant)
         return [_tensor_structure(v, where) for v in x]
     raise ValueError(f"{where}: layer inputs must be tensors (or lists or dicts of them), "
                      f"received {x!r:.100}.")

@@ -80,6 +80,7 @@ class Functional(Model):
         layers, self._nodes_by_depth = layers_by_depth(self.inputs, self.outputs)
         # Primitive ops called directly in the model are nodes, not layers (as in Keras).
         self._layers = [la for la in layers if not getattr(la, "_is_op", False)]
+        self._config_layers = layers  # the config lists the ops too
         if not trainable:
             self.trainable = False
         self._input_shapes = [t.shape[1:] for t in self.inputs]

@@ -66,13 +66,15 @@ def _weight_name(index, pname):
 
 def weight_layers(model, _depth=0):
     """The layers whose weights a file names ``layers.<i>.<param>``, i counting them in this
-    order: ``model.layers`` without the InputLayers, a nested model's layers inline where it
-    stands (in its own ``layers`` order). Every other layer counts, weights or not. The C++
+    order: ``model.layers`` without the InputLayers (with the primitive ops a functional
+    model's config lists), a nested model's layers inline where it stands (in its own
+    ``layers`` order), a custom layer's Variables and then its sub-layers'. Every other layer
+    counts, weights or not. The C++
     loader (io/functional_config.cpp) numbers a config's layers the same way."""
     from shenjing.layers.base import Layer
     from shenjing.layers.input import InputLayer
     out = []
-    for layer in model.layers:
+    for layer in getattr(model, "_config_layers", model.layers):  # ops count, as in configs
         if isinstance(layer, InputLayer):
             continue
         if isinstance(layer, Layer) and layer._is_custom():

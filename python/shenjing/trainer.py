@@ -10,14 +10,15 @@ import warnings
 
 import numpy as np
 
-from shenjing import _loss_graph, _compile_utils as cu, _multi_io as mio, _random
+from shenjing import _compile_utils as cu, _multi_io as mio, _random
 from shenjing import _checks as checks, metrics as metrics_mod, optimizers as optimizers_mod
+from shenjing._trainer_compile import TrainerCompile
 from shenjing._trainer_data import TrainerData
 from shenjing.callbacks import CallbackList, ProgbarLogger, _pythonify
 from shenjing.data import DataLoader, Dataset
 
 
-class Trainer(TrainerData):
+class Trainer(TrainerData, TrainerCompile):
     """The training half of a model (mixed into ``Model``): needs ``self._core``, the
     layers, the input shapes and ``_build``/``_rollback_on_error`` from the model."""
 
@@ -72,101 +73,6 @@ class Trainer(TrainerData):
             if self._core is not None:
                 self._compile_core()
         self._rollback_on_error(apply)
-
-    def _compile_core(self):
-        # Frozen layers (layer.trainable = False) take effect here, at compile, as in Keras.
-        for i, layer in enumerate(self._core_layers):
-            self._core.set_trainable(i, bool(layer.trainable))
-        metrics = self._metrics or [[] for _ in self._loss_plan]
-        traced = getattr(self, "_loss_tensors", {})
-        if any(_loss_graph.is_custom(loss) and k not in traced
-               for k, (loss, _) in enumerate(self._loss_plan)):
-            return self._build_graph(init=False)  # a custom loss joins the graph (and compiles)
-        want = [len(ms) for ms in _loss_graph.traced_metrics(self)]
-        have = getattr(self, "_metric_tensors", {})
-        if any(n != len(have.get(k, [])) for k, n in enumerate(want)):
-            return self._build_graph(init=False)  # traced metrics join the graph
-        specs = []
-        for k, ((loss, w), ms) in enumerate(zip(self._loss_plan, metrics)):
-            codes = [m._code for m in ms if not getattr(m, "_traced", False)]
-            spec = (6, False, 1.0) if k in traced else loss._spec()
-            # A traced custom loss is the mean of its graph's values; traced metrics report
-            # theirs after the built-in ones (the order _resolve_metrics gives them).
-            specs.append(spec + (w, codes, traced.get(k, -1), have.get(k, [])))
-        self._core.compile(specs, self.optimizer._spec())
-        self.optimizer._model = self._core
-
-    def _resolve_metrics(self, ys):
-        """The metrics of each output for targets ``ys`` ('accuracy' becomes binary, sparse
-        or categorical accuracy by the shapes, as Keras); the core counts them from here."""
-        self._retrace_losses_for(ys)
-        shapes = self._output_shapes()
-        names = self._out.names
-        metrics = []
-        for k, ids in enumerate(self._metric_ids):
-            ms = [self._metric_object(m, ys[k].shape, shapes[k]) for m in ids]
-            for m in ms:
-                try:
-                    metrics_mod.check_targets(m, ys[k].shape, shapes[k])
-                except ValueError as e:
-                    if len(names) == 1:
-                        raise
-                    raise ValueError(f"Output '{names[k]}': {e}") from None
-            # Built-in metrics first: the core reports traced ones after them.
-            metrics.append([m for m in ms if not getattr(m, "_traced", False)] +
-                           [m for m in ms if getattr(m, "_traced", False)])
-        codes = [[m._code for m in ms if m._code is not None] for ms in metrics]
-        old = self._metrics
-        self._metrics = metrics
-        if old is None or [[id(m) for m in ms] for ms in _loss_graph.traced_metrics(self)] != \
-                [[id(m) for m in ms if getattr(m, "_traced", False)] for ms in old]:
-            if any(_loss_graph.traced_metrics(self)) or (old and any(
-                    getattr(m, "_traced", False) for ms in old for m in ms)):
-                self._rollback_on_error(lambda: self._build_graph(init=False))
-        if old is None or codes != [[m._code for m in ms if m._code is not None]
-                                    for ms in old]:
-            self._core.set_metrics(codes)
-        self._log_names = cu.metric_names(names, metrics)
-        trackers = cu.loss_names(names, self._loss_order)
-        self._trackers = list(zip(trackers, self._loss_order))
-        self._eval_keys = cu.flatten_in_order(
-            dict.fromkeys(["loss"] + self._log_names + trackers), metrics, trackers)
-
-    def _metric_object(self, m, y_shape, out_shape):
-        """metrics_mod.get, with one wrapper per metric function for the model's life (its
-        traced graph is then made once)."""
-        metric = metrics_mod.get(m, y_shape, out_shape)
-        if getattr(metric, "_traced", False) and metric is not m:
-            cache = self.__dict__.setdefault("_metric_wrappers", {})
-            metric = cache.setdefault(id(m), (m, metric))[1]
-        return metric
-
-    def _retrace_losses_for(self, ys):
-        """Traces custom losses again when the targets' shape differs from the one their
-        y_true was traced for (the output's, until data says otherwise)."""
-        traced = getattr(self, "_loss_tensors", {})
-        if not traced:
-            return
-        shapes = _loss_graph.target_shapes(self)
-        wanted = [tuple(y.shape[1:]) if k in traced else shapes[k] for k, y in enumerate(ys)]
-        if wanted != shapes:
-            def rebuild():
-                self._target_shapes = wanted
-                self._build_graph(init=False)
-            self._rollback_on_error(rebuild)
-
-    @property
-    def metrics_names(self):
-        """The names of ``evaluate``'s values, in its order (after the first fit/evaluate):
-        'loss', then with one output its metrics; with several, Keras 3's order: the
-        ``<output>_loss`` values, then the ``<output>_<metric>`` names sorted."""
-        if getattr(self, "_metrics", None) is None:
-            return ["loss"]
-        return list(self._eval_keys)
-
-    def _compile_config(self):
-        """Keras 3's compile config (see ``_compile_utils.compile_config``)."""
-        return cu.compile_config(self.optimizer, *self._compile_args)
 
     # -- training --------------------------------------------------------------------------
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,

@@ -118,6 +118,9 @@ class Layer {
   // build_inputs, and asks whether the output has it. Every other layer takes and gives
   // batched tensors only. min_inputs() of 0: a source node (a weight, a constant).
   virtual bool accepts_unbatched() const { return false; }
+  // A source node whose output is a buffer it holds (a weight, a constant): the model reads
+  // it in place instead of copying it out every batch. Null for every other layer.
+  virtual const float* source_output() const { return nullptr; }
   virtual void set_batched(const std::vector<char>&) {}
   virtual bool output_batched() const { return true; }
 

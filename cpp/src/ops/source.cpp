@@ -1,6 +1,6 @@
 // Source ops: nodes with no inputs whose output has no batch axis.
-//   variable: a weight made by `Layer.add_weight` (one Param named after the weight); forward
-//     copies it out, backward hands dL/dy to its gradient.
+//   variable: a weight made by `Layer.add_weight` (one Param named after the weight); the
+//     model reads the param in place (source_output), backward hands dL/dy to its gradient.
 //   constant: values fixed in the graph (NumPy arrays and Python numbers in traced code),
 //     stored in the config so that a saved model needs no Python to run.
 #include <cstring>
@@ -26,6 +26,7 @@ class Variable final : public Op {
     if (!inputs.empty()) throw ValueError(op_label() + " takes no inputs.");
     set_op_shapes(inputs, shape_, false);
   }
+  const float* source_output() const override { return params_[0].value.data(); }
   void forward_inputs(const float* const*, float* y, int, const RunContext&) override {
     std::memcpy(y, params_[0].value.data(), params_[0].value.size() * sizeof(float));
   }
@@ -46,6 +47,7 @@ class Constant final : public Op {
     if (!inputs.empty()) throw ValueError(op_label() + " takes no inputs.");
     set_op_shapes(inputs, shape_, false);
   }
+  const float* source_output() const override { return values_.data(); }
   void forward_inputs(const float* const*, float* y, int, const RunContext&) override {
     std::memcpy(y, values_.data(), values_.size() * sizeof(float));
   }

@@ -383,14 +383,64 @@ class Layer:
     def count_params(self):
         return int(sum(np.asarray(v).size for v in self.weights))
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        from shenjing import _registry
+        if _registry.is_custom_class(cls) and "__init__" in vars(cls):
+            cls.__init__ = _capturing_init(cls.__init__)
+
     def get_config(self):
-        """The constructor arguments, as a JSON-ready dict (``cls.from_config`` inverts it)."""
-        return {"name": self.name, "trainable": self.trainable, "dtype": "float32",
-                **_config.init_config(self, skip=("name", "trainable", "dtype"))}
+        """The constructor arguments, as a JSON-ready dict (``cls.from_config`` inverts it).
+        A custom layer that does not override it gets the arguments its constructor was
+        called with (Keras 3's automatic config), when they are plain values."""
+        base = {"name": self.name, "trainable": self.trainable, "dtype": "float32"}
+        captured = self.__dict__.get("_init_args")
+        if captured is not None:
+            return {**base, **captured}
+        return {**base, **_config.init_config(self, skip=("name", "trainable", "dtype"))}
 
     @classmethod
     def from_config(cls, config):
+        from shenjing import _registry
+        if _registry.is_custom_class(cls):
+            return _config.call_with_accepted(cls, config)
         return _config.from_config(cls, config, f"{cls.__name__} config")
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}>"
+
+
+def _capturing_init(init):
+    """A custom layer's __init__ that records its (plain) arguments for get_config."""
+    import functools
+    import inspect
+    sig = inspect.signature(init)
+
+    @functools.wraps(init)
+    def wrapped(self, *args, **kwargs):
+        if "_init_args" not in self.__dict__:  # the outermost __init__ of this object
+            try:
+                bound = sig.bind(self, *args, **kwargs)
+                bound.apply_defaults()
+                items = dict(bound.arguments)
+                items.pop("self", None)
+                extra = items.pop(next((p.name for p in sig.parameters.values()
+                                        if p.kind == p.VAR_KEYWORD), None), None) or {}
+                items.update(extra)
+                plain = {k: _config.plain(v) for k, v in items.items()
+                         if _is_plain(v) and k not in ("name", "trainable", "dtype")}
+            except TypeError:
+                plain = {}
+            self.__dict__["_init_args"] = plain
+        init(self, *args, **kwargs)
+    return wrapped
+
+
+def _is_plain(v):
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return True
+    if isinstance(v, (list, tuple)):
+        return all(_is_plain(x) for x in v)
+    if isinstance(v, dict):
+        return all(isinstance(k, str) and _is_plain(x) for k, x in v.items())
+    return hasattr(v, "get_config") and hasattr(type(v), "_module")

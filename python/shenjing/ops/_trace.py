@@ -7,6 +7,7 @@ and NumPy arrays met on the way become ``constant`` nodes, Variables ``variable`
 per variable). A symbolic tensor whose shape starts with ``None`` has the batch axis; one
 without it (a weight, a constant, a reduction over the batch) is "unbatched".
 """
+import json
 import numbers
 
 import numpy as np
@@ -35,17 +36,36 @@ class Operation(Layer):
     """One primitive op of a traced graph. It holds no weights (but ``variable``)."""
 
     _is_op = True
+    _module = "shenjing.ops"
 
-    def __init__(self, op, attrs=None, name=None):
+    def __init__(self, op, attrs=None, name=None, output_dtype="float32"):
         super().__init__(name=name or _auto_name(op))
         self.op = op
         self.attrs = dict(attrs or {})
+        self.output_dtype = output_dtype
 
     def get_config(self):
+        return {**self._core_config(), "output_dtype": self.output_dtype}
+
+    def _core_config(self):
         return {"name": self.name, "op": self.op, **self.attrs}
 
-    def _core_class_name(self):
-        return "Op"
+    def _spec(self, seeded=True):
+        return json.dumps({"class_name": "Op", "config": self._core_config()})
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        op, name = config.pop("op", None), config.pop("name", None)
+        dtype = config.pop("output_dtype", "float32")
+        if not isinstance(op, str) or op == "variable":
+            raise ValueError(f"Operation '{name}': 'op' must name a primitive op.")
+        return cls(op, config, name=name, output_dtype=dtype)
+
+    def __call__(self, inputs, *args, **kwargs):
+        """The op on symbolic ``inputs`` (a list), as when a config is loaded."""
+        inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        return _call(self, inputs)
 
     def __repr__(self):
         return f"<Operation {self.op} name={self.name}>"
@@ -134,16 +154,19 @@ def as_tensor(x):
 def record(op, inputs, attrs=None, dtype="float32", name=None):
     """Adds one op node on symbolic ``inputs`` and returns its output tensor. The core checks
     the shapes now: a misuse is a ValueError naming the op, the shapes and the dtypes."""
-    layer = Operation(op, attrs, name=name)
+    return _call(Operation(op, attrs, name=name, output_dtype=dtype), list(inputs))
+
+
+def _call(layer, inputs):
     shapes = [list(t.shape[1:]) if _batched(t) else list(t.shape) for t in inputs]
     flags = [_batched(t) for t in inputs]
     try:
-        out, batched = _core.op_output_shape(layer._spec(seeded=False), shapes, flags)
+        out, batched = _core.op_output_shape(layer._spec(), shapes, flags)
     except ValueError as e:
         described = ", ".join(f"{t.shape} {t.dtype}" for t in inputs)
-        raise ValueError(f"{e} (ops.{op}{scope_label()}, on tensors of shape and dtype: "
+        raise ValueError(f"{e} (ops.{layer.op}{scope_label()}, on tensors of shape and dtype: "
                          f"{described or 'none'})") from None
     shape = ((None,) if batched else ()) + tuple(out)
-    t = KerasTensor(shape, dtype=dtype, name=layer.name)
+    t = KerasTensor(shape, dtype=layer.output_dtype, name=layer.name)
     Node(layer, list(inputs), list(inputs), t)
     return t

@@ -48,7 +48,7 @@ def cast(x, dtype):
         out = knp.where(knp.less(t, 0), knp.ceil(t), knp.floor(t))
     else:
         out = _trace.record("identity", [t], None, dtype=dtype)
-    out.dtype = dtype
+    out.dtype = dtype  # (a comparison or truncation made the values; the dtype is the cast's)
     return out
 
 
