@@ -225,8 +225,14 @@ def serialize_arg(v):
         return [serialize_arg(x) for x in v]
     if isinstance(v, type):
         v = v()
+    if isinstance(v, losses_mod.LossFunctionWrapper):
+        v = v.fn  # a loss function is saved by its (registered) name, as Keras does
     if hasattr(v, "get_config"):
         return _config.serialize(v)
+    if callable(v) and not hasattr(v, "get_config"):
+        from shenjing import _registry
+        return _registry.get_registered_name(v) if hasattr(v, "_registered_name") else \
+            getattr(v, "__name__", v)
     return getattr(v, "__name__", v)
 
 

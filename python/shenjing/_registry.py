@@ -9,18 +9,21 @@ _scopes = []  # custom_objects dicts of the loads in progress, innermost last
 
 
 def register_keras_serializable(package="Custom", name=None):
-    """Class decorator: the class can be rebuilt from configs that name it (saved models)."""
-    def decorator(cls):
-        key = f"{package}>{name or cls.__name__}"
-        if key in _REGISTERED and _REGISTERED[key] is not cls:
+    """Decorator of a class or function (custom layer, model, loss, metric function): configs
+    that name it can be loaded (saved models)."""
+    def decorator(obj):
+        key = f"{package}>{name or obj.__name__}"
+        if key in _REGISTERED and _REGISTERED[key] is not obj:
             raise ValueError(f"{key} has already been registered to {_REGISTERED[key]}.")
-        _REGISTERED[key] = cls
-        cls._registered_name = key
-        return cls
+        _REGISTERED[key] = obj
+        obj._registered_name = key
+        return obj
     return decorator
 
 
 def get_registered_name(obj):
+    if callable(obj) and not isinstance(obj, type) and hasattr(obj, "__name__"):
+        return getattr(obj, "_registered_name", obj.__name__)  # a function
     cls = obj if isinstance(obj, type) else type(obj)
     return cls.__dict__.get("_registered_name", cls.__name__)
 

@@ -201,6 +201,11 @@ def get(identifier):
         return identifier()
     if isinstance(identifier, str) and identifier in _BY_NAME:
         return _BY_NAME[identifier]()
+    if isinstance(identifier, str):
+        from shenjing import _registry
+        found = _registry.get_registered_object(identifier)  # a saved custom loss
+        if found is not None:
+            return get(found)
     if callable(identifier) and identifier in _BY_FUNCTION:
         return _BY_FUNCTION[identifier]()
     if callable(identifier) and not isinstance(identifier, type):

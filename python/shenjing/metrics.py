@@ -141,6 +141,11 @@ def get(identifier, y_true_shape, y_pred_shape):
         return _BY_FUNCTION[identifier](name=identifier.__name__)
     if callable(identifier) and not isinstance(identifier, type):
         return MeanMetricWrapper(identifier)  # user code, traced into the graph
+    if isinstance(identifier, str):
+        from shenjing import _registry
+        found = _registry.get_registered_object(identifier)  # a saved custom metric
+        if found is not None:
+            return get(found, y_true_shape, y_pred_shape)
     known = ["accuracy"] + list(_BY_NAME)
     raise ValueError(f"Unknown metric {identifier!r}. Known metrics: {', '.join(known)}.")
 

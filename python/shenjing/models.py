@@ -1,6 +1,7 @@
 """Models with the Keras 3 API. ``Model`` holds what every model shares (weights, files,
 summary; training comes from trainer.py); ``Sequential`` (sequential.py) and the functional
 ``Model(inputs, outputs)`` (functional.py) build its graph."""
+import json
 import os
 
 import numpy as np
@@ -24,6 +25,35 @@ class Model(Trainer):
         from shenjing import _subclassed
         _subclassed.init(self, args, kwargs)
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        from shenjing import _registry
+        from shenjing.layers.base import _capturing_init
+        if _registry.is_custom_class(cls):
+            cls.__init__ = _capturing_init(cls.__init__)
+
+    def get_config(self):
+        """A subclassed model's config: the (plain) arguments its constructor was called with
+        (override to add more, as in Keras)."""
+        return {"name": self.name, "trainable": self.trainable,
+                **self.__dict__.get("_init_args", {})}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        from shenjing import _config
+        return _config.call_with_accepted(cls, config)
+
+    def to_json(self, **kwargs):
+        """The model's class, config and input shapes as Keras JSON (a subclassed model loads
+        with its class registered or passed in custom_objects)."""
+        from shenjing import _registry
+        self._require_built("to_json()")
+        return json.dumps({"module": type(self).__module__, "class_name": type(self).__name__,
+                           "config": self.get_config(),
+                           "registered_name": _registry.get_registered_name(self),
+                           "build_config": {"input_shape": [[None, *s] for s in
+                                                            self._input_shapes]}}, **kwargs)
+
     def call(self, inputs, training=None):
         raise NotImplementedError(f"Model {type(self).__name__} has no call(): subclass Model "
                                   f"with a call(), or use Model(inputs, outputs).")
@@ -38,7 +68,9 @@ class Model(Trainer):
     def build(self, input_shape=None):
         """Builds a subclassed model for ``input_shape`` (with the batch axis, e.g.
         ``(None, 784)``; a list of shapes for several inputs)."""
-        shapes = input_shape if isinstance(input_shape, list) else [input_shape]
+        several = isinstance(input_shape, list) and input_shape and \
+            isinstance(input_shape[0], (list, tuple))
+        shapes = input_shape if several else [input_shape]
         self._input_shapes = [tuple(s)[1:] for s in shapes]
         self._input_shape = self._input_shapes[0]
         self._build()
@@ -174,7 +206,10 @@ class Model(Trainer):
         order = self._graph_order = []  # core layer index -> layer
         self._added_losses = []  # core tensors of add_loss() terms, in trace order
         self._source_ids = {}  # id(source node) -> core tensor (see _emit)
+        self._core_graph_nodes = []  # what the core was given, for model files
         self._emit(core, nodes, ids, emitted, order, init)
+        self._saved_graph = list(self._core_graph_nodes)  # model files skip the loss graphs
+        self._core_graph_ids = dict(ids)
         core.set_outputs([ids[id(t)] for t in outputs])
         self._loss_tensors, self._metric_tensors = _loss_graph.emit(self, core, ids, outputs)
         self._added_losses += [ids[id(t)] for t in getattr(self, "_call_losses", [])]
@@ -216,10 +251,14 @@ class Model(Trainer):
                 ids[id(node.output)] = sub[id(inner[1][0])]
                 continue
             ins = [ids[id(t)] for t in node.inputs]
+            record = self._core_graph_nodes
             if id(layer) in emitted:
                 out = core.add_shared_node(emitted[id(layer)], ins)
+                record.append({"shared": emitted[id(layer)], "inputs": ins})
             else:
-                out = core.add_node(layer._spec(), ins)
+                spec = layer._spec()
+                out = core.add_node(spec, ins)
+                record.append({"layer": json.loads(spec), "inputs": ins, "core": len(order)})
                 emitted[id(layer)] = len(order)
                 order.append(layer)
                 layer._attach(core, len(order) - 1, init=init)

@@ -10,7 +10,7 @@ import struct
 
 import numpy as np
 
-from shenjing import _atomic, _core
+from shenjing import _atomic, _core, _registry
 
 FORMAT = "shenjing"
 FORMAT_VERSION = "1"
@@ -157,12 +157,36 @@ def _trainable(model):
             for i, k in model._core.trained_params()]
 
 
+def core_graph(model):
+    """The graph the core runs, as the file's "core_graph" (docs/ARCHITECTURE.md, "Model
+    files"), for a model with traced parts: what lets Model::load run custom layers without
+    Python. None for a model of built-in layers only (its Keras config says it all)."""
+    nodes = getattr(model, "_saved_graph", None)
+    if nodes is None or not any(getattr(la, "_is_op", False) for la in model._core_layers):
+        return None
+    index = core_weight_index(model)
+    out = []
+    for entry in nodes:
+        if "layer" in entry:
+            out.append({"layer": entry["layer"], "inputs": entry["inputs"],
+                        "weights": index[entry["core"]]})
+        else:
+            out.append({"shared": entry["shared"], "inputs": entry["inputs"]})
+    inputs, outputs, _ = model._graph()
+    ids = model._core_graph_ids
+    return json.dumps({"inputs": [list(t.shape[1:]) for t in inputs], "nodes": out,
+                       "outputs": [ids[id(t)] for t in outputs]})
+
+
 def save_model(model, filepath, overwrite=True):
     model._require_built("save()")
     _check_overwrite(filepath, overwrite)
     from shenjing import __version__
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": "model",
             "shenjing_version": __version__, "model_config": model.to_json()}
+    graph = core_graph(model)
+    if graph is not None:
+        meta["core_graph"] = graph
     tensors = weight_tensors(model)
     if model.optimizer is not None:
         meta["compile_config"] = json.dumps(model._compile_config())
@@ -191,13 +215,38 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     Only shenjing's safetensors files are read, and nothing in them can run code
     (``safe_mode`` is therefore always on). Broken or hostile files raise ValueError.
     """
-    if custom_objects:
-        raise ValueError("custom_objects are not supported: only built-in layers can be saved.")
     path = os.fspath(filepath)
-    # One read: the core is Model::load's (every weight checked against the file before it
-    # allocates); meta and the optimizer tensors come with it.
-    core, meta, tensors = _core.load_model_file(path)
-    model = model_from_json(meta["model_config"], _path=path, _core=core)
+    with _registry.custom_object_scope(custom_objects):
+        return _load_model(path, compile)
+
+
+def _peek_metadata(path):
+    """The metadata of a safetensors file from its header alone, or {} when it cannot be read
+    (the full loader then reports what is wrong)."""
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            (n,) = struct.unpack("<Q", f.read(8))
+            if n > min(size - 8, 1 << 26):
+                return {}
+            meta = json.loads(f.read(n)).get("__metadata__")
+        return meta if isinstance(meta, dict) else {}
+    except (OSError, ValueError, struct.error, AttributeError, RecursionError):
+        return {}
+
+
+def _load_model(path, compile):
+    if "core_graph" in _peek_metadata(path):
+        # Custom layers: the Python model is rebuilt from its classes (traced again), then
+        # given the file's weights.
+        meta, tensors = read(path)
+        model = model_from_json(meta["model_config"], _path=path)
+        assign_weights(model, tensors, path)
+    else:
+        # One read: the core is Model::load's (every weight checked against the file before
+        # it allocates); meta and the optimizer tensors come with it.
+        core, meta, tensors = _core.load_model_file(path)
+        model = model_from_json(meta["model_config"], _path=path, _core=core)
     state = parse_json(meta.get("training_state", "{}"), path, "training_state")
     try:
         model._restore_training_state(state)
@@ -228,6 +277,8 @@ def _compile_from_config(model, cfg):
     def revive(x, get):
         if isinstance(x, dict) and "class_name" in x:
             return get(x)
+        if isinstance(x, str) and _registry.get_registered_object(x) is not None:
+            return _registry.get_registered_object(x)  # a custom loss or metric function
         if isinstance(x, list):
             return [revive(v, get) for v in x]
         if isinstance(x, dict):
@@ -249,11 +300,20 @@ _MODEL_CLASSES = ("Sequential", "Functional", "Model")
 
 
 def model_from_json(json_string, custom_objects=None, _path=None, _core=None):
-    """A new, untrained model from ``model.to_json()`` output (weights are initialized)."""
+    """A new, untrained model from ``model.to_json()`` output (weights are initialized).
+    Custom classes come from ``custom_objects`` or ``register_keras_serializable``."""
+    with _registry.custom_object_scope(custom_objects):
+        return _model_from_json(json_string, _path, _core)
+
+
+def _model_from_json(json_string, _path, _core):
     from shenjing.models import Functional, Sequential
     where = repr(_path) if _path else "the JSON"
     spec = parse_json(json_string, _path or "<json>", "model config") \
         if isinstance(json_string, (str, bytes)) else json_string
+    if isinstance(spec, dict) and isinstance(spec.get("config"), dict) and \
+            spec.get("class_name") not in _MODEL_CLASSES:
+        return _subclassed_from_json(spec, where)
     if not isinstance(spec, dict) or spec.get("class_name") not in _MODEL_CLASSES or \
             not isinstance(spec.get("config"), dict):
         raise ValueError(f"Cannot load {where}: it does not describe a Sequential or "
@@ -266,6 +326,36 @@ def model_from_json(json_string, custom_objects=None, _path=None, _core=None):
         raise ValueError(f"Cannot load {where}: {e}") from None
 
 
+def _subclassed_from_json(spec, where):
+    """A subclassed model from its class (registered or in custom_objects), config and input
+    shapes; built (traced) for those shapes."""
+    from shenjing.models import Model
+    cls = _registry.lookup(spec, "model")
+    if not (isinstance(cls, type) and issubclass(cls, Model)):
+        raise ValueError(f"Cannot load {where}: it holds a model of class "
+                         f"{spec.get('class_name')!r:.80}, which is neither built in nor given: "
+                         f"pass custom_objects={{'{spec.get('class_name')!s:.80}': ...}} or "
+                         f"decorate the class with @shenjing.saving.register_keras_serializable().")
+    shapes = (spec.get("build_config") or {}).get("input_shape")
+    if not isinstance(shapes, list) or not shapes or not all(
+            isinstance(s, list) and len(s) >= 2 and all(isinstance(d, int) and d > 0
+                                                        for d in s[1:]) for s in shapes):
+        raise ValueError(f"Cannot load {where}: build_config.input_shape must list the "
+                         f"input shapes, e.g. [[null, 784]].")
+    try:
+        model = cls.from_config(spec["config"])
+        model.build(shapes if len(shapes) > 1 else shapes[0])
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"Cannot load {where}: {cls.__name__}: {e}") from None
+    return model
+
+
 def _check_overwrite(filepath, overwrite):
     if not overwrite and os.path.exists(filepath):
         raise FileExistsError(f"{os.fspath(filepath)!r} exists and overwrite=False.")
+
+
+register_keras_serializable = _registry.register_keras_serializable
+get_registered_name = _registry.get_registered_name
+get_registered_object = _registry.get_registered_object
+custom_object_scope = _registry.custom_object_scope

@@ -49,3 +49,12 @@ def set_random_seed(seed):
     random.seed(int(seed))
     np.random.seed(int(seed) % 2**32)
     _random.seed(int(seed))
+
+
+def __getattr__(name):
+    # keras.utils.register_keras_serializable and friends are saving's (Keras keeps aliases).
+    if name in ("register_keras_serializable", "get_registered_name", "get_registered_object",
+                "custom_object_scope"):
+        from shenjing import _registry
+        return getattr(_registry, name)
+    raise AttributeError(f"module 'shenjing.utils' has no attribute '{name}'")

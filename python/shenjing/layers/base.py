@@ -386,7 +386,7 @@ class Layer:
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         from shenjing import _registry
-        if _registry.is_custom_class(cls) and "__init__" in vars(cls):
+        if _registry.is_custom_class(cls):
             cls.__init__ = _capturing_init(cls.__init__)
 
     def get_config(self):
