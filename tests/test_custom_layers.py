@@ -227,3 +227,25 @@ def test_lambda_is_traced():
     model = keras.Model(inp, out)
     x = np.arange(6, dtype=np.float32).reshape(2, 3)
     np.testing.assert_allclose(model.predict(x, verbose=0), x ** 2 * 2 + 1, rtol=1e-6)
+
+
+@pytest.mark.skipif(not __import__("os").environ.get("SHENJING_DATA"),
+                    reason="SHENJING_DATA (the shared datasets folder) is not set")
+def test_guide_patterns_train_to_keras_results():
+    """examples/custom_layers.py; the figures are Keras 3.15.1's (torch backend) on the same
+    script, data and starting weights."""
+    import importlib.util
+    import os
+    path = os.path.join(os.path.dirname(__file__), "..", "examples", "custom_layers.py")
+    spec = importlib.util.spec_from_file_location("custom_layers_example", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    hist, ev = example.run()
+    keras_hist = {"accuracy": [0.708, 0.8795, 0.90733], "loss": [1.25548, 0.472, 0.35718],
+                  "mean_max_prob": [0.40251, 0.76565, 0.83685]}
+    keras_eval = {"accuracy": 0.869, "loss": 0.45842, "mean_max_prob": 0.81032}
+    assert set(hist) == set(keras_hist)
+    for k, v in keras_hist.items():
+        np.testing.assert_allclose(hist[k], v, atol=2e-4)
+    for k, v in keras_eval.items():
+        np.testing.assert_allclose(ev[k], v, atol=2e-4)

@@ -468,9 +468,12 @@ PYBIND11_MODULE(_core, m) {
              d["infer_per_tensor"] = m.infer_per_tensor;
              d["gradients"] = m.gradients;
              d["gradients_per_tensor"] = m.gradients_per_tensor;
+             d["unbatched_activations"] = m.unbatched_activations;
+             d["unbatched_gradients"] = m.unbatched_gradients;
              return d;
            },
-           "Workspace floats per sample: planned and one buffer per tensor")
+           "Workspace floats per sample (planned and one buffer per tensor), and the floats "
+           "of tensors without the batch axis")
       .def_static("load", py::overload_cast<const std::string&>(&Model::load),
                   "Model::load: a saved model file, for inference")
       .def("add_layer",

@@ -251,7 +251,10 @@ void Model::set_metrics(const std::vector<std::vector<MetricKind>>& per_output) 
 
 void Model::compile(const LossOptions& loss, const OptimizerOptions& opt,
                     const std::vector<MetricKind>& metrics) {
-  compile({OutputTraining{loss, 1.0f, metrics}}, opt);
+  OutputTraining out;
+  out.loss = loss;
+  out.metrics = metrics;
+  compile({out}, opt);
 }
 
 void Model::compile(const std::vector<OutputTraining>& outputs, const OptimizerOptions& opt) {
@@ -281,8 +284,9 @@ void Model::compile(const std::vector<OutputTraining>& outputs, const OptimizerO
                        shape_str(tensors_[outputs_[k]].shape) + "); only a loss value "
                        "(LossKind::Value) can be computed on it.");
   train_ = outputs;
-  for (size_t k = 0; k < loss_terms_.size(); ++k)
-    train_.push_back(OutputTraining{LossOptions{LossKind::Value}, 1.0f, {}});
+  OutputTraining term;  // an add_loss term: the mean of its tensor, weight 1
+  term.loss.kind = LossKind::Value;
+  train_.insert(train_.end(), loss_terms_.size(), term);
   optimizer_ = std::make_unique<Optimizer>(opt);
   // Frozen layers (trainable = False) and state such as moving statistics stay out of the
   // optimizer; plan() then skips backward where nothing before needs a gradient.

@@ -48,12 +48,6 @@ class SlotPool {
   std::vector<int> free_;
 };
 
-long long sum(const std::vector<long long>& v) {
-  long long s = 0;
-  for (long long x : v) s += x;
-  return s;
-}
-
 }  // namespace
 
 void Model::plan() {
@@ -243,7 +237,8 @@ void Model::reserve_training(int n) {
   acts_.resize(tensors_.size());
   for (size_t t = 0; t < tensors_.size(); ++t) {
     const int p = tensors_[t].producer;
-    const bool aliased = p >= 0 && layers_[nodes_[p].layer]->passthrough(ctx);
+    const bool aliased = p >= 0 && (layers_[nodes_[p].layer]->passthrough(ctx) ||
+                                    layers_[nodes_[p].layer]->source_output());
     acts_[t].assign(aliased ? 0 : (size_t)tensor_floats((int)t, n), 0.0f);
   }
   grad_slots_.resize(grad_slot_size_.size());
@@ -272,14 +267,21 @@ MemoryPlan Model::memory_plan() {
     const int p = tensors_[t].producer;
     const bool runs = p < 0 || std::find(active_.begin(), active_.end(), p) != active_.end();
     if (!runs) continue;
+    if (!tensors_[t].batched) {
+      if (p < 0 || !layers_[nodes_[p].layer]->source_output())
+        m.unbatched_activations += shape_size(tensors_[t].shape);
+      continue;
+    }
     if (p < 0 || !layers_[nodes_[p].layer]->passthrough(ctx))
       m.train_activations += shape_size(tensors_[t].shape);
     if (p < 0 || !layers_[nodes_[p].layer]->passthrough(RunContext{false}))
       m.infer_per_tensor += shape_size(tensors_[t].shape);
     if (!needs_grad_.empty() && needs_grad_[t]) m.gradients_per_tensor += shape_size(tensors_[t].shape);
   }
-  m.infer_activations = sum(infer_slot_size_);
-  m.gradients = sum(grad_slot_size_);
+  for (size_t s = 0; s < infer_slot_size_.size(); ++s)
+    if (!infer_slot_fixed_[s]) m.infer_activations += infer_slot_size_[s];
+  for (size_t s = 0; s < grad_slot_size_.size(); ++s)
+    (grad_slot_fixed_[s] ? m.unbatched_gradients : m.gradients) += grad_slot_size_[s];
   return m;
 }
 

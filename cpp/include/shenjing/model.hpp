@@ -67,6 +67,9 @@ struct MemoryPlan {
   long long train_activations = 0;
   long long infer_activations = 0, infer_per_tensor = 0;
   long long gradients = 0, gradients_per_tensor = 0;
+  // Floats of the tensors without the batch axis (weights and constants read in place are
+  // not counted), at any batch size: activations kept for training and gradient slots.
+  long long unbatched_activations = 0, unbatched_gradients = 0;
 };
 
 class Model {
