@@ -189,6 +189,31 @@ const float* batch_f32(const py::array& a, long long n, const Shape& s, const st
   return p;
 }
 
+// The test hooks' run: forward (the input copied when the model would pass it through) and,
+// with dy, backward into dxs; returns (y, [dx per input], [param grads]) (empty lists without
+// dy).
+py::tuple run_once(Layer& layer, RunContext& ctx, const std::vector<const float*>& xp,
+                   py::array_t<float>& y, const float* dyp, std::vector<py::array_t<float>>& dxs,
+                   std::vector<float*>& dxp, int n) {
+  const bool pass = layer.passthrough(ctx);  // the model would hand the buffer on
+  float* yp = y.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    if (pass) std::memcpy(yp, xp[0], sizeof(float) * y.size());
+    else layer.forward_inputs(xp.data(), yp, n, ctx);
+    if (dyp && pass) std::memcpy(dxp[0], dyp, sizeof(float) * y.size());
+    else if (dyp) layer.backward_inputs(xp.data(), yp, dyp, dxp.data(), n, ctx);
+  }
+  py::list dx_list, grads;
+  if (dyp) {
+    for (auto& a : dxs) dx_list.append(a);
+    for (const Param& p : layer.params())
+      grads.append(py::array_t<float>(std::vector<py::ssize_t>(p.shape.begin(), p.shape.end()),
+                                      p.grad.data()));
+  }
+  return py::make_tuple(y, dx_list, grads);
+}
+
 // _core._run_layer: builds one layer from its config on the given input shapes (as a model
 // would: the same size caps), then runs forward and, when dy is given, backward with every
 // input gradient requested. Every count and shape is checked first.
@@ -245,7 +270,6 @@ py::tuple run_layer(const std::string& spec, const std::vector<Shape>& shapes,
   RunContext ctx;
   ctx.training = training;
   ctx.saved = &saved;
-  const bool pass = layer->passthrough(ctx);  // the model would hand the buffer on
   py::array_t<float> y = batch_array(n, out);
   std::vector<py::array_t<float>> dxs;
   std::vector<float*> dxp;
@@ -253,22 +277,7 @@ py::tuple run_layer(const std::string& spec, const std::vector<Shape>& shapes,
     dxs.push_back(batch_array(n, s));
     dxp.push_back(dxs.back().mutable_data());
   }
-  float* yp = y.mutable_data();
-  {
-    py::gil_scoped_release nogil;
-    if (pass) std::memcpy(yp, xp[0], sizeof(float) * n * shape_size(out));
-    else layer->forward_inputs(xp.data(), yp, (int)n, ctx);
-    if (dyp && pass) std::memcpy(dxp[0], dyp, sizeof(float) * n * shape_size(out));
-    else if (dyp) layer->backward_inputs(xp.data(), yp, dyp, dxp.data(), (int)n, ctx);
-  }
-  py::list dx_list, grads;
-  if (dyp) {
-    for (auto& a : dxs) dx_list.append(a);
-    for (const Param& p : ps)
-      grads.append(py::array_t<float>(std::vector<py::ssize_t>(p.shape.begin(), p.shape.end()),
-                                      p.grad.data()));
-  }
-  return py::make_tuple(y, dx_list, grads);
+  return run_once(*layer, ctx, xp, y, dyp, dxs, dxp, (int)n);
 }
 
 // _core._run_op: one primitive op alone (ops/op.hpp), for gradient and parity tests. xs hold
@@ -330,7 +339,6 @@ py::tuple run_op(const std::string& spec, const std::vector<py::array>& xs,
   RunContext ctx;
   ctx.training = true;
   ctx.saved = &saved;
-  const bool pass = layer->passthrough(ctx);
   py::array_t<float> y(out_dims);
   std::vector<py::array_t<float>> dxs;
   std::vector<float*> dxp;
@@ -338,22 +346,7 @@ py::tuple run_op(const std::string& spec, const std::vector<py::array>& xs,
     dxs.emplace_back(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
     dxp.push_back(dxs.back().mutable_data());
   }
-  float* yp = y.mutable_data();
-  {
-    py::gil_scoped_release nogil;
-    if (pass) std::memcpy(yp, xp[0], sizeof(float) * y.size());
-    else layer->forward_inputs(xp.data(), yp, n, ctx);
-    if (dyp && pass) std::memcpy(dxp[0], dyp, sizeof(float) * y.size());
-    else if (dyp) layer->backward_inputs(xp.data(), yp, dyp, dxp.data(), n, ctx);
-  }
-  py::list dx_list, grads;
-  if (dyp) {
-    for (auto& a : dxs) dx_list.append(a);
-    for (const Param& p : ps)
-      grads.append(py::array_t<float>(std::vector<py::ssize_t>(p.shape.begin(), p.shape.end()),
-                                      p.grad.data()));
-  }
-  return py::make_tuple(y, dx_list, grads);
+  return run_once(*layer, ctx, xp, y, dyp, dxs, dxp, n);
 }
 
 }  // namespace
