@@ -104,3 +104,22 @@ def test_subclassed_model_round_trips(tmp_path):
     assert loaded.hidden.units == 6
     np.testing.assert_allclose(loaded.predict(X, verbose=0), model.predict(X, verbose=0),
                                rtol=1e-6)
+
+
+def test_sequential_with_a_custom_layer_round_trips(tmp_path):
+    model = keras.Sequential([keras.Input((5,)), Scale(3), layers.Dense(2)])
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(X, Y, epochs=1, batch_size=8, verbose=0)
+    path = str(tmp_path / "seq.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)  # Scale is registered
+    np.testing.assert_allclose(loaded.predict(X, verbose=0), model.predict(X, verbose=0),
+                               rtol=1e-6)
+
+
+def test_subclass_of_a_builtin_layer_keeps_its_config():
+    class MyDense(layers.Dense):
+        pass
+
+    layer = MyDense(3, activation="relu")
+    assert layer.get_config()["activation"] == "relu"

@@ -138,3 +138,14 @@ def test_op_misuse_names_the_op_shapes_and_layer():
 
     with pytest.raises(ValueError, match=r"(?s)matmul.*layer 'bad'.*\(None, 3\)"):
         Bad()(keras.Input((3,)))
+
+
+def test_pool_ops_eager_and_traced_match_numpy():
+    x = RNG.random((2, 4, 6, 3)).astype(np.float32)
+    blocks = x.reshape(2, 2, 2, 3, 2, 3)
+    np.testing.assert_allclose(ops.max_pool(x, 2), blocks.max(axis=(2, 4)), rtol=1e-6)
+    inp = keras.Input((4, 6, 3))
+    model = keras.Model(inp, ops.average_pool(inp, (2, 2)))
+    np.testing.assert_allclose(model.predict(x, verbose=0), blocks.mean(axis=(2, 4)), rtol=1e-6)
+    with pytest.raises(ValueError, match="channels_last"):
+        ops.max_pool(x, 2, data_format="channels_first")

@@ -395,7 +395,7 @@ class Layer:
         called with (Keras 3's automatic config), when they are plain values."""
         base = {"name": self.name, "trainable": self.trainable, "dtype": "float32"}
         captured = self.__dict__.get("_init_args")
-        if captured is not None:
+        if captured is not None and self._is_custom():
             return {**base, **captured}
         return {**base, **_config.init_config(self, skip=("name", "trainable", "dtype"))}
 

@@ -6,8 +6,9 @@ that the C++ core runs; Python is not called again per batch.
 """
 from shenjing.ops.core import (cast, convert_to_numpy, convert_to_tensor, is_tensor, shape,
                                stop_gradient)
-from shenjing.ops.nn import (binary_crossentropy, categorical_crossentropy, elu, gelu,
-                             hard_sigmoid, leaky_relu, log_softmax, normalize, one_hot, relu,
+from shenjing.ops.nn import (average_pool, binary_crossentropy, categorical_crossentropy, elu, gelu,
+                             hard_sigmoid, leaky_relu, log_softmax, max_pool, normalize, one_hot,
+                             relu,
                              relu6, selu, sigmoid, silu, softmax, softplus, softsign,
                              sparse_categorical_crossentropy, swish)
 from shenjing.ops.numpy import (abs, absolute, add, amax, amin, arange, argmax, argmin,

@@ -132,3 +132,29 @@ def binary_crossentropy(target, output, from_logits=False):
     return knp.negative(knp.add(knp.multiply(target, knp.log(p)),
                                 knp.multiply(knp.subtract(1.0, target),
                                              knp.log(knp.subtract(1.0, p)))))
+
+
+def _pool(kind, inputs, pool_size, strides, padding, data_format):
+    from shenjing import layers
+    if data_format not in (None, "channels_last"):
+        raise ValueError(f"ops.{kind}_pool supports data_format='channels_last' only, received "
+                         f"{data_format!r}.")
+    rank = len(inputs.shape) - 2
+    if rank not in (1, 2):
+        raise ValueError(f"ops.{kind}_pool takes inputs of rank 3 (batch, steps, channels) or "
+                         f"4 (batch, rows, cols, channels), received shape {inputs.shape}.")
+    cls = {("max", 1): layers.MaxPooling1D, ("max", 2): layers.MaxPooling2D,
+           ("average", 1): layers.AveragePooling1D, ("average", 2): layers.AveragePooling2D}
+    # The pooling layers are the core's pooling kernels: traced, they are graph nodes; on
+    # arrays they run eagerly through the core.
+    return cls[(kind, rank)](pool_size=pool_size, strides=strides, padding=padding)(inputs)
+
+
+def max_pool(inputs, pool_size, strides=None, padding="valid", data_format=None):
+    """Keras's ``ops.max_pool`` (channels last)."""
+    return _pool("max", inputs, pool_size, strides, padding, data_format)
+
+
+def average_pool(inputs, pool_size, strides=None, padding="valid", data_format=None):
+    """Keras's ``ops.average_pool`` (channels last)."""
+    return _pool("average", inputs, pool_size, strides, padding, data_format)
