@@ -40,13 +40,24 @@ def _rule(widths, left, mid, right, ch):
     return left + mid.join(ch * w for w in widths) + right
 
 
+def _const(node):
+    """A constant op's node: Keras passes numbers to ops as arguments, not tensors, so the
+    summary shows neither the node nor the connection."""
+    return getattr(node.layer, "_is_constant", False)
+
+
+def _tensor_inputs(node):
+    return [t for t in node.inputs if not _const(t._node)]
+
+
 def _chain_like(model):
     """Keras's test: one node per depth, each reading one tensor, no layer called twice."""
     nodes = set()
     for level in model._nodes_by_depth.values():
-        if len(level) > 1 or len(level[0].inputs) > 1:
+        level = [n for n in level if not _const(n)]
+        if len(level) > 1 or (level and len(_tensor_inputs(level[0])) > 1):
             return False
-        nodes.add(id(level[0]))
+        nodes.update(id(n) for n in level)
     return all(sum(id(n) in nodes for n in layer._inbound_nodes) <= 1 for layer in model.layers)
 
 
@@ -70,7 +81,8 @@ def print_summary(model, print_fn=None):
 
     def connections(layer):
         refs = [f"{t._node.layer.name}[{node_position(t._node)}][0]"
-                for node in layer._inbound_nodes if id(node) in relevant for t in node.inputs]
+                for node in layer._inbound_nodes if id(node) in relevant
+                for t in _tensor_inputs(node)]
         return ", ".join(refs) or "-"
 
     def shape(layer):
@@ -82,9 +94,12 @@ def print_summary(model, print_fn=None):
     header = ["Layer (type)", "Output Shape", "Param #", "Connected to"][:len(widths)]
     lines += [ln.replace("│", "┃") for ln in _row(header, widths, align)]
     lines.append(_rule(widths, "┡", "╇", "┩", "━"))
-    layers = model.layers
+    # Keras lists the ops a functional model calls (not its constants) among the layers.
+    layers = [la for la in getattr(model, "_config_layers", model.layers)
+              if not getattr(la, "_is_constant", False)]
     for i, layer in enumerate(layers):
-        cells = [f"{layer.name} ({type(layer).__name__})", shape(layer),
+        kind = getattr(layer, "_keras_type", type(layer).__name__)
+        cells = [f"{layer.name} ({kind})", shape(layer),
                  f"{layer.count_params():,}"]
         if connected:
             cells.append(connections(layer))

@@ -53,6 +53,10 @@ class Variable:
         return self._value.ndim
 
     @property
+    def size(self):
+        return self._value.size
+
+    @property
     def dtype(self):
         return "float32"
 

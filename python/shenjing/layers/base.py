@@ -11,8 +11,10 @@ _name_counts = defaultdict(int)
 
 
 def _auto_name(cls_name):
-    base = re.sub(r"(?<!^)(?=[A-Z])", "_", cls_name).lower()
-    base = base.replace("2_d", "2d").replace("1_d", "1d")
+    # Keras's to_snake_case: "MLPBlock" -> "mlp_block", "Conv2DTranspose" -> "conv2d_transpose".
+    base = re.sub(r"\W+", "", cls_name)
+    base = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", base)
+    base = re.sub(r"([a-z])([A-Z])", r"\1_\2", base).lower()
     n = _name_counts[base]
     _name_counts[base] += 1
     return base if n == 0 else f"{base}_{n}"

@@ -7,8 +7,10 @@ and NumPy arrays met on the way become ``constant`` nodes, Variables ``variable`
 per variable). A symbolic tensor whose shape starts with ``None`` has the batch axis; one
 without it (a weight, a constant, a reduction over the batch) is "unbatched".
 """
+import itertools
 import json
 import numbers
+import re
 
 import numpy as np
 
@@ -17,6 +19,7 @@ from shenjing.layers.base import Layer, _auto_name
 from shenjing.layers.node import KerasTensor, Node
 
 _scopes = []  # the custom layers whose call() is being traced, innermost last
+_inner_ids = itertools.count()
 
 
 def scope_label():
@@ -39,7 +42,11 @@ class Operation(Layer):
     _module = "shenjing.ops"
 
     def __init__(self, op, attrs=None, name=None, output_dtype="float32"):
-        super().__init__(name=name or _auto_name(op))
+        if name is None:
+            # Ops inside a layer's traced call are that layer's insides: like Keras, they do
+            # not take up the names ops of the model itself get ("relu", "relu_1", ...).
+            name = f"{_scopes[-1].name}/{op}_{next(_inner_ids)}" if _scopes else _auto_name(op)
+        super().__init__(name=name)
         self.op = op
         self.attrs = dict(attrs or {})
         self.output_dtype = output_dtype
@@ -69,6 +76,18 @@ class Operation(Layer):
 
     def __repr__(self):
         return f"<Operation {self.op} name={self.name}>"
+
+    @property
+    def _keras_type(self):
+        """The class name Keras gives this op ("relu" -> Relu, "get_item" -> GetItem), from
+        the name it was made with."""
+        base = re.sub(r"_\d+$", "", self.name) if self.name.split("_")[-1].isdigit() else \
+            self.name
+        return "".join(w.capitalize() for w in base.split("_"))
+
+    @property
+    def _is_constant(self):
+        return self.op == "constant"
 
 
 class VariableOp(Operation):

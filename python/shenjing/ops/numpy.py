@@ -2,6 +2,7 @@
 return arrays; on symbolic tensors they record graph nodes (see _dispatch.py)."""
 import numpy as np
 
+from shenjing.layers.base import _auto_name
 from shenjing.ops import _trace
 from shenjing.ops._dispatch import array, float_dtype, result_dtype, run, symbolic
 
@@ -376,7 +377,8 @@ def getitem(x, key):
     sizes = [s for s in t.shape if s is not None]
     if [b for b in begin] != [0] * len(begin) or end != sizes or step != [1] * len(step):
         t = _trace.record("slice", [t], {"begin": begin, "end": end, "step": step},
-                          dtype=t.dtype)
+                          dtype=t.dtype,
+                          name=None if _trace._scopes else _auto_name("get_item"))
     if tuple(out_shape) != t.shape:
         t = reshape(t, out_shape)
     return t
