@@ -177,3 +177,12 @@ def test_variable_gradient_is_dy():
     y, _, grads = _core._run_op(s, [], [], N, dy, [w])
     np.testing.assert_array_equal(y, w)
     np.testing.assert_array_equal(grads[0], dy)
+
+
+@pytest.mark.parametrize("attrs,x,k", [
+    ({"padding": "same"}, (N, 4, 5, 2), (3, 3, 2, 3)),
+    ({"padding": "valid", "strides": 2}, (N, 5, 5, 2), (3, 3, 2, 2)),
+    ({"padding": "valid", "dilation_rate": 2}, (N, 7, 3), (2, 3, 2)),  # 1-D
+])
+def test_conv_with_kernel_input(attrs, x, k):
+    check(spec("conv", **attrs), [away(x), away(k)], [True, False])

@@ -149,3 +149,32 @@ def test_pool_ops_eager_and_traced_match_numpy():
     np.testing.assert_allclose(model.predict(x, verbose=0), blocks.mean(axis=(2, 4)), rtol=1e-6)
     with pytest.raises(ValueError, match="channels_last"):
         ops.max_pool(x, 2, data_format="channels_first")
+
+
+def test_conv_with_a_variable_kernel_matches_torch():
+    torch = pytest.importorskip("torch")
+
+    class MyConv(layers.Layer):
+        def build(self, input_shape):
+            self.k = self.add_weight(shape=(3, 3, input_shape[-1], 4))
+
+        def call(self, x):
+            return ops.conv(x, self.k, strides=1, padding="same")
+
+    x = RNG.normal(size=(2, 6, 5, 3)).astype(np.float32)
+    inp = keras.Input((6, 5, 3))
+    layer = MyConv()
+    model = keras.Model(inp, ops.sum(layer(inp), axis=-1))
+    model.compile(optimizer=keras.optimizers.SGD(1.0), loss="mse")
+    k0 = layer.k.numpy()
+    tk = torch.tensor(k0, requires_grad=True)
+    ty = torch.nn.functional.conv2d(torch.tensor(x).permute(0, 3, 1, 2),
+                                    tk.permute(3, 2, 0, 1), padding="same").sum(1)
+    np.testing.assert_allclose(model.predict(x, verbose=0), ty.detach().numpy(), rtol=1e-4,
+                               atol=1e-5)
+    np.testing.assert_allclose(ops.conv(x, k0, padding="same").sum(-1), ty.detach().numpy(),
+                               rtol=1e-4, atol=1e-5)
+    y = np.zeros((2, 6, 5), np.float32)
+    ((ty - torch.tensor(y)) ** 2).mean().backward()
+    model.fit(x, y, batch_size=2, epochs=1, verbose=0)
+    np.testing.assert_allclose(k0 - layer.k.numpy(), tk.grad.numpy(), rtol=1e-4, atol=1e-6)

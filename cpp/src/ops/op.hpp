@@ -83,6 +83,7 @@ std::unique_ptr<Layer> matmul_op_from_config(const std::string& op, const config
 std::unique_ptr<Layer> index_op_from_config(const std::string& op, const config::Fields& f);
 std::unique_ptr<Layer> shape_op_from_config(const std::string& op, const config::Fields& f);
 std::unique_ptr<Layer> source_op_from_config(const std::string& op, const config::Fields& f);
+std::unique_ptr<Layer> conv_op_from_config(const std::string& op, const config::Fields& f);
 // {"class_name": "Op", "config": {"name": ..., "op": "add", ...}} -> the op, or ValueError.
 std::unique_ptr<Layer> op_from_config(const config::Fields& f);
 

@@ -14,6 +14,7 @@ std::unique_ptr<Layer> op_from_config(const config::Fields& f) {
   if ((layer = axis_op_from_config(op, f))) return layer;
   if ((layer = matmul_op_from_config(op, f))) return layer;
   if ((layer = index_op_from_config(op, f))) return layer;
+  if ((layer = conv_op_from_config(op, f))) return layer;
   throw ValueError("Op '" + f.name() + "': unknown op '" + op + "'.");
 }
 

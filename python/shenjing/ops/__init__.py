@@ -6,7 +6,8 @@ that the C++ core runs; Python is not called again per batch.
 """
 from shenjing.ops.core import (cast, convert_to_numpy, convert_to_tensor, is_tensor, shape,
                                stop_gradient)
-from shenjing.ops.nn import (average_pool, binary_crossentropy, categorical_crossentropy, elu, gelu,
+from shenjing.ops.nn import (average_pool, binary_crossentropy, categorical_crossentropy, conv,
+                             elu, gelu,
                              hard_sigmoid, leaky_relu, log_softmax, max_pool, normalize, one_hot,
                              relu,
                              relu6, selu, sigmoid, silu, softmax, softplus, softsign,

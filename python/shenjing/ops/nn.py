@@ -158,3 +158,30 @@ def max_pool(inputs, pool_size, strides=None, padding="valid", data_format=None)
 def average_pool(inputs, pool_size, strides=None, padding="valid", data_format=None):
     """Keras's ``ops.average_pool`` (channels last)."""
     return _pool("average", inputs, pool_size, strides, padding, data_format)
+
+
+def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
+    """Keras's ``ops.conv`` (channels last): inputs (batch, [rows,] cols, channels), kernel
+    ([rows,] cols, channels, filters), no bias. Traced, it is a node running the Conv1D/Conv2D
+    kernels with the kernel tensor as input; on arrays the same kernels run at once."""
+    import json
+    from shenjing import _core
+    from shenjing.ops import _trace
+    from shenjing.ops._dispatch import array, symbolic
+    if data_format not in (None, "channels_last"):
+        raise ValueError(f"ops.conv supports data_format='channels_last' only, received "
+                         f"{data_format!r}.")
+    attrs = {"strides": list(strides) if isinstance(strides, (list, tuple)) else int(strides),
+             "padding": padding,
+             "dilation_rate": list(dilation_rate) if isinstance(dilation_rate, (list, tuple))
+             else int(dilation_rate)}
+    if symbolic(inputs, kernel):
+        x = _trace.as_tensor(inputs)
+        if not (x.shape and x.shape[0] is None):
+            raise ValueError(f"ops.conv: the inputs need the batch axis, received shape "
+                             f"{x.shape}{_trace.scope_label()}.")
+        return _trace.record("conv", [x, _trace.as_tensor(kernel)], attrs, dtype="float32")
+    x = np.ascontiguousarray(array(inputs), dtype=np.float32)
+    k = np.ascontiguousarray(array(kernel), dtype=np.float32)
+    spec = json.dumps({"class_name": "Op", "config": {"name": "conv", "op": "conv", **attrs}})
+    return _core._run_op(spec, [x, k], [True, False], len(x), None, None)[0]
