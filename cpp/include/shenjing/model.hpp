@@ -248,6 +248,11 @@ class Model {
   // model; check(i, layer) sees each new layer with its weight index i (the file's
   // `layers.<i>.*`) before it allocates. On return, core layer i is weight index i.
   void build_functional(const json::Value& config, const ParamCheck& check);
+  // Builds the graph of a file's "core_graph" metadata (io/core_graph.cpp: the graph as Python
+  // handed it to the core, written for models whose Keras config names Python classes) into
+  // this empty model; check(w, layer) sees each new layer whose params are the file's
+  // `layers.<w>.*` before it allocates. Returns each core layer's w (-1: it has no params).
+  std::vector<long long> build_core_graph(const json::Value& graph, const ParamCheck& check);
   // Plans: which nodes run (ancestors of the outputs), fused losses, gradient slots.
   void plan();
   void plan_backward();

@@ -8,11 +8,15 @@
 // input_layers gives; a layer's calls run once the tensors they read exist (a shared layer's
 // second call can read a layer listed after it), as Keras's queue does. A model used as a
 // layer (a nested Sequential or Functional config) is expanded in place: its layers become
-// core layers of this model, shared at its every call.
+// core layers of this model, shared at its every call. An "Operation" entry is a primitive op
+// (shenjing.ops called on the model's tensors), built by the op decoder; a `constant` op is
+// called on no tensors ("args": [[]]), the only kind of entry that may be.
 //
 // Weight index: a file names layer weights `layers.<i>.<param>`, i counting the config's
-// layers that are core layers in config order, InputLayers skipped and a nested model's
-// layers counted inline where the model stands. On return, core layer i is weight index i.
+// layers that are core layers in config order (Operations included, though they hold no
+// weights: Python's saving.weight_layers counts them too), InputLayers skipped and a nested
+// model's layers counted inline where the model stands. On return, core layer i is weight
+// index i.
 //
 // The config is untrusted: unknown tensors, cycles, calls that never resolve, absurd counts
 // and deep nesting are ValueErrors.
@@ -52,6 +56,8 @@ struct Entry {
   const Value* spec = nullptr;
   std::string name;
   EntryKind kind = EntryKind::Layer;
+  bool op = false;                      // Layer: an Operation entry, built from op_spec
+  Value op_spec;                        // {"class_name": "Op", "config": ...}
   size_t weight = 0;                    // Layer: its weight index
   long core = -1;                       // Layer: its core layer, once built
   std::vector<std::vector<Ref>> calls;  // Functional scope: each call's inputs, flattened
@@ -107,6 +113,12 @@ class Parser {
         e.kind = cls == "Sequential" ? EntryKind::Sequential : EntryKind::Functional;
         if (!cfg) throw ValueError(label + " has no 'config'.");
         e.inner = parse(*cfg, "model " + json::quote(e.name), cls == "Sequential", depth + 1);
+      } else if (cls == "Operation") {
+        if (sequential)  // its inputs are named by inbound_nodes, which a Sequential lacks
+          throw ValueError(label + ": an Operation in a Sequential model is not supported.");
+        e.op = true;
+        e.op_spec = operation_spec(spec, label);
+        e.weight = next_weight++;
       } else {
         e.kind = EntryKind::Layer;
         e.weight = next_weight++;
@@ -211,9 +223,11 @@ class Parser {
           if (!ok)
             throw ValueError(what + ": call arguments besides the inputs are not supported.");
         }
-        flatten(args.array[0], by_name, what, in);
+        const Value& a = args.array[0];
+        if (!(e.op && a.kind == Kind::Array && a.array.empty()))  // [] : a constant op
+          flatten(a, by_name, what, in);
       }
-      if (in.empty()) throw ValueError(what + ": a call with no inputs.");
+      if (in.empty() && !e.op) throw ValueError(what + ": a call with no inputs.");
       e.calls.push_back(std::move(in));
     }
   }
@@ -353,8 +367,9 @@ void Model::build_functional(const json::Value& config, const ParamCheck& check)
   std::vector<size_t> weight_of_core;
   FunctionalBuilder b;
   b.add = [&](Entry& e, const std::vector<int>& ids) {
-    if (ids.empty()) throw ValueError("a call with no inputs.");
-    const int out = append(layer_from_config(*e.spec, tensors_[ids[0]].shape), ids,
+    if (ids.empty() && !e.op) throw ValueError("a call with no inputs.");
+    const Shape first = ids.empty() ? Shape{} : tensors_[ids[0]].shape;
+    const int out = append(layer_from_config(e.op ? e.op_spec : *e.spec, first), ids,
                            [&](size_t, const Layer& l) { check(e.weight, l); });
     e.core = (long)layers_.size() - 1;
     weight_of_core.push_back(e.weight);

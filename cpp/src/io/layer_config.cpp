@@ -174,6 +174,24 @@ std::unique_ptr<Layer> layer_from_config(const Value& spec, const Shape& input) 
   return layer;
 }
 
+Value operation_spec(const Value& spec, const std::string& label) {
+  const Value* cfg = spec.find("config");
+  if (!cfg || cfg->kind != Kind::Object)
+    throw ValueError(label + ": an Operation needs a 'config' object.");
+  const Value* op = cfg->find("op");
+  if (op && op->kind == Kind::String && op->string == "variable")
+    throw ValueError(label + ": an Operation cannot be a 'variable' (weights belong to layers).");
+  Value out, cls, config;
+  out.kind = config.kind = Kind::Object;
+  cls.kind = Kind::String;
+  cls.string = "Op";
+  for (const auto& kv : cfg->object)
+    if (kv.first != "output_dtype") config.object.push_back(kv);
+  out.object.emplace_back("class_name", std::move(cls));
+  out.object.emplace_back("config", std::move(config));
+  return out;
+}
+
 Shape input_shape_from_config(const Value& spec) {
   const Value* cfg = spec.find("config");
   const Value* bs = cfg ? cfg->find("batch_shape") : nullptr;

@@ -23,6 +23,13 @@ class Fields;
 // their config fields (layer_config_merge.cpp); nullptr when `cls` is none of them.
 std::unique_ptr<Layer> merge_layer_from_config(const std::string& cls, const config::Fields& f);
 
+// The core spec of a functional config's "Operation" entry (a primitive op, module
+// shenjing.ops): {"class_name": "Op", "config": its config without "output_dtype"}, the Python
+// tensor's dtype (the core computes in float32), dropped so that no op decoder has to know the
+// key. `variable` is refused, as Python's Operation.from_config refuses it: weights live in
+// custom layers, whose files carry a core_graph. `label` names the entry in errors.
+json::Value operation_spec(const json::Value& spec, const std::string& label);
+
 // Per-sample input shape from an InputLayer config ("batch_shape": [null, 28, 28, 1], or
 // Keras 2's "batch_input_shape").
 Shape input_shape_from_config(const json::Value& spec);

@@ -5,9 +5,12 @@
 // functional graph is read by io/functional_config.cpp), and one F32 tensor
 // "layers.<i>.<param>" per parameter of layer i (InputLayers not counted, a nested model's
 // layers counted inline). Tensors named "optimizer.*" hold training state, which inference
-// does not need.
+// does not need. A file of a model with traced custom layers also has "core_graph" (read by
+// io/core_graph.cpp): the graph the core runs, used instead of model_config, whose Keras
+// config names Python classes.
 #include <cmath>
 #include <cstring>
+#include <map>
 
 #include "io/json.hpp"
 #include "io/layer_config.hpp"
@@ -87,17 +90,17 @@ Model Model::from_file(const safetensors::File& file, const std::string& where) 
     throw ValueError(where + ": it is a safetensors file, but not a shenjing model (its "
                      "metadata has no format 'shenjing').");
   const std::string* config = file.meta("model_config");
-  if (!config)
+  const std::string* graph = file.meta("core_graph");
+  if (!config && !graph)
     throw ValueError(where + ": it holds weights only (written by save_weights); build the "
                      "model and call model.load_weights(path), or save the "
                      "whole model with model.save(path).");
-  const Value root = json::parse(*config, where + ": model_config");
-  const auto [cfg, sequential] = model_config(root, where);
 
   // Every declared param is matched with its tensor before the model allocates anything.
-  std::vector<std::vector<const safetensors::Tensor*>> found;
+  // found[w]: the tensors `layers.<w>.*` of the layer with weight index w, in param order (a
+  // map: a core_graph names any w, and nothing may be allocated by the number).
+  std::map<size_t, std::vector<const safetensors::Tensor*>> found;
   auto check = [&](size_t index, const Layer& l) {
-    if (found.size() <= index) found.resize(index + 1);
     for (const Param& p : l.params()) {
       const std::string name = "layers." + std::to_string(index) + "." + p.name;
       const safetensors::Tensor* t = file.find(name);
@@ -113,22 +116,32 @@ Model Model::from_file(const safetensors::File& file, const std::string& where) 
     }
   };
   Model m;
-  if (sequential) {
-    const Value& layers = *cfg->find("layers");
-    m.add_input(config_input_shape(root, layers, where));
-    for (size_t k = 0; k < layers.array.size(); ++k) {
-      if (k == 0 && is_input_layer(layers.array[0])) continue;
-      m.outputs_ = {m.append(layer_from_config(layers.array[k], m.output_shape()), m.outputs_,
-                             check)};
-    }
+  std::vector<long long> weight_of;  // per core layer: its weight index (-1: no params)
+  if (graph) {
+    weight_of = m.build_core_graph(json::parse(*graph, where + ": core_graph"), check);
   } else {
-    m.build_functional(*cfg, check);  // core layer i is weight index i
+    const Value root = json::parse(*config, where + ": model_config");
+    const auto [cfg, sequential] = model_config(root, where);
+    if (sequential) {
+      const Value& layers = *cfg->find("layers");
+      m.add_input(config_input_shape(root, layers, where));
+      for (size_t k = 0; k < layers.array.size(); ++k) {
+        if (k == 0 && is_input_layer(layers.array[0])) continue;
+        m.outputs_ = {m.append(layer_from_config(layers.array[k], m.output_shape()),
+                               m.outputs_, check)};
+      }
+    } else {
+      m.build_functional(*cfg, check);  // core layer i is weight index i
+    }
+    for (size_t i = 0; i < m.layers_.size(); ++i) weight_of.push_back((long long)i);
   }
   size_t used = 0;
   for (size_t i = 0; i < m.layers_.size(); ++i) {
     std::vector<Param>& params = m.layers_[i]->params();
+    if (params.empty()) continue;  // (build_core_graph refused params without an index)
+    const std::vector<const safetensors::Tensor*>& tensors = found.at((size_t)weight_of[i]);
     for (size_t k = 0; k < params.size(); ++k) {
-      const safetensors::Tensor* t = found.at(i).at(k);
+      const safetensors::Tensor* t = tensors.at(k);
       std::memcpy(params[k].value.data(), t->bytes.data(), t->bytes.size());
       for (float v : params[k].value)
         if (!std::isfinite(v))
