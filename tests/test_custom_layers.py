@@ -266,3 +266,27 @@ def test_summary_lists_custom_layers_and_model_level_ops_as_keras():
     text = "\n".join(lines)
     assert f"{block.name} (MLPBlock)" in text and "1,377" in text
     assert "(Relu)" in text and "(Multiply)" in text and "Constant" not in text
+
+
+def test_subclass_passing_inputs_and_outputs_is_a_functional_model():
+    class Wrapped(keras.Model):
+        def __init__(self, units=4):
+            inputs = keras.Input((3,))
+            super().__init__(inputs, layers.Dense(units)(inputs))
+
+    model = Wrapped(5)
+    assert isinstance(model, keras.models.Functional)
+    assert model.output_shape == (None, 5)
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(np.ones((4, 3), np.float32), np.ones((4, 5), np.float32), verbose=0)
+
+    class WithStep(keras.Model):
+        def __init__(self):
+            inputs = keras.Input((3,))
+            super().__init__(inputs, layers.Dense(2)(inputs))
+
+        def train_step(self, data):
+            return {}
+
+    with pytest.raises(ValueError, match="train_step"):
+        WithStep()

@@ -21,12 +21,7 @@ def init(model, args, kwargs):
                         f"{', '.join([repr(a) for a in args] + sorted(kwargs))}. A subclassed "
                         f"model takes name= and trainable= (build layers in __init__, use "
                         f"them in call()).")
-    for step in _STEPS:
-        if step in vars_of_class_chain(type(model)):
-            raise ValueError(
-                f"Model '{type(model).__name__}' overrides {step}(): shenjing runs each batch "
-                f"as one C++ call over the traced graph, so a Python {step} cannot run. Put "
-                f"the computation in call() (and add_loss()), or use a custom loss or metric.")
+    check_steps(type(model))
     model._init_model(name, type(model).__name__, trainable)
     model._input_shape = None
     model._input_shapes = None
@@ -34,12 +29,50 @@ def init(model, args, kwargs):
     model._nodes = []
 
 
+def check_steps(cls):
+    """ValueError when cls defines a Python train_step/test_step/predict_step."""
+    for step in _STEPS:
+        if step in vars_of_class_chain(cls):
+            raise ValueError(
+                f"Model '{cls.__name__}' overrides {step}(): shenjing runs each batch as one "
+                f"C++ call over the traced graph, so a Python {step} cannot run. Put the "
+                f"computation in call() (and add_loss()), or use a custom loss or metric.")
+
+
+def functional_arguments(args, kwargs):
+    """Whether Model.__init__ got (inputs, outputs) tensors: a functional model."""
+    from shenjing.layers.node import KerasTensor
+    values = list(args[:2]) + [kwargs.get("inputs"), kwargs.get("outputs")]
+
+    def tensors(x):
+        if isinstance(x, KerasTensor):
+            return True
+        items = list(x.values()) if isinstance(x, dict) else x
+        return isinstance(items, (list, tuple)) and bool(items) and \
+            all(isinstance(t, KerasTensor) for t in items)
+    return any(tensors(v) for v in values if v is not None)
+
+
+def inject_functional(cls):
+    """Puts Functional in Model's place among cls's bases (Keras's
+    inject_functional_model_class), so the subclass runs as a functional model."""
+    from shenjing.functional import Functional
+    from shenjing.models import Model
+    if cls is Model:
+        return Functional
+    if cls is object or issubclass(cls, Functional):
+        return cls
+    check_steps(cls)
+    cls.__bases__ = tuple(inject_functional(base) for base in cls.__bases__)
+    return cls
+
+
 def vars_of_class_chain(cls):
     """Names defined by cls and its bases up to (not including) shenjing's own classes."""
     from shenjing.models import Model
     names = set()
     for c in cls.__mro__:
-        if c.__module__.startswith("shenjing.") or c is Model:
+        if c.__module__.startswith("shenjing.") or c in (Model, object):
             break
         names.update(vars(c))
     return names

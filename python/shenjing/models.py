@@ -21,8 +21,14 @@ class Model(Trainer):
         return super().__new__(cls)
 
     def __init__(self, *args, **kwargs):
-        """A subclassed model (Functional and Sequential have their own constructors)."""
+        """A subclassed model (Functional and Sequential have their own constructors). A
+        subclass whose __init__ passes (inputs, outputs) up is a functional model, as in Keras:
+        Functional takes Model's place among its bases."""
         from shenjing import _subclassed
+        if _subclassed.functional_arguments(args, kwargs):
+            _subclassed.inject_functional(type(self))
+            Functional.__init__(self, *args, **kwargs)
+            return
         _subclassed.init(self, args, kwargs)
 
     def __init_subclass__(cls, **kwargs):
