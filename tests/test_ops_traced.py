@@ -24,6 +24,10 @@ CASES = {
     "softmax": lambda x: ops.softmax(x, axis=-1) + ops.log_softmax(x, axis=1),
     "matmul_weight": lambda x: ops.matmul(x, W),
     "einsum": lambda x: ops.einsum("bij,jk->bik", x, W),
+    "einsum_ellipsis": lambda x: ops.einsum("...ij,jk->...ik", x, W),
+    "einsum_batched_pair": lambda x: ops.einsum("bij,bkj->bik", x, x * 0.5),
+    "einsum_reduce": lambda x: ops.einsum("bij->bj", x) + ops.einsum("bij,j->bi", x, W[:, 0])[
+        :, :1],
     "slicing": lambda x: x[:, 1:, ::2] * x[:, :2, 1:3],
     "index_and_newaxis": lambda x: x[:, 0] + x[:, None, 2, :][:, 0],
     "reshape_transpose": lambda x: ops.transpose(ops.reshape(x, (-1, 4, 3)), (0, 2, 1)),
