@@ -168,6 +168,16 @@ void Model::plan_backward() {
                    ((ce && last == Activation::Softmax) ||
                     (loss.kind == LossKind::BinaryCrossentropy && last == Activation::Sigmoid));
   }
+  // A weight read in place (a traced Variable) with one reader gets its gradient from that
+  // reader directly, instead of through a slot and a copy.
+  weight_grad_of_.assign(T, nullptr);
+  for (int i : active_) {
+    const Node& nd = nodes_[i];
+    Layer& l = *layers_[nd.layer];
+    if (l.source_output() && needs_grad_[nd.output] && readers[nd.output] == 1 &&
+        !l.params().empty())
+      weight_grad_of_[nd.output] = l.params()[0].grad.data();
+  }
   // Walk backward (losses first: they read the outputs last), giving each gradient a slot
   // when its first contribution is written and freeing it once its producer has run.
   grad_slot_of_.assign(T, -1);

@@ -210,6 +210,7 @@ void Model::run_backward(int n) {
   for (const BackStep& s : back_) {
     if (s.node < 0) continue;  // a loss: done in losses()
     const Node& nd = nodes_[s.node];
+    if (weight_grad_of_[nd.output]) continue;  // its reader wrote the weight's gradient
     Layer& l = *layers_[nd.layer];
     const float* dy = grad_slots_[grad_slot_of_[nd.output]].data();
     if (l.passthrough(base)) {
@@ -221,7 +222,9 @@ void Model::run_backward(int n) {
     in.clear();
     for (size_t j = 0; j < nd.inputs.size(); ++j) {
       in.push_back(act_ptr_[nd.inputs[j]]);
-      dxs.push_back(s.dx_slot[j] >= 0 ? grad_slots_[s.dx_slot[j]].data() : nullptr);
+      float* direct = weight_grad_of_[nd.inputs[j]];
+      dxs.push_back(direct ? direct
+                           : s.dx_slot[j] >= 0 ? grad_slots_[s.dx_slot[j]].data() : nullptr);
     }
     // A shared layer overwrites its weight gradients at each node: keep the sum so far.
     const bool accumulate = shared_[nd.layer] && seen[nd.layer]++ > 0;

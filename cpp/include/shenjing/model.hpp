@@ -284,6 +284,9 @@ class Model {
   std::vector<int> predict_active_;  // the part of active_ the outputs need
   std::vector<int> targets_;         // add_target tensors
   std::vector<char> fused_, needs_grad_;
+  // Per tensor: the gradient buffer of the weight a `variable` node reads in place, when that
+  // node's output has one reader: the reader's backward writes dL/dw there directly.
+  std::vector<float*> weight_grad_of_;
   std::vector<BackStep> back_;
   std::vector<int> loss_step_;  // per loss (train_): its index in back_, or -1
   std::vector<long long> grad_slot_size_;
