@@ -290,3 +290,41 @@ def test_subclass_passing_inputs_and_outputs_is_a_functional_model():
 
     with pytest.raises(ValueError, match="train_step"):
         WithStep()
+
+
+class Encoder(layers.Layer):
+    """The guide's VAE encoder shape: one call, several outputs."""
+
+    def __init__(self, latent_dim=2, **kwargs):
+        super().__init__(**kwargs)
+        self.dense_proj = layers.Dense(8, activation="relu")
+        self.dense_mean = layers.Dense(latent_dim)
+        self.dense_log_var = layers.Dense(latent_dim)
+
+    def call(self, inputs):
+        x = self.dense_proj(inputs)
+        return self.dense_mean(x), self.dense_log_var(x)
+
+
+def test_custom_layer_with_several_outputs(tmp_path):
+    inp = keras.Input((5,))
+    z_mean, z_log_var = Encoder(name="encoder")(inp)
+    model = keras.Model(inp, [z_mean, ops.exp(0.5 * z_log_var)])
+    x = np.random.default_rng(5).normal(size=(6, 5)).astype(np.float32)
+    enc = model.get_layer("encoder")
+    h = np.maximum(x @ enc.dense_proj.kernel + enc.dense_proj.bias, 0)
+    mean, scale = model.predict(x, verbose=0)
+    np.testing.assert_allclose(mean, h @ enc.dense_mean.kernel + enc.dense_mean.bias, rtol=1e-5)
+    np.testing.assert_allclose(scale, np.exp(0.5 * (h @ enc.dense_log_var.kernel +
+                                                     enc.dense_log_var.bias)), rtol=1e-5)
+    assert z_log_var._keras_history[2] == 1
+    lines = []
+    model.summary(print_fn=lines.append)
+    assert "[(None, 2), (None, 2)]" in "\n".join(lines)
+    model.compile(optimizer="adam", loss=["mse", "mse"])
+    model.fit(x, [np.zeros((6, 2)), np.ones((6, 2))], epochs=2, verbose=0)
+    path = str(tmp_path / "enc.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path, custom_objects={"Encoder": Encoder})
+    for a, b in zip(loaded.predict(x, verbose=0), model.predict(x, verbose=0)):
+        np.testing.assert_allclose(a, b, rtol=1e-6)

@@ -60,10 +60,12 @@ def get_config(model):
     def keras_tensor(t):
         return {"class_name": "__keras_tensor__",
                 "config": {"shape": list(t.shape), "dtype": t.dtype,
-                           "keras_history": [t._node.layer.name, node_index(t._node), 0]}}
+                           "keras_history": [t._node.layer.name, node_index(t._node),
+                                             t._index]}}
 
     def io_ref(t):
-        return [t._node.layer.name, node_index(t._node) + _is_functional(t._node.layer), 0]
+        return [t._node.layer.name, node_index(t._node) + _is_functional(t._node.layer),
+                t._index]
 
     layers = []
     for layer in getattr(model, "_config_layers", model.layers):
@@ -177,9 +179,8 @@ def _ref(history, where):
             not all(isinstance(i, int) and not isinstance(i, bool) for i in history[1:]):
         raise ValueError(f"{where}: keras_history must be [layer name, node index, tensor "
                          f"index], received {history!r:.100}.")
-    if history[1] < 0 or history[2] != 0:
-        raise ValueError(f"{where}: no tensor {history!r:.100} (layers here have one output, "
-                         f"tensor index 0).")
+    if history[1] < 0 or history[2] < 0:
+        raise ValueError(f"{where}: no tensor {history!r:.100}.")
     return _Ref(history)
 
 
@@ -192,7 +193,13 @@ def _refs_in(structure):
 
 def _resolve(structure, made):
     if isinstance(structure, _Ref):
-        return made[structure[0]][structure[1]]
+        out = made[structure[0]][structure[1]]
+        outs = out if isinstance(out, (list, tuple)) else [out]
+        if structure[2] >= len(outs):
+            raise ValueError(f"no tensor {list(structure)!r:.100}: tensor index "
+                             f"{structure[2]} of a call of layer '{structure[0]:.80}', which "
+                             f"made {len(outs)} tensor(s).")
+        return outs[structure[2]]
     if isinstance(structure, dict):
         return {k: _resolve(v, made) for k, v in structure.items()}
     return [_resolve(v, made) for v in structure]
@@ -277,7 +284,7 @@ def from_config(config, cls, depth=0):
         if r[1] >= len(made[name]):
             raise ValueError(f"input_layers/output_layers: layer '{name}' has no call "
                              f"{ref[1]}.")
-        return made[name][r[1]]
+        return _resolve(r, made)
 
     def io_structure(x):
         if isinstance(x, list) and len(x) == 3 and isinstance(x[0], str):

@@ -87,7 +87,8 @@ def print_summary(model, print_fn=None):
 
     def shape(layer):
         if functional:  # Keras shows the output of the layer's last call
-            return str(layer._inbound_nodes[-1].output.shape)
+            outs = layer._inbound_nodes[-1].outputs
+            return str(outs[0].shape) if len(outs) == 1 else str([t.shape for t in outs])
         return str(layer.output_shape)
 
     lines = [f'Model: "{model.name}"', _rule(widths, "┏", "┳", "┓", "━")]

@@ -246,7 +246,8 @@ class Model(Trainer):
                 # A custom layer: its traced nodes run in its place.
                 ids.update({id(p): ids[id(x)] for p, x in zip(trace.inputs, node.inputs)})
                 self._emit(core, trace.nodes, ids, emitted, order, init)
-                ids[id(node.output)] = ids[id(trace.outputs[0])]
+                for made, traced in zip(node.outputs, trace.outputs):
+                    ids[id(made)] = ids[id(traced)]
                 self._added_losses.extend(ids[id(t)] for t in trace.losses)
                 continue
             if isinstance(layer, Model):

@@ -98,20 +98,22 @@ def call(layer, inputs, args, training, mask, kwargs):
     finally:
         _trace._scopes.pop()
         layer._trace_losses = None
-    out_flat = _flat(outs)
-    if len(out_flat) != 1:
+    several = isinstance(outs, (list, tuple))
+    if several and not (outs and all(not isinstance(o, (list, tuple, dict)) for o in outs)) \
+            or isinstance(outs, dict):
         raise ValueError(f"Layer '{layer.name}' ({type(layer).__name__}) returned "
-                         f"{len(out_flat)} tensors; a custom layer with several outputs is "
-                         f"not supported yet: return one tensor.")
-    result = _trace.as_tensor(out_flat[0])
+                         f"{type(outs).__name__} {outs!r:.100}: a custom layer returns a tensor "
+                         f"or a flat list/tuple of tensors.")
+    results = [_trace.as_tensor(o) for o in (outs if several else [outs])]
     from shenjing.functional import graph_nodes
-    nodes = graph_nodes(holders, [result] + losses, layer.name)
-    out = KerasTensor(result.shape, result.dtype, name=layer.name)
+    nodes = graph_nodes(holders, results + losses, layer.name)
+    made = [KerasTensor(r.shape, r.dtype, name=layer.name) for r in results]
+    out = type(outs)(made) if several else made[0]
     node = Node(layer, inputs, tensors, out)
-    node.trace = Trace(holders, [result], nodes, losses)
+    node.trace = Trace(holders, results, nodes, losses)
     if layer.output_shape is None:
         layer.input_shape = _shape_struct(inputs)
-        layer.output_shape = result.shape
+        layer.output_shape = [r.shape for r in results] if several else results[0].shape
     return out
 
 

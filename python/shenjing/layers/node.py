@@ -24,10 +24,12 @@ class KerasTensor:
     def ndim(self):
         return len(self.shape)
 
+    _index = 0
+
     @property
     def _keras_history(self):
         node = self._node
-        return (node.layer, node.index, 0) if node else (None, 0, 0)
+        return (node.layer, node.index, self._index) if node else (None, 0, 0)
 
     def __repr__(self):
         return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
@@ -109,10 +111,13 @@ class Node:
         self.layer = layer
         self.call_args = call_args  # the structure the layer was called on (tensor or list)
         self.inputs = list(inputs)  # flat list of KerasTensors
-        self.output = output
+        self.output = output  # a tensor, or a list/tuple of them (a custom layer's outputs)
+        self.outputs = list(output) if isinstance(output, (list, tuple)) else [output]
         self.index = len(layer._inbound_nodes)
         layer._inbound_nodes.append(self)
-        output._node = self
+        for k, t in enumerate(self.outputs):
+            t._node = self
+            t._index = k  # which of the node's outputs (Keras's tensor index)
 
 
 def is_symbolic(x):
