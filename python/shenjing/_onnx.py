@@ -29,8 +29,8 @@ _MIN_OPSET = 13
 
 
 def export(model, filepath, opset=None):
-    """Writes ``model`` (a built Sequential or functional model) to ``filepath`` as an ONNX
-    model; returns filepath. Nothing is written if a layer has no conversion."""
+    """Writes ``model`` (a built Sequential, functional or subclassed model) to ``filepath``
+    as an ONNX model; returns filepath. Nothing is written if a layer or op has no conversion."""
     try:
         import onnx
     except ImportError:
