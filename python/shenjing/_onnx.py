@@ -3,8 +3,10 @@ is in _onnx_layers.py.
 
 The exporter walks the model's symbolic graph: a Sequential's chain, a functional model's
 nodes in topological order, a model used as a layer expanded in place (as the C++ core runs
-it). Each symbolic tensor becomes one ONNX value, read by as many nodes as read the tensor; a
-layer called at several nodes (shared weights) stores its weights once.
+it), a custom or Lambda layer's call replaced by its traced ops (_onnx_ops.py converts each
+primitive op; a Variable becomes one initializer). Each symbolic tensor becomes one ONNX
+value, read by as many nodes as read the tensor; a layer called at several nodes (shared
+weights) stores its weights once.
 
 Inputs and outputs: a Sequential's graph takes ``input`` and gives ``output``; a functional
 model's are named after ``model.input_names`` and ``model.output_names`` (dict keys, else the
@@ -18,6 +20,7 @@ import numpy as np
 
 import shenjing
 from shenjing import _atomic
+from shenjing import _onnx_ops
 from shenjing._onnx_layers import converter
 
 DEFAULT_OPSET = 17
@@ -26,8 +29,8 @@ _MIN_OPSET = 13
 
 
 def export(model, filepath, opset=None):
-    """Writes ``model`` (a built Sequential or functional model) to ``filepath`` as an ONNX
-    model; returns filepath. Nothing is written if a layer has no conversion."""
+    """Writes ``model`` (a built Sequential, functional or subclassed model) to ``filepath``
+    as an ONNX model; returns filepath. Nothing is written if a layer or op has no conversion."""
     try:
         import onnx
     except ImportError:
@@ -57,9 +60,21 @@ def _walk(g, nodes, values):
     to its ONNX value name: given for the inputs, added for each node's output. A model used
     as a layer writes its own nodes in place, on a mapping of its own (it may be called twice)."""
     from shenjing.models import Model
+    from shenjing.ops._trace import Operation
     for node in nodes:
         layer = node.layer
         xs = [values[id(t)] for t in node.inputs]
+        trace = getattr(node, "trace", None)
+        if trace is not None:
+            # A custom or Lambda layer: its traced nodes in its place (add_loss terms are
+            # training-only and left out), as Model._emit hands them to the core.
+            inner = {id(p): x for p, x in zip(trace.inputs, xs)}
+            _walk(g, _needed(trace.nodes, trace.outputs), inner)
+            values[id(node.output)] = inner[id(trace.outputs[0])]
+            continue
+        if isinstance(layer, Operation):
+            values[id(node.output)] = _onnx_ops.convert(g, layer, xs, node)
+            continue
         if isinstance(layer, Model):
             layer._check_nested()  # one output, as the core expands it
             inner_inputs, inner_outputs, inner_nodes = layer._graph()
@@ -76,6 +91,21 @@ def _walk(g, nodes, values):
                              f"{layer.input_shape}, but one of its calls reads "
                              f"{[t.shape for t in node.inputs]}.")
         values[id(node.output)] = convert(g, layer, xs if multi else xs[0])
+
+
+def _needed(nodes, outputs):
+    """The nodes (in order) that ``outputs`` depend on: a trace's add_loss graphs dropped."""
+    want, keep = {id(t) for t in outputs}, []
+    for node in reversed(nodes):
+        if id(node.output) in want:
+            keep.append(node)
+            want.update(id(t) for t in node.inputs)
+    return keep[::-1]
+
+
+def _dims(shape):
+    """ONNX dims of a symbolic shape: the batch axis (None) symbolic."""
+    return ["batch" if s is None else s for s in shape]
 
 
 def _unique(names):
@@ -111,6 +141,7 @@ class _Graph:
         self.nodes, self.initializers = [], []
         self._used = set(reserved)
         self._consts = {}  # (hint, dtype, shape, digest) -> name
+        self.sources = {}  # ("variable", id(Variable)) -> its initializer
         self._outputs = {}  # value name -> the graph output that now carries it
 
     def _fresh(self, hint):
@@ -154,12 +185,13 @@ class _Graph:
         self._outputs[x] = name
 
     def model(self, name, inputs, outputs):
-        """The ModelProto; ``inputs`` and ``outputs`` are (value name, batched shape) pairs."""
+        """The ModelProto; ``inputs`` and ``outputs`` are (value name, shape) pairs (an
+        output of traced ops may lack the batch axis: a reduction over it)."""
         h, float32 = self.helper, self.onnx.TensorProto.FLOAT
         graph = h.make_graph(
             self.nodes, name,
             [h.make_tensor_value_info(v, float32, ["batch", *s[1:]]) for v, s in inputs],
-            [h.make_tensor_value_info(v, float32, ["batch", *s[1:]]) for v, s in outputs],
+            [h.make_tensor_value_info(v, float32, _dims(s)) for v, s in outputs],
             self.initializers)
         opset_ids = [h.make_opsetid("", self.opset)]
         proto = h.make_model(graph, opset_imports=opset_ids, producer_name="shenjing",
