@@ -227,3 +227,14 @@ def test_unconvertible_op_is_named(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="op 'exp'"):
         model.export_onnx(str(tmp_path / "m.onnx"))
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_custom_layer_with_several_outputs_exports(tmp_path):
+    import os
+    import sys
+    sys.path.insert(0, os.path.dirname(__file__))
+    from test_custom_layers import Encoder
+    inp = keras.Input((5,))
+    mean, log_var = Encoder()(inp)
+    model = keras.Model(inp, [mean, ops.exp(log_var)])
+    _check(model, [_x(4, 5)], tmp_path / "enc.onnx")

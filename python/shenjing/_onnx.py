@@ -70,7 +70,8 @@ def _walk(g, nodes, values):
             # training-only and left out), as Model._emit hands them to the core.
             inner = {id(p): x for p, x in zip(trace.inputs, xs)}
             _walk(g, _needed(trace.nodes, trace.outputs), inner)
-            values[id(node.output)] = inner[id(trace.outputs[0])]
+            for made, traced in zip(node.outputs, trace.outputs):
+                values[id(made)] = inner[id(traced)]
             continue
         if isinstance(layer, Operation):
             values[id(node.output)] = _onnx_ops.convert(g, layer, xs, node)
