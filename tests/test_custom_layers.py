@@ -328,3 +328,42 @@ def test_custom_layer_with_several_outputs(tmp_path):
     loaded = keras.models.load_model(path, custom_objects={"Encoder": Encoder})
     for a, b in zip(loaded.predict(x, verbose=0), model.predict(x, verbose=0)):
         np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_training_argument_follows_the_run_and_branches_on_it_are_refused():
+    class Block(layers.Layer):
+        def __init__(self):
+            super().__init__()
+            self.dense = layers.Dense(4)
+            self.drop = layers.Dropout(0.5, seed=1)
+
+        def call(self, x, training=None):
+            return self.drop(self.dense(x), training=training)
+
+    inp = keras.Input((3,))
+    block = Block()
+    model = keras.Model(inp, block(inp))
+    x = np.ones((64, 3), np.float32)
+    # Dropout is on in training (fit) and off in predict, as Keras's training=True/False.
+    assert len(block.dense._inbound_nodes) == 1
+    w = block.dense.kernel
+    np.testing.assert_allclose(model.predict(x, verbose=0), x @ w + block.dense.bias,
+                               rtol=1e-6)
+
+    class Branchy(layers.Layer):
+        def call(self, x, training=None):
+            return x * 2.0 if training else x
+
+    with pytest.raises(ValueError, match="training=True than with training=False"):
+        Branchy()(keras.Input((3,)))
+
+    class BranchyModel(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = layers.Dense(2)
+
+        def call(self, x, training=False):
+            return self.dense(x) + (1.0 if training else 0.0)
+
+    with pytest.raises(ValueError, match="training=True than with training=False"):
+        BranchyModel().build((None, 3))

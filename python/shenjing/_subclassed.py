@@ -7,6 +7,7 @@ model's. Python is not called per batch, so a custom ``train_step``/``test_step`
 """
 import inspect
 
+from shenjing.layers import _custom
 from shenjing.layers.node import flatten_tensors, layers_by_depth
 
 _STEPS = ("train_step", "test_step", "predict_step")
@@ -83,31 +84,56 @@ def tracked_layers(model):
     return Layer._tracked_layers(model)
 
 
-def build(model, init=True):
-    """Traces ``call`` on Inputs of the model's input shapes and builds the core model."""
+def _trace_call(model, shapes, training):
+    """call() once on new Inputs: (inputs, the call's argument, what it returned, the output
+    tensors, add_loss terms, the Trace)."""
     from shenjing.functional import graph_nodes
     from shenjing.layers.input import Input
     from shenjing.ops import _trace
-    shapes = model._input_shapes_list()
-    if shapes == [None]:
-        raise ValueError(f"Model '{model.name}' has not been built: call it on data (fit, "
-                         f"predict) or build(input_shape) first.")
     inputs = [Input(shape=tuple(s)) for s in shapes]
     arg = inputs[0] if len(inputs) == 1 else inputs
-    params = inspect.signature(model.call).parameters
-    kwargs = {"training": None} if "training" in params else {}
+    kwargs = {} if training is None else {"training": training}
     losses = []
     _trace._scopes.append(model)
+    _custom.modes.append(training)
     model._trace_losses = losses
     try:
         outs = model.call(arg, **kwargs)
     finally:
         _trace._scopes.pop()
+        _custom.modes.pop()
         model._trace_losses = None
     if isinstance(outs, tuple):
         outs = list(outs)
     outputs = [_trace.as_tensor(t) for t in flatten_tensors(
         outs, f"The output of model '{model.name}'.call()")]
+    nodes = graph_nodes(inputs, outputs + losses, model.name)
+    return inputs, arg, outs, outputs, losses, _custom.Trace(inputs, outputs, nodes, losses)
+
+
+def build(model, init=True):
+    """Traces ``call`` on Inputs of the model's input shapes and builds the core model."""
+    from shenjing.functional import graph_nodes
+    shapes = model._input_shapes_list()
+    if shapes == [None]:
+        raise ValueError(f"Model '{model.name}' has not been built: call it on data (fit, "
+                         f"predict) or build(input_shape) first.")
+    params = inspect.signature(model.call).parameters
+    if "training" in params:
+        # Keras calls it with training=True in fit and False in predict: one graph must do.
+        inputs, arg, outs, outputs, losses, trace = _trace_call(model, shapes, True)
+        other = _trace_call(model, shapes, False)[-1]
+        _custom._forget(other, keep=trace)
+        if _custom._signature(trace) != _custom._signature(other):
+            _custom._forget(trace)
+            raise ValueError(
+                f"Model '{model.name}' ({type(model).__name__}): call() computes something "
+                f"else with training=True than with training=False. shenjing traces call() "
+                f"once into one graph, so training-dependent Python branches cannot run; use "
+                f"layers that switch by themselves (Dropout, BatchNormalization) and call them "
+                f"with training=training.")
+    else:
+        inputs, arg, outs, outputs, losses, _ = _trace_call(model, shapes, None)
     model.inputs, model._inputs_struct = inputs, arg
     model.outputs, model._outputs_struct = outputs, outs if isinstance(outs, (list, dict)) \
         else outputs[0]

@@ -87,16 +87,56 @@ def call(layer, inputs, args, training, mask, kwargs):
     layer._check_training_arg(training)
     tensors = [_trace.as_tensor(t) for t in flat]
     maybe_build(layer, inputs)
+    if training is None and _takes_training(layer):
+        # Keras runs call(training=True) in fit and training=False in predict: both must
+        # trace to the same graph, as shenjing runs one graph (Dropout and BatchNormalization
+        # layers switch inside the core).
+        outs, trace = _trace_once(layer, inputs, tensors, args, True, mask, kwargs)
+        other = _trace_once(layer, inputs, tensors, args, False, mask, kwargs)[1]
+        _forget(other, keep=trace)
+        if _signature(trace) != _signature(other):
+            _forget(trace)
+            raise ValueError(
+                f"Layer '{layer.name}' ({type(layer).__name__}): call() computes something "
+                f"else with training=True than with training=False. shenjing traces call() "
+                f"once into one graph, so training-dependent Python branches cannot run; use "
+                f"layers that switch by themselves (Dropout, BatchNormalization) and call them "
+                f"with training=training.")
+    else:
+        outs, trace = _trace_once(layer, inputs, tensors, args, training, mask, kwargs)
+    results = trace.outputs
+    several = isinstance(outs, (list, tuple))
+    made = [KerasTensor(r.shape, r.dtype, name=layer.name) for r in results]
+    out = type(outs)(made) if several else made[0]
+    node = Node(layer, inputs, tensors, out)
+    node.trace = trace
+    if layer.output_shape is None:
+        layer.input_shape = _shape_struct(inputs)
+        layer.output_shape = [r.shape for r in results] if several else results[0].shape
+    return out
+
+
+def _takes_training(layer):
+    params = inspect.signature(layer.call).parameters
+    return "training" in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
+
+
+def _trace_once(layer, inputs, tensors, args, training, mask, kwargs):
+    """Runs call() on placeholders of ``tensors``: (what it returned, its Trace)."""
+    from shenjing.functional import graph_nodes
+    from shenjing.ops import _trace
     it = iter([KerasTensor(t.shape, t.dtype, name=t.name) for t in tensors])
     placeholders = _structure_map(inputs, lambda _: next(it))
     holders = _flat(placeholders)
     losses = []
     _trace._scopes.append(layer)
+    modes.append(training)
     layer._trace_losses = losses
     try:
         outs = layer.call(placeholders, *args, **_call_kwargs(layer, training, mask, kwargs))
     finally:
         _trace._scopes.pop()
+        modes.pop()
         layer._trace_losses = None
     several = isinstance(outs, (list, tuple))
     if several and not (outs and all(not isinstance(o, (list, tuple, dict)) for o in outs)) \
@@ -105,16 +145,42 @@ def call(layer, inputs, args, training, mask, kwargs):
                          f"{type(outs).__name__} {outs!r:.100}: a custom layer returns a tensor "
                          f"or a flat list/tuple of tensors.")
     results = [_trace.as_tensor(o) for o in (outs if several else [outs])]
-    from shenjing.functional import graph_nodes
     nodes = graph_nodes(holders, results + losses, layer.name)
-    made = [KerasTensor(r.shape, r.dtype, name=layer.name) for r in results]
-    out = type(outs)(made) if several else made[0]
-    node = Node(layer, inputs, tensors, out)
-    node.trace = Trace(holders, results, nodes, losses)
-    if layer.output_shape is None:
-        layer.input_shape = _shape_struct(inputs)
-        layer.output_shape = [r.shape for r in results] if several else results[0].shape
-    return out
+    return outs, Trace(holders, results, nodes, losses)
+
+
+def _signature(trace):
+    """The trace's computation, independent of the tensor objects: per node, what runs
+    (the layer object, or the op and its attributes) and which earlier tensors it reads."""
+    pos = {id(t): ("in", k) for k, t in enumerate(trace.inputs)}
+    sig = []
+    for k, node in enumerate(trace.nodes):
+        layer = node.layer
+        what = (layer.op, repr(sorted(layer.attrs.items()))) if getattr(layer, "_is_op", False) \
+            and layer.op != "variable" else id(layer)
+        sig.append((what, tuple(pos.get(id(t), ("other", id(t))) for t in node.inputs)))
+        for j, t in enumerate(node.outputs):
+            pos[id(t)] = (k, j)
+    return sig, [pos.get(id(t)) for t in trace.outputs + trace.losses]
+
+
+def _forget(trace, keep=None):
+    """Takes a discarded trace's calls off the layers it called (their node lists), but the
+    nodes the kept trace shares with it (Variables' nodes)."""
+    kept = {id(n) for n in keep.nodes} if keep is not None else set()
+    for node in trace.nodes:
+        if id(node) in kept:
+            continue
+        if getattr(node, "trace", None) is not None:
+            _forget(node.trace, keep)
+        calls = node.layer._inbound_nodes
+        if any(n is node for n in calls):
+            calls[:] = [n for n in calls if n is not node]
+
+
+# The training value each trace in progress was made with: a sub-layer called with that same
+# value just follows the run's mode, which the core switches (not a per-call override).
+modes = []
 
 
 _eager_depth = 0

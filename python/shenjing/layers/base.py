@@ -202,6 +202,9 @@ class Layer:
     def _check_training_arg(self, training):
         if training is None or training is True:
             return
+        from shenjing.layers import _custom
+        if _custom.modes and training is _custom.modes[-1]:
+            return  # passed down from a traced call(): the run's mode, switched in the core
         if training is not False:
             raise TypeError(f"training must be True, False or None, received {training!r}.")
         # A per-call inference mode is not in the core yet: refuse it where it would change
