@@ -367,3 +367,29 @@ def test_training_argument_follows_the_run_and_branches_on_it_are_refused():
 
     with pytest.raises(ValueError, match="training=True than with training=False"):
         BranchyModel().build((None, 3))
+
+
+def test_tracing_in_two_threads_keeps_each_trace_apart():
+    import threading
+    started, release = threading.Event(), threading.Event()
+
+    class Slow(layers.Layer):
+        def call(self, x):
+            y = ops.relu(x)
+            started.set()
+            release.wait(5)  # another thread builds a model meanwhile
+            return y
+
+    names = {}
+
+    def other():
+        started.wait(5)
+        t = ops.relu(keras.Input((2,)))
+        names["other"] = t._node.layer.name
+        release.set()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    Slow()(keras.Input((2,)))
+    thread.join()
+    assert "/" not in names["other"]  # a model-level op, not one inside Slow's trace

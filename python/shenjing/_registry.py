@@ -4,8 +4,10 @@
 file can never make shenjing import or run code of its choosing."""
 import contextlib
 
+from shenjing._thread_stack import ThreadStack
+
 _REGISTERED = {}  # "package>Name" -> class
-_scopes = []  # custom_objects dicts of the loads in progress, innermost last
+_scopes = ThreadStack()  # custom_objects dicts of the loads in progress, innermost last
 
 
 def register_keras_serializable(package="Custom", name=None):
@@ -30,7 +32,7 @@ def get_registered_name(obj):
 
 def get_registered_object(name, custom_objects=None):
     """The class a config names, from custom_objects (given or in scope) or the registry."""
-    for objects in [custom_objects or {}] + _scopes[::-1]:
+    for objects in [custom_objects or {}] + list(_scopes)[::-1]:
         if name in objects:
             return objects[name]
     if name in _REGISTERED:

@@ -10,6 +10,7 @@ import inspect
 
 import numpy as np
 
+from shenjing._thread_stack import ThreadStack
 from shenjing.layers.node import KerasTensor, Node
 
 
@@ -73,15 +74,14 @@ def call(layer, inputs, args, training, mask, kwargs):
     from shenjing.ops import _trace
     flat = _flat(inputs)
     if not any(isinstance(t, KerasTensor) for t in flat):
-        global _eager_depth
-        if _eager_depth == 0:
+        if not _eager_calls:
             _reset_losses(layer)  # Keras: losses are reset at each top-level call
-        _eager_depth += 1
+        _eager_calls.append(layer)
         try:
             maybe_build(layer, inputs)
             out = layer.call(inputs, *args, **_call_kwargs(layer, training, mask, kwargs))
         finally:
-            _eager_depth -= 1
+            _eager_calls.pop()
         return _structure_map(out, lambda v: np.asarray(v) if hasattr(v, "__array__") and
                               not isinstance(v, np.ndarray) else v)
     layer._check_training_arg(training)
@@ -180,10 +180,10 @@ def _forget(trace, keep=None):
 
 # The training value each trace in progress was made with: a sub-layer called with that same
 # value just follows the run's mode, which the core switches (not a per-call override).
-modes = []
+modes = ThreadStack()
 
 
-_eager_depth = 0
+_eager_calls = ThreadStack()  # custom layers running call() on arrays, outermost first
 
 
 def _reset_losses(layer):

@@ -15,10 +15,11 @@ import re
 import numpy as np
 
 from shenjing import _core
+from shenjing._thread_stack import ThreadStack
 from shenjing.layers.base import Layer, _auto_name
 from shenjing.layers.node import KerasTensor, Node
 
-_scopes = []  # the custom layers whose call() is being traced, innermost last
+_scopes = ThreadStack()  # the custom layers whose call() is being traced, innermost last
 _inner_ids = itertools.count()
 
 
