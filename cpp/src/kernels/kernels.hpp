@@ -80,7 +80,7 @@ using AdagradFn = void (*)(float* w, const float* g, float* acc, std::size_t n, 
                            float eps);
 
 // y[i] = f(x[i]) for i < n, float32 exp, log, log1p or expm1 (math.inc): vectorised, within 2
-// ulp (exp, log) or 3 ulp (log1p, expm1) of the exact value, IEEE special values as libm.
+// ulp of the exact value, IEEE special values as libm.
 // y may be x; otherwise they must not overlap.
 using VecMathFn = void (*)(const float* x, float* y, std::size_t n);
 

@@ -10,7 +10,7 @@
 // Two- and three-input ops live in binary.cpp; elementwise_op_from_config decodes both.
 // Each op is one loop over the values (parallel over chunks when large); sigmoid, tanh,
 // softplus, silu, exact gelu and elu use the activation kernels, as the Activation layers do;
-// exp, log, log1p and expm1 the vector math kernels (within 3 ulp; kernels/math.inc).
+// exp, log, log1p and expm1 the vector math kernels (within 2 ulp; kernels/math.inc).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
