@@ -79,6 +79,11 @@ using RmspropFn = void (*)(float* w, const float* g, float* v, float* mom, float
 using AdagradFn = void (*)(float* w, const float* g, float* acc, std::size_t n, float lr,
                            float eps);
 
+// y[i] = f(x[i]) for i < n, float32 exp, log, log1p or expm1 (math.inc): vectorised, within 2
+// ulp of the exact value, IEEE special values as libm.
+// y may be x; otherwise they must not overlap.
+using VecMathFn = void (*)(const float* x, float* y, std::size_t n);
+
 struct KernelTable {
   const char* isa;
   SgdFn sgd;
@@ -96,6 +101,10 @@ struct KernelTable {
   AvgPoolBackFn avg_pool_backward;
   ColSumFn col_sum;
   BnBlockSumsFn bn_block_sums;
+  VecMathFn vexp;
+  VecMathFn vlog;
+  VecMathFn vlog1p;
+  VecMathFn vexpm1;
 };
 
 // The table in use (chosen on first call; SHENJING_ISA=generic|avx2|avx512 forces one).

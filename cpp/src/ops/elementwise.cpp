@@ -9,7 +9,8 @@
 //   stop_gradient (x; zero gradient), identity (x; the model passes the buffer through).
 // Two- and three-input ops live in binary.cpp; elementwise_op_from_config decodes both.
 // Each op is one loop over the values (parallel over chunks when large); sigmoid, tanh,
-// softplus, silu, exact gelu and elu use the activation kernels, as the Activation layers do.
+// softplus, silu, exact gelu and elu use the activation kernels, as the Activation layers do;
+// exp, log, log1p and expm1 the vector math kernels (within 2 ulp; kernels/math.inc).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -93,10 +94,10 @@ class Unary final : public Op {
       case U::Square: return map(x, y, L, [](float v) { return v * v; });
       case U::Sqrt: return map(x, y, L, [](float v) { return std::sqrt(v); });
       case U::Rsqrt: return map(x, y, L, [](float v) { return 1.0f / std::sqrt(v); });
-      case U::Exp: return map(x, y, L, [](float v) { return std::exp(v); });
-      case U::Log: return map(x, y, L, [](float v) { return std::log(v); });
-      case U::Log1p: return map(x, y, L, [](float v) { return std::log1p(v); });
-      case U::Expm1: return map(x, y, L, [](float v) { return std::expm1(v); });
+      case U::Exp: return k.vexp(x, y, (std::size_t)L);
+      case U::Log: return k.vlog(x, y, (std::size_t)L);
+      case U::Log1p: return k.vlog1p(x, y, (std::size_t)L);
+      case U::Expm1: return k.vexpm1(x, y, (std::size_t)L);
       case U::Reciprocal: return map(x, y, L, [](float v) { return 1.0f / v; });
       case U::Sin: return map(x, y, L, [](float v) { return std::sin(v); });
       case U::Cos: return map(x, y, L, [](float v) { return std::cos(v); });

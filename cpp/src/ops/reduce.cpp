@@ -5,13 +5,17 @@
 // A batched input reduced over axis 0 (the batch axis) gives an unbatched output; with keepdims
 // its full shape then starts with a 1.
 // Sums, products and the sum of logsumexp are accumulated in double, each output over its
-// inputs in row-major order (deterministic for any thread count: threads own whole outputs).
+// inputs in row-major order (deterministic for any thread count: threads own whole outputs);
+// logsumexp sums a contiguous run in blocks of 256, each in 16 lanes (block_sum).
 // Gradients follow PyTorch: max/min split dy evenly between tied maxima (torch.amax); prod's is
 // prod(others), right with zeros in the input (one zero: only it gets a gradient; two or more:
 // none); logsumexp's is dy * exp(x - y). Nothing is kept between forward and backward.
+// logsumexp's exp is the vector kernel (kernels/math.inc), a block of a run at a time.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
+#include "kernels/kernels.hpp"
 #include "ops/op.hpp"
 #include "ops/walk.hpp"
 
@@ -22,6 +26,37 @@ using walk::make_walk;
 using walk::parallel_runs;
 
 enum class Kind { Sum, Mean, Max, Min, Prod, LogSumExp };
+
+constexpr long long kExpBlock = 256;
+
+// use(j0, e, c) for blocks j0 .. j0 + c of [0, L) in order, e[j] = exp(x[j0 + j] - sub(j0 + j))
+// by the vector kernel.
+template <class Sub, class Use>
+void exp_blocks(const float* x, long long L, Sub&& sub, Use&& use) {
+  const kernels::KernelTable& k = kernels::table();
+  float e[kExpBlock];
+  for (long long j0 = 0; j0 < L; j0 += kExpBlock) {
+    const long long c = std::min(kExpBlock, L - j0);
+    for (long long j = 0; j < c; ++j) e[j] = x[j0 + j] - sub(j0 + j);
+    k.vexp(e, e, (std::size_t)c);
+    use(j0, e, c);
+  }
+}
+
+// The sum in double of e[0 .. c), c <= kExpBlock, in kLanes interleaved lanes added in lane
+// order: one running sum would chain every add on the last (4 cycles a value); the lanes
+// vectorise, and the result still depends on c and the values alone.
+double block_sum(const float* e, long long c) {
+  constexpr int kLanes = 16;
+  double l[kLanes] = {};
+  long long j = 0;
+  for (; j + kLanes <= c; j += kLanes)
+    for (int i = 0; i < kLanes; ++i) l[i] += e[j + i];
+  for (; j < c; ++j) l[0] += e[j];
+  double s = 0.0;
+  for (int i = 0; i < kLanes; ++i) s += l[i];
+  return s;
+}
 
 class Reduce final : public Op {
  public:
@@ -91,10 +126,14 @@ class Reduce final : public Op {
           if (s == 0) {
             const float m = y[o];
             double t = acc_[o];
-            for (long long j = 0; j < L; ++j) t += std::exp(x[w + j] - m);
+            exp_blocks(x + w, L, [m](long long) { return m; },
+                       [&t](long long, const float* e, long long c) { t += block_sum(e, c); });
             acc_[o] = t;
           } else {
-            for (long long j = 0; j < L; ++j) acc_[o + j * s] += std::exp(x[w + j] - y[o + j * s]);
+            exp_blocks(x + w, L, [&](long long j) { return y[o + j * s]; },
+                       [&](long long j0, const float* e, long long c) {
+                         for (long long j = 0; j < c; ++j) acc_[o + (j0 + j) * s] += e[j];
+                       });
           }
         });
         // An infinite maximum (all -inf, or some +inf) is the answer itself.
@@ -163,12 +202,15 @@ class Reduce final : public Op {
       }
       case Kind::LogSumExp:
         spread(X, [&](long long w, long long o, long long L, long long s) {
-          for (long long j = 0; j < L; ++j) {
-            const long long k = o + j * s;
-            dx[w + j] = y[k] == -std::numeric_limits<float>::infinity()
-                            ? 0.0f
-                            : dy[k] * std::exp(x[w + j] - y[k]);
-          }
+          exp_blocks(x + w, L, [&](long long j) { return y[o + j * s]; },
+                     [&](long long j0, const float* e, long long c) {
+                       for (long long j = 0; j < c; ++j) {
+                         const long long k = o + (j0 + j) * s;
+                         dx[w + j0 + j] = y[k] == -std::numeric_limits<float>::infinity()
+                                              ? 0.0f
+                                              : dy[k] * e[j];
+                       }
+                     });
         });
         return;
     }

@@ -8,9 +8,11 @@
 //     Gradients: softmax dx = y * (dy - sum(dy * y)); log_softmax dx = dy - exp(y) * sum(dy).
 // The axis splits a tensor into (outer, len, inner); each (outer, block of inner columns) is
 // one unit of work, units run in parallel above kParallelMin values (disjoint outputs).
+// exp is the vector kernel (kernels/math.inc), on a row or a block of columns at a time.
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/kernels.hpp"
 #include "ops/op.hpp"
 #include "ops/walk.hpp"
 
@@ -28,6 +30,45 @@ Around around(const Shape& full, int axis) {
   for (int d = 0; d < (int)full.size(); ++d)
     (d < axis ? g.outer : d == axis ? g.len : g.inner) *= full[d];
   return g;
+}
+
+// A contiguous row's max and sums run in kLanes interleaved lanes, combined in lane order: one
+// running value would chain every step on the last (4 cycles a value), while the inner loops
+// below map lanes to lanes (no reduction in them), which the compiler vectorises. The result
+// depends on the row alone, not on the threads. The max is exact either way (a NaN in the row
+// makes every output NaN through its exp, whichever lane holds it).
+constexpr int kLanes = 32;
+
+float row_max(const float* x, long long len) {
+  float l[kLanes];
+  for (int j = 0; j < kLanes; ++j) l[j] = x[0];
+  long long k = 0;
+  for (; k + kLanes <= len; k += kLanes) {
+    const float* xk = x + k;
+    for (int j = 0; j < kLanes; ++j) l[j] = xk[j] > l[j] ? xk[j] : l[j];
+  }
+  for (; k < len; ++k) l[0] = x[k] > l[0] ? x[k] : l[0];
+  float m = l[0];
+  for (int j = 1; j < kLanes; ++j) m = l[j] > m ? l[j] : m;
+  return m;
+}
+
+// The sum of a[k] (b null) or of a[k] * b[k], in double.
+double row_sum(const float* a, const float* b, long long len) {
+  double l[kLanes] = {};
+  long long k = 0;
+  for (; k + kLanes <= len; k += kLanes) {
+    const float *ak = a + k, *bk = b ? b + k : nullptr;
+    if (bk) {
+      for (int j = 0; j < kLanes; ++j) l[j] += (double)ak[j] * bk[j];
+    } else {
+      for (int j = 0; j < kLanes; ++j) l[j] += ak[j];
+    }
+  }
+  for (; k < len; ++k) l[0] += b ? (double)a[k] * b[k] : (double)a[k];
+  double s = 0.0;
+  for (int j = 0; j < kLanes; ++j) s += l[j];
+  return s;
 }
 
 // f(outer index, first inner column, columns) over every unit.
@@ -112,6 +153,7 @@ class Softmax final : public Op {
 
   void forward_inputs(const float* const* xs, float* y, int n, const RunContext&) override {
     const Around g = around(full_in(0, n), a_);
+    const kernels::KernelTable& kt = kernels::table();
     if (g.inner == 1) {  // the last axis: contiguous rows
       for_units(g, [&](long long o, long long, long long) {
         row(xs[0] + o * g.len, y + o * g.len, g.len);
@@ -130,12 +172,12 @@ class Softmax final : public Op {
       }
       for (long long k = 1; k < g.len; ++k)
         for (long long j = 0; j < cols; ++j) m[j] = std::max(m[j], x[k * g.inner + j]);
-      for (long long k = 0; k < g.len; ++k)
-        for (long long j = 0; j < cols; ++j) {
-          const float e = std::exp(x[k * g.inner + j] - m[j]);
-          s[j] += e;
-          yo[k * g.inner + j] = e;
-        }
+      for (long long k = 0; k < g.len; ++k) {
+        float* e = yo + k * g.inner;
+        for (long long j = 0; j < cols; ++j) e[j] = x[k * g.inner + j] - m[j];
+        kt.vexp(e, e, (std::size_t)cols);
+        for (long long j = 0; j < cols; ++j) s[j] += e[j];
+      }
       for (long long j = 0; j < cols; ++j) {
         if (log_) m[j] += (float)std::log(s[j]);  // log_softmax: x - (max + log sum)
         else s[j] = 1.0 / s[j];
@@ -152,6 +194,7 @@ class Softmax final : public Op {
                        int n, const RunContext&) override {
     if (!dxs[0]) return;
     const Around g = around(full_in(0, n), a_);
+    const kernels::KernelTable& kt = kernels::table();
     if (g.inner == 1) {
       for_units(g, [&](long long o, long long, long long) {
         row_grad(y + o * g.len, dy + o * g.len, dxs[0] + o * g.len, g.len);
@@ -163,30 +206,32 @@ class Softmax final : public Op {
       const float *yo = y + off, *d = dy + off;
       float* dx = dxs[0] + off;
       double t[kBlock];
+      float e[kBlock];
       for (long long j = 0; j < cols; ++j) t[j] = 0.0;
       for (long long k = 0; k < g.len; ++k)
         for (long long j = 0; j < cols; ++j) {
           const long long i = k * g.inner + j;
           t[j] += log_ ? (double)d[i] : (double)d[i] * yo[i];
         }
-      for (long long k = 0; k < g.len; ++k)
-        for (long long j = 0; j < cols; ++j) {
-          const long long i = k * g.inner + j;
-          dx[i] = log_ ? (float)(d[i] - std::exp(yo[i]) * t[j]) : (float)(yo[i] * (d[i] - t[j]));
+      for (long long k = 0; k < g.len; ++k) {
+        const long long i = k * g.inner;
+        if (log_) {
+          kt.vexp(yo + i, e, (std::size_t)cols);
+          for (long long j = 0; j < cols; ++j) dx[i + j] = (float)(d[i + j] - e[j] * t[j]);
+        } else {
+          for (long long j = 0; j < cols; ++j) dx[i + j] = (float)(yo[i + j] * (d[i + j] - t[j]));
         }
+      }
     });
   }
 
  private:
   // One contiguous row of len values.
   void row(const float* x, float* y, long long len) const {
-    float m = x[0];
-    for (long long k = 1; k < len; ++k) m = x[k] > m ? x[k] : m;
-    double s = 0.0;
-    for (long long k = 0; k < len; ++k) {
-      y[k] = std::exp(x[k] - m);
-      s += y[k];
-    }
+    const float m = row_max(x, len);
+    for (long long k = 0; k < len; ++k) y[k] = x[k] - m;
+    kernels::table().vexp(y, y, (std::size_t)len);
+    const double s = row_sum(y, nullptr, len);
     if (log_) {
       const float c = m + (float)std::log(s);
       for (long long k = 0; k < len; ++k) y[k] = x[k] - c;
@@ -197,14 +242,16 @@ class Softmax final : public Op {
   }
 
   void row_grad(const float* y, const float* dy, float* dx, long long len) const {
-    double t = 0.0;
     if (log_) {
-      for (long long k = 0; k < len; ++k) t += dy[k];
-      const float tf = (float)t;
-      for (long long k = 0; k < len; ++k) dx[k] = dy[k] - std::exp(y[k]) * tf;
+      const float tf = (float)row_sum(dy, nullptr, len);
+      float e[kBlock];  // exp(y) a block at a time: dx may be dy
+      for (long long k0 = 0; k0 < len; k0 += kBlock) {
+        const long long c = std::min(kBlock, len - k0);
+        kernels::table().vexp(y + k0, e, (std::size_t)c);
+        for (long long k = 0; k < c; ++k) dx[k0 + k] = dy[k0 + k] - e[k] * tf;
+      }
     } else {
-      for (long long k = 0; k < len; ++k) t += (double)dy[k] * y[k];
-      const float tf = (float)t;
+      const float tf = (float)row_sum(dy, y, len);
       for (long long k = 0; k < len; ++k) dx[k] = y[k] * (dy[k] - tf);
     }
   }
