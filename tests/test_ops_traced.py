@@ -182,3 +182,10 @@ def test_conv_with_a_variable_kernel_matches_torch():
     ((ty - torch.tensor(y)) ** 2).mean().backward()
     model.fit(x, y, batch_size=2, epochs=1, verbose=0)
     np.testing.assert_allclose(k0 - layer.k.numpy(), tk.grad.numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_float_ops_on_integer_arrays_compute_in_float():
+    a = np.array([1, 2, 4], np.int32)
+    np.testing.assert_allclose(ops.reciprocal(a), [1.0, 0.5, 0.25])
+    assert ops.reciprocal(a).dtype == np.float32 and ops.sqrt(a).dtype == np.float32
+    assert ops.add(a, 1).dtype == np.int32 and ops.multiply(a, 0.5).dtype == np.float32

@@ -9,7 +9,11 @@ from shenjing.ops._dispatch import array, float_dtype, result_dtype, run, symbol
 
 def _unary(op, fn, to_float=True):
     def f(x):
-        return run(op, [x], None, fn, float_dtype(x) if to_float else result_dtype(x))
+        if not to_float:
+            return run(op, [x], None, fn, result_dtype(x))
+        dtype = float_dtype(x)
+        # Ints become floats first, as in Keras (np.reciprocal(2) would be the int 0).
+        return run(op, [x], None, lambda a: fn(a.astype(dtype, copy=False)), dtype)
     f.__name__ = op
     f.__doc__ = f"Elementwise ``{op}`` (Keras's ``ops.{op}``)."
     return f
