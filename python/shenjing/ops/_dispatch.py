@@ -62,8 +62,9 @@ def dtype_of(x):
 
 def result_dtype(*xs):
     """Keras's result type of an op on xs."""
-    strong = [dtype_of(x)[0] for x in xs if not dtype_of(x)[1]]
-    weak = [dtype_of(x)[0] for x in xs if dtype_of(x)[1]]
+    kinds = [dtype_of(x) for x in xs]
+    strong = [d for d, is_weak in kinds if not is_weak]
+    weak = [d for d, is_weak in kinds if is_weak]
     floats = [d for d in strong if d in _FLOATS]
     if floats:
         return "float64" if "float64" in floats else "float32"

@@ -123,10 +123,6 @@ class VariableOp(Operation):
         self.variable._bind(self._views[0][1])
 
 
-def is_tensor(x):
-    return isinstance(x, KerasTensor)
-
-
 def _batched(t):
     return len(t.shape) > 0 and t.shape[0] is None
 
