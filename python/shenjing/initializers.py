@@ -135,14 +135,38 @@ class GlorotNormal(Initializer):
         return std * _truncated(self._rng(), shape)
 
 
+class Orthogonal(Initializer):
+    """A random orthogonal matrix (Keras's formula: the Q of a QR decomposition of a normal
+    matrix, signs fixed by R's diagonal), times ``gain``; over the last axis and the product
+    of the others. Keras's default for recurrent kernels."""
+
+    def __init__(self, gain=1.0, seed=None):
+        super().__init__(seed)
+        self.gain = float(gain)
+
+    def sample(self, shape):
+        if len(shape) < 2:
+            raise ValueError(f"The Orthogonal initializer needs a shape of rank 2 or more, "
+                             f"received {shape}.")
+        rows, cols = int(np.prod(shape[:-1])), shape[-1]
+        a = self._rng().normal(0.0, 1.0, (max(rows, cols), min(rows, cols)))
+        q, r = np.linalg.qr(a)
+        q = q * np.sign(np.diag(r))
+        if rows < cols:
+            q = q.T
+        return self.gain * q.reshape(shape)
+
+
 zeros, ones = Zeros, Ones
 constant, random_normal, random_uniform = Constant, RandomNormal, RandomUniform
 truncated_normal, glorot_normal = TruncatedNormal, GlorotNormal
 glorot_uniform, he_uniform, he_normal = GlorotUniform, HeUniform, HeNormal
+orthogonal = Orthogonal
 _BY_NAME = {"zeros": Zeros, "ones": Ones, "glorot_uniform": GlorotUniform,
             "he_uniform": HeUniform, "he_normal": HeNormal, "constant": Constant,
             "random_normal": RandomNormal, "random_uniform": RandomUniform,
-            "truncated_normal": TruncatedNormal, "glorot_normal": GlorotNormal}
+            "truncated_normal": TruncatedNormal, "glorot_normal": GlorotNormal,
+            "orthogonal": Orthogonal}
 
 
 def get(identifier):

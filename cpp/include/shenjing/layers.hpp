@@ -266,6 +266,27 @@ std::unique_ptr<Layer> make_permute(const std::vector<int>& dims);
 // Identity: the output is the input (passed through by the model).
 std::unique_ptr<Layer> make_identity();
 
+// SimpleRNN, LSTM and GRU over input (timesteps, features), Keras 3's weights and gate orders:
+// kernel (features, G * units), recurrent_kernel (units, G * units), bias (G * units), or
+// (2, 3 * units) for a GRU with reset_after (input bias, recurrent bias); G = 1, 4 (i, f, c, o)
+// or 3 (z, r, h). The output is the last step's h (units), or every step's (timesteps, units)
+// with return_sequences, in the order processed (reversed with go_backwards, as Keras).
+// activation / recurrent_activation: linear, relu, sigmoid or tanh.
+enum class RecurrentCell : int { SimpleRNN = 0, LSTM, GRU };
+struct RecurrentOptions {
+  RecurrentCell cell = RecurrentCell::LSTM;
+  int units = 0;
+  Activation activation = Activation::Tanh;
+  Activation recurrent_activation = Activation::Sigmoid;
+  bool use_bias = true;
+  bool reset_after = true;  // GRU only
+  bool return_sequences = false;
+  bool go_backwards = false;
+  float kernel_l1 = 0.0f, kernel_l2 = 0.0f, recurrent_l1 = 0.0f, recurrent_l2 = 0.0f,
+        bias_l1 = 0.0f, bias_l2 = 0.0f;
+};
+std::unique_ptr<Layer> make_recurrent(const RecurrentOptions& opt);
+
 // Keras's merge layers (several inputs; build them with build_inputs). Elementwise merges
 // broadcast as Keras does: shapes aligned on their last axes, axes of size 1 stretch.
 // Subtract takes exactly 2 inputs, the others at least 1.

@@ -93,10 +93,11 @@ class Fields {
       fail(key, "an integer or a list of " + std::to_string(n) + " integers", v);
     }
   }
-  Activation activation() const {
-    const Value* v = get("activation");
-    if (!v) return Activation::Linear;
-    if (v->kind != Kind::String) fail("activation", "the name of an activation", v);
+  Activation activation(const std::string& key = "activation",
+                        Activation def = Activation::Linear) const {
+    const Value* v = get(key);
+    if (!v) return def;
+    if (v->kind != Kind::String) fail(key, "the name of an activation", v);
     try {
       return activation_from_name(v->string);
     } catch (const ValueError& e) {

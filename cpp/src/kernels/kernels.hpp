@@ -84,6 +84,61 @@ using AdagradFn = void (*)(float* w, const float* g, float* acc, std::size_t n, 
 // y may be x; otherwise they must not overlap.
 using VecMathFn = void (*)(const float* x, float* y, std::size_t n);
 
+// One time step of a recurrent cell over `rows` rows (recurrent.inc). Row b of a matrix X is
+// X + b * ldX; matrices of `units` (or 3 * units) columns without an ld are contiguous.
+// act / rec_act are kLinear, kRelu, kSigmoid or kTanh (the cell's activation and
+// recurrent_activation). z: the gates' pre-activations, replaced by their activations.
+// LSTM: c_prev (null: zeros), c, tc = act(c) (all ldc), h (ldh). GRU: h_prev (ldhp), h (ldh),
+// rh (ldc): rec_h kept for backward (reset_after; rec: h_prev U + recurrent bias) or
+// r * h_prev (otherwise).
+struct RnnStep {
+  int rows, units, act, rec_act;
+  bool reset_after;
+  float* z;
+  std::size_t ldz;
+  const float* c_prev;
+  float* c;
+  float* tc;
+  float* rh;
+  std::size_t ldc;
+  float* h;
+  std::size_t ldh;
+  const float* h_prev;
+  std::size_t ldhp;
+  const float* rec;
+};
+// Backward of one step: dh (+ dy when not null) is dL/dh of the step's output; z, tc, c_prev,
+// rh, h_prev as saved by the forward step; dz gets the pre-activation gradients (ldz), dzr the
+// recurrent ones of a reset_after GRU; dc (LSTM carry) and dh are updated in place to what
+// flows to the previous step (dh before the GEMM with U^T); drh: dL/d(r * h_prev) (GRU).
+struct RnnStepBack {
+  int rows, units, act, rec_act;
+  bool reset_after;
+  const float* z;
+  std::size_t ldz;
+  const float* tc;
+  const float* c_prev;
+  const float* rh;
+  std::size_t ldc;
+  const float* dy;
+  std::size_t lddy;
+  float* dh;
+  float* dc;
+  float* dz;
+  float* dzr;
+  const float* drh;
+  const float* h_prev;
+  std::size_t ldhp;
+};
+using RnnActRowsFn = void (*)(int act, float* z, int rows, int cols, std::size_t ldz);
+using RnnActRowsBackFn = void (*)(int act, const float* h, std::size_t ldh, const float* dh,
+                                  const float* dy, std::size_t lddy, float* dz, std::size_t ldz,
+                                  int rows, int cols);
+using LstmStepFn = void (*)(const RnnStep& s);
+using LstmStepBackFn = void (*)(const RnnStepBack& s);
+using GruStepFn = void (*)(const RnnStep& s, int phase);
+using GruStepBackFn = void (*)(const RnnStepBack& s, int phase);
+
 struct KernelTable {
   const char* isa;
   SgdFn sgd;
@@ -105,6 +160,12 @@ struct KernelTable {
   VecMathFn vlog;
   VecMathFn vlog1p;
   VecMathFn vexpm1;
+  RnnActRowsFn rnn_act_rows;
+  RnnActRowsBackFn rnn_act_rows_back;
+  LstmStepFn lstm_step;
+  LstmStepBackFn lstm_step_back;
+  GruStepFn gru_step;
+  GruStepBackFn gru_step_back;
 };
 
 // The table in use (chosen on first call; SHENJING_ISA=generic|avx2|avx512 forces one).

@@ -13,6 +13,7 @@ from shenjing.layers.pooling import (AveragePooling1D, AveragePooling2D, AvgPool
                                      GlobalAvgPool1D, GlobalAvgPool2D, GlobalMaxPool1D,
                                      GlobalMaxPool2D, GlobalMaxPooling1D, GlobalMaxPooling2D,
                                      MaxPool1D, MaxPool2D, MaxPooling1D, MaxPooling2D)
+from shenjing.layers.recurrent import GRU, LSTM, SimpleRNN
 from shenjing.layers.reshaping import (Cropping1D, Cropping2D, Flatten, Permute, RepeatVector,
                                        Reshape, ZeroPadding1D, ZeroPadding2D)
 from shenjing.layers.upsampling import UpSampling1D, UpSampling2D
@@ -26,4 +27,5 @@ __all__ = ["Layer", "Dense", "Activation", "Dropout", "Flatten", "Reshape", "Inp
            "Conv1DTranspose", "Conv2DTranspose", "UpSampling1D", "UpSampling2D", "Cropping1D",
            "Cropping2D", "RepeatVector", "Permute", "Identity", "Lambda", "Add",
            "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot", "add",
-           "subtract", "multiply", "average", "maximum", "minimum", "concatenate", "dot"]
+           "subtract", "multiply", "average", "maximum", "minimum", "concatenate", "dot",
+           "SimpleRNN", "LSTM", "GRU"]

@@ -1,0 +1,56 @@
+// Keras configs of SimpleRNN, LSTM and GRU -> core layers. Every field is checked here; what
+// the core does not implement yet is refused by name rather than ignored.
+#include <string>
+
+#include "io/config_fields.hpp"
+
+namespace shenjing {
+
+namespace {
+
+// Fields Keras writes whose only accepted value here is its default (a ValueError names the
+// field otherwise, so a model never silently runs without what it asked for).
+void require_default(const config::Fields& f, const char* key, bool def) {
+  if (f.boolean(key, def) != def)
+    f.fail(key, def ? "true (the only value supported)" : "false (not supported yet)",
+           f.get(key));
+}
+
+}  // namespace
+
+std::unique_ptr<Layer> recurrent_layer_from_config(const std::string& cls,
+                                                   const config::Fields& f) {
+  RecurrentOptions o;
+  if (cls == "LSTM") o.cell = RecurrentCell::LSTM;
+  else if (cls == "GRU") o.cell = RecurrentCell::GRU;
+  else if (cls == "SimpleRNN") o.cell = RecurrentCell::SimpleRNN;
+  else return nullptr;
+  o.units = f.integer("units", 1, config::kMaxDim);
+  o.activation = f.activation("activation", Activation::Tanh);
+  if (o.cell != RecurrentCell::SimpleRNN)
+    o.recurrent_activation = f.activation("recurrent_activation", Activation::Sigmoid);
+  o.use_bias = f.boolean("use_bias", true);
+  if (o.cell == RecurrentCell::GRU) o.reset_after = f.boolean("reset_after", true);
+  o.return_sequences = f.boolean("return_sequences", false);
+  o.go_backwards = f.boolean("go_backwards", false);
+  require_default(f, "return_state", false);
+  require_default(f, "stateful", false);
+  f.boolean("unroll", false);  // unrolling is a graph-compiler hint: same result either way
+  f.boolean("unit_forget_bias", true);  // an initializer choice, made in Python
+  for (const char* key : {"dropout", "recurrent_dropout"})
+    if (f.number(key, 0.0, 0.0, 1.0) != 0.0)
+      f.fail(key, "0 (dropout inside recurrent layers is not supported yet)", f.get(key));
+  for (const char* key : {"activity_regularizer", "kernel_constraint", "recurrent_constraint",
+                          "bias_constraint"})
+    if (f.get(key)) f.fail(key, "null (not supported)", f.get(key));
+  f.regularizer("kernel_regularizer", &o.kernel_l1, &o.kernel_l2);
+  f.regularizer("recurrent_regularizer", &o.recurrent_l1, &o.recurrent_l2);
+  f.regularizer("bias_regularizer", &o.bias_l1, &o.bias_l2);
+  try {
+    return make_recurrent(o);
+  } catch (const ValueError& e) {  // an activation the cells do not have
+    throw ValueError("Layer '" + f.name() + "' (" + cls + "): " + e.what());
+  }
+}
+
+}  // namespace shenjing

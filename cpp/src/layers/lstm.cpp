@@ -1,0 +1,114 @@
+// LSTM (Keras 3): z = x W + h_{s-1} U + b split into i, f, c, o; c_s = f c_{s-1} + i act(z_c),
+// h_s = o act(c_s); i, f, o use recurrent_activation. Layout in recurrent.hpp.
+#include <cstring>
+
+#include "layers/recurrent.hpp"
+
+namespace shenjing {
+namespace rnn {
+namespace {
+
+class Lstm final : public Recurrent {
+ public:
+  using Recurrent::Recurrent;
+
+  // Saved: a = the activated gates (n, T, 4u); b = Hp, C (the carry c_s at step s's time
+  // index) and TC = act(C), each (n, T, u).
+  void forward(const float* x, float* y, int n, const RunContext& ctx) override {
+    const auto& K = kernels::table();
+    const Dims d = dims(n);
+    const int u = d.u, cols = 4 * u;
+    const std::size_t ldz = d.ldz(), ldh = d.ldh();
+    float* Z = grow(ctx.saved->a, d.rows * cols);
+    float* Hp = grow(ctx.saved->b, 3 * d.rows * u);
+    float* C = Hp + d.rows * u;
+    float* TC = C + d.rows * u;
+    float* rec = grow(tmp_, (std::size_t)n * cols);
+    project_inputs(x, d, Z);
+    for (int s = 0; s < d.T; ++s) {
+      const std::size_t p = (std::size_t)pos(d, s);
+      float* z = Z + p * cols;
+      if (s == 0)
+        for (int b = 0; b < n; ++b) std::memset(Hp + p * u + b * ldh, 0, u * sizeof(float));
+      else
+        K.sgemm(false, false, n, cols, u, 1.0f, Hp + p * u, (int)ldh, recurrent_kernel(), cols,
+                0.0f, rec, cols, nullptr);
+      std::size_t ldo;
+      float* h = state_out(Hp, y, d, s, &ldo);
+      const float* cp = s == 0 ? nullptr : C + (std::size_t)pos(d, s - 1) * u;
+      for_rows(n, u, [&](int r0, int m) {
+        kernels::RnnStep st{};
+        st.rows = m;
+        st.units = u;
+        st.act = act_;
+        st.rec_act = rec_act_;
+        st.z = z + r0 * ldz;
+        st.ldz = ldz;
+        st.c_prev = cp ? cp + r0 * ldh : nullptr;
+        st.c = C + p * u + r0 * ldh;
+        st.tc = TC + p * u + r0 * ldh;
+        st.ldc = ldh;
+        st.h = h + r0 * ldo;
+        st.ldh = ldo;
+        st.rec = s == 0 ? nullptr : rec + (std::size_t)r0 * cols;
+        K.lstm_step(st);
+        copy_output(h, ldo, y, d, s, r0, m);
+      });
+    }
+  }
+
+  void backward(const float* x, const float*, const float* dy, float* dx, int n,
+                const RunContext& ctx) override {
+    const auto& K = kernels::table();
+    const Dims d = dims(n);
+    const int u = d.u, cols = 4 * u;
+    const std::size_t ldz = d.ldz(), ldh = d.ldh();
+    const float* Z = ctx.saved->a.data();
+    const float* Hp = ctx.saved->b.data();
+    const float* C = Hp + d.rows * u;
+    const float* TC = C + d.rows * u;
+    float* dZ = grow(dz_, d.rows * cols);
+    float* dh = grow(dh_, (std::size_t)n * u);
+    float* dc = grow(dc_, (std::size_t)n * u);
+    std::memset(dh, 0, (std::size_t)n * u * sizeof(float));
+    std::memset(dc, 0, (std::size_t)n * u * sizeof(float));
+    const float* UT = transposed_recurrent_kernel(d);
+    for (int s = d.T - 1; s >= 0; --s) {
+      const std::size_t p = (std::size_t)pos(d, s);
+      const float* g = output_grad(dy, d, s);
+      const float* cp = s == 0 ? nullptr : C + (std::size_t)pos(d, s - 1) * u;
+      for_rows(n, u, [&](int r0, int m) {
+        kernels::RnnStepBack st{};
+        st.rows = m;
+        st.units = u;
+        st.act = act_;
+        st.rec_act = rec_act_;
+        st.z = Z + p * cols + r0 * ldz;
+        st.ldz = ldz;
+        st.tc = TC + p * u + r0 * ldh;
+        st.c_prev = cp ? cp + r0 * ldh : nullptr;
+        st.ldc = ldh;
+        st.dy = g ? g + r0 * output_ld(d) : nullptr;
+        st.lddy = output_ld(d);
+        st.dh = dh + (std::size_t)r0 * u;
+        st.dc = dc + (std::size_t)r0 * u;
+        st.dz = dZ + p * cols + r0 * ldz;
+        K.lstm_step_back(st);
+      });
+      if (s > 0)
+        K.sgemm(false, false, n, u, cols, 1.0f, dZ + p * cols, (int)ldz, UT, u, 0.0f, dh, u,
+                nullptr);
+    }
+    input_grads(x, d, dZ, dx);
+    recurrent_grad(Hp, d, dZ, 0, cols);
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Layer> make_lstm(const RecurrentOptions& opt) {
+  return std::make_unique<Lstm>(opt);
+}
+
+}  // namespace rnn
+}  // namespace shenjing

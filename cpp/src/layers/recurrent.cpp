@@ -1,0 +1,209 @@
+// SimpleRNN, and the machinery LSTM and GRU share (see recurrent.hpp for the layout).
+#include "layers/recurrent.hpp"
+
+#include <climits>
+#include <cstring>
+
+namespace shenjing {
+namespace rnn {
+
+int kernel_act(Activation a) {
+  switch (a) {
+    case Activation::Linear: return kernels::kLinear;
+    case Activation::Relu: return kernels::kRelu;
+    case Activation::Sigmoid: return kernels::kSigmoid;
+    case Activation::Tanh: return kernels::kTanh;
+    default:
+      throw ValueError(std::string("Recurrent layers support the activations linear, relu, "
+                                   "sigmoid and tanh; received '") + activation_name(a) + "'.");
+  }
+}
+
+float* grow(std::vector<float>& v, std::size_t size) {
+  if (v.size() < size) v.resize(size);
+  return v.data();
+}
+
+static int gate_count(RecurrentCell c) {
+  return c == RecurrentCell::LSTM ? 4 : c == RecurrentCell::GRU ? 3 : 1;
+}
+
+Recurrent::Recurrent(const RecurrentOptions& opt) : opt_(opt) {
+  if (opt.units <= 0)
+    throw ValueError(std::string(type()) + ": units must be a positive integer, received " +
+                     std::to_string(opt.units) + ".");
+  act_ = kernel_act(opt.activation);
+  rec_act_ = kernel_act(opt.recurrent_activation);
+}
+
+const char* Recurrent::type() const {
+  switch (opt_.cell) {
+    case RecurrentCell::LSTM: return "LSTM";
+    case RecurrentCell::GRU: return "GRU";
+    default: return "SimpleRNN";
+  }
+}
+
+void Recurrent::build(const Shape& input) {
+  if (input.size() != 2)
+    throw ValueError("Layer '" + name_ + "' (" + type() + ") expects input of rank 3 (batch, "
+                     "timesteps, features), received input with shape " + shape_str(input) +
+                     ".");
+  const int G = gate_count(opt_.cell), u = opt_.units;
+  // G * u columns index the kernels' int GEMMs; T * G * u floats are one sample's gates.
+  if ((long long)G * u > INT_MAX / 4 || (long long)input[0] * G * u > (1LL << 28))
+    throw ValueError("Layer '" + name_ + "' (" + type() + "): " + std::to_string(u) +
+                     " units over " + std::to_string(input[0]) + " timesteps need more than "
+                     "2^28 gate values per sample.");
+  in_ = input;
+  out_ = opt_.return_sequences ? Shape{input[0], u} : Shape{u};
+  params_.clear();
+  params_.push_back(Param{"kernel", {input[1], G * u}, {}, {}, opt_.kernel_l1, opt_.kernel_l2});
+  params_.push_back(Param{"recurrent_kernel", {u, G * u}, {}, {}, opt_.recurrent_l1,
+                          opt_.recurrent_l2});
+  if (opt_.use_bias) {
+    const bool two = opt_.cell == RecurrentCell::GRU && opt_.reset_after;
+    params_.push_back(Param{"bias", two ? Shape{2, G * u} : Shape{G * u}, {}, {}, opt_.bias_l1,
+                            opt_.bias_l2});
+  }
+}
+
+Recurrent::Dims Recurrent::dims(int n) const {
+  Dims d{n, in_[0], in_[1], opt_.units, gate_count(opt_.cell), (std::size_t)n * in_[0]};
+  if (d.rows > (std::size_t)INT_MAX)
+    throw ValueError("Layer '" + name_ + "' (" + type() + "): a batch of " + std::to_string(n) +
+                     " sequences of " + std::to_string(d.T) + " steps is more than 2^31 - 1 "
+                     "steps; use a smaller batch_size.");
+  return d;
+}
+
+void Recurrent::project_inputs(const float* x, const Dims& d, float* Z) const {
+  const int cols = d.G * d.u;
+  kernels::table().sgemm(false, false, (int)d.rows, cols, d.F, 1.0f, x, d.F, kernel(), cols,
+                         0.0f, Z, cols, bias());
+}
+
+float* Recurrent::output_row(float* y, const Dims& d, int s) const {
+  return opt_.return_sequences ? y + (std::size_t)s * d.u : y;
+}
+
+const float* Recurrent::output_grad(const float* dy, const Dims& d, int s) const {
+  if (opt_.return_sequences) return dy + (std::size_t)s * d.u;
+  return s == d.T - 1 ? dy : nullptr;
+}
+
+float* Recurrent::state_out(float* Hp, float* y, const Dims& d, int s, std::size_t* ld) const {
+  if (s + 1 < d.T) {
+    *ld = d.ldh();
+    return Hp + (std::size_t)pos(d, s + 1) * d.u;
+  }
+  *ld = output_ld(d);
+  return output_row(y, d, s);
+}
+
+void Recurrent::copy_output(const float* h, std::size_t ldh, float* y, const Dims& d, int s,
+                            int r0, int m) const {
+  if (!opt_.return_sequences || s + 1 == d.T) return;
+  float* out = output_row(y, d, s);
+  const std::size_t ld = output_ld(d);
+  for (int b = r0; b < r0 + m; ++b)
+    std::memcpy(out + b * ld, h + b * ldh, (std::size_t)d.u * sizeof(float));
+}
+
+const float* Recurrent::transposed_recurrent_kernel(const Dims& d) {
+  const int cols = d.G * d.u;
+  float* ut = grow(ut_, (std::size_t)cols * d.u);
+  const float* U = recurrent_kernel();
+  for (int i = 0; i < d.u; ++i)
+    for (int j = 0; j < cols; ++j) ut[(std::size_t)j * d.u + i] = U[(std::size_t)i * cols + j];
+  return ut;
+}
+
+void Recurrent::input_grads(const float* x, const Dims& d, const float* dZ, float* dx) {
+  const auto& K = kernels::table();
+  const int cols = d.G * d.u, rows = (int)d.rows;
+  K.sgemm(true, false, d.F, cols, rows, 1.0f, x, d.F, dZ, cols, 0.0f, params_[0].grad.data(),
+          cols, nullptr);
+  if (opt_.use_bias) K.col_sum(dZ, rows, cols, params_[2].grad.data(), false);
+  if (dx) K.sgemm(false, true, rows, d.F, cols, 1.0f, dZ, cols, kernel(), cols, 0.0f, dx, d.F,
+                  nullptr);
+}
+
+void Recurrent::recurrent_grad(const float* Hp, const Dims& d, const float* dZr, int c0,
+                               int c1) {
+  const int cols = d.G * d.u;
+  kernels::table().sgemm(true, false, d.u, c1 - c0, (int)d.rows, 1.0f, Hp, d.u, dZr + c0, cols,
+                         0.0f, params_[1].grad.data() + c0, cols, nullptr);
+}
+
+namespace {
+
+// h_s = act(x_s W + b + h_{s-1} U).
+class SimpleRnn final : public Recurrent {
+ public:
+  using Recurrent::Recurrent;
+
+  void forward(const float* x, float* y, int n, const RunContext& ctx) override {
+    const auto& K = kernels::table();
+    const Dims d = dims(n);
+    float* Z = grow(ctx.saved->a, d.rows * d.u);
+    float* Hp = grow(ctx.saved->b, d.rows * d.u);
+    project_inputs(x, d, Z);
+    for (int s = 0; s < d.T; ++s) {
+      const std::size_t p = (std::size_t)pos(d, s) * d.u;
+      float* z = Z + p;
+      if (s == 0)
+        for (int b = 0; b < n; ++b) std::memset(Hp + p + b * d.ldh(), 0, d.u * sizeof(float));
+      else
+        K.sgemm(false, false, n, d.u, d.u, 1.0f, Hp + p, (int)d.ldh(), recurrent_kernel(), d.u,
+                1.0f, z, (int)d.ldh(), nullptr);
+      std::size_t ldh;
+      float* h = state_out(Hp, y, d, s, &ldh);
+      for_rows(n, d.u, [&](int r0, int m) {
+        K.rnn_act_rows(act_, z + r0 * d.ldh(), m, d.u, d.ldh());
+        for (int b = r0; b < r0 + m; ++b)
+          std::memcpy(h + b * ldh, z + b * d.ldh(), d.u * sizeof(float));
+        copy_output(h, ldh, y, d, s, r0, m);
+      });
+    }
+  }
+
+  void backward(const float* x, const float*, const float* dy, float* dx, int n,
+                const RunContext& ctx) override {
+    const auto& K = kernels::table();
+    const Dims d = dims(n);
+    const float* Z = ctx.saved->a.data();  // h of every step, at its time index
+    const float* Hp = ctx.saved->b.data();
+    float* dZ = grow(dz_, d.rows * d.u);
+    float* dh = grow(dh_, (std::size_t)n * d.u);
+    std::memset(dh, 0, (std::size_t)n * d.u * sizeof(float));
+    const float* UT = transposed_recurrent_kernel(d);
+    for (int s = d.T - 1; s >= 0; --s) {
+      const std::size_t p = (std::size_t)pos(d, s) * d.u;
+      const float* g = output_grad(dy, d, s);
+      for_rows(n, d.u, [&](int r0, int m) {
+        K.rnn_act_rows_back(act_, Z + p + r0 * d.ldh(), d.ldh(), dh + (std::size_t)r0 * d.u,
+                            g ? g + r0 * output_ld(d) : nullptr, output_ld(d),
+                            dZ + p + r0 * d.ldh(), d.ldh(), m, d.u);
+      });
+      if (s > 0)
+        K.sgemm(false, false, n, d.u, d.u, 1.0f, dZ + p, (int)d.ldh(), UT, d.u, 0.0f, dh, d.u,
+                nullptr);
+    }
+    input_grads(x, d, dZ, dx);
+    recurrent_grad(Hp, d, dZ, 0, d.u);
+  }
+};
+
+}  // namespace
+}  // namespace rnn
+
+std::unique_ptr<Layer> make_recurrent(const RecurrentOptions& opt) {
+  switch (opt.cell) {
+    case RecurrentCell::LSTM: return rnn::make_lstm(opt);
+    case RecurrentCell::GRU: return rnn::make_gru(opt);
+    default: return std::make_unique<rnn::SimpleRnn>(opt);
+  }
+}
+
+}  // namespace shenjing

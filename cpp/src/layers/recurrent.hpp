@@ -1,0 +1,93 @@
+// What SimpleRNN, LSTM and GRU share (recurrent.cpp, lstm.cpp, gru.cpp).
+//
+// Layout: x is (n, T, F) batch first, as Keras feeds it. The input projection of every step,
+// x W + b, is one GEMM over all n * T rows into Z (n, T, G*u) before the time loop; step s then
+// adds h_{s-1} U to the n rows of Z at time index p(s) (a strided GEMM, row stride T*G*u), and
+// a per-ISA kernel applies the gates in place (kernels/recurrent.inc). p(s) = s, or T-1-s with
+// go_backwards. Every per-step buffer is indexed by that same time index, so backward's merged
+// GEMMs pair the right rows: Hp (n, T, u) holds at p(s) the state h_{s-1} that step s read
+// (zeros at s = 0), hence dU = Hp^T dZ, dW = x^T dZ and dx = dZ W^T are each one GEMM over all
+// n * T rows after the backward time loop, which itself only runs dh_{s-1} = dZ_s U^T (U^T
+// transposed once per batch, so that GEMM reads it in place).
+#pragma once
+#include <vector>
+
+#include "kernels/kernels.hpp"
+#include "shenjing/layers.hpp"
+
+namespace shenjing {
+namespace rnn {
+
+int kernel_act(Activation a);  // kernels::Act code of a recurrent activation
+
+// Grows v to at least `size` floats and returns its data.
+float* grow(std::vector<float>& v, std::size_t size);
+
+// fn(first row, row count) over n rows in blocks, in parallel when the step is large enough to
+// pay for a parallel region; the blocks never overlap, so results do not depend on threads.
+template <class Fn>
+void for_rows(int n, int units, Fn fn) {
+  const int kBlock = 8;
+  const int blocks = (n + kBlock - 1) / kBlock;
+  if ((long)n * units < 8192 || blocks < 2) {
+    fn(0, n);
+    return;
+  }
+#pragma omp parallel for schedule(static)
+  for (int k = 0; k < blocks; ++k) {
+    const int r0 = k * kBlock;
+    fn(r0, n - r0 < kBlock ? n - r0 : kBlock);
+  }
+}
+
+class Recurrent : public Layer {
+ public:
+  explicit Recurrent(const RecurrentOptions& opt);
+  const char* type() const override;
+  void build(const Shape& input) override;
+
+ protected:
+  struct Dims {
+    int n, T, F, u, G;
+    std::size_t rows;  // n * T
+    std::size_t ldz() const { return (std::size_t)T * G * u; }
+    std::size_t ldh() const { return (std::size_t)T * u; }
+  };
+  Dims dims(int n) const;
+  int pos(const Dims& d, int s) const { return opt_.go_backwards ? d.T - 1 - s : s; }
+  const float* kernel() const { return params_[0].value.data(); }
+  const float* recurrent_kernel() const { return params_[1].value.data(); }
+  const float* bias() const { return opt_.use_bias ? params_[2].value.data() : nullptr; }
+
+  // Z = x W (+ the input bias) over all n * T rows.
+  void project_inputs(const float* x, const Dims& d, float* Z) const;
+  // Where step s's output goes: y's row for step s (return_sequences) or the final state.
+  float* output_row(float* y, const Dims& d, int s) const;
+  const float* output_grad(const float* dy, const Dims& d, int s) const;
+  std::size_t output_ld(const Dims& d) const {
+    return opt_.return_sequences ? (std::size_t)d.T * d.u : (std::size_t)d.u;
+  }
+  // Where step s writes its h (row stride *ld): Hp's slot read by step s + 1, or for the
+  // last step the output itself.
+  float* state_out(float* Hp, float* y, const Dims& d, int s, std::size_t* ld) const;
+  // Rows [r0, r0 + m) of step s's h, written to Hp, copied to y's step s as well
+  // (return_sequences; the last step already wrote y).
+  void copy_output(const float* h, std::size_t ldh, float* y, const Dims& d, int s, int r0,
+                   int m) const;
+  // U^T (G*u x u), transposed once per batch for the backward GEMMs dh = dZ U^T.
+  const float* transposed_recurrent_kernel(const Dims& d);
+  // After the time loop: kernel and input-bias gradients and dx from dZ (the input side),
+  // recurrent_kernel gradient Hp^T dZr (columns [c0, c1) of U only when c1 > c0).
+  void input_grads(const float* x, const Dims& d, const float* dZ, float* dx);
+  void recurrent_grad(const float* Hp, const Dims& d, const float* dZr, int c0, int c1);
+
+  RecurrentOptions opt_;
+  int act_ = 0, rec_act_ = 0;  // kernel codes
+  std::vector<float> dz_, dzr_, dh_, dc_, ut_, tmp_;  // backward scratch of one call
+};
+
+std::unique_ptr<Layer> make_lstm(const RecurrentOptions& opt);
+std::unique_ptr<Layer> make_gru(const RecurrentOptions& opt);
+
+}  // namespace rnn
+}  // namespace shenjing

@@ -1,0 +1,202 @@
+"""SimpleRNN, LSTM and GRU with Keras 3's arguments, defaults, weights and gate orders.
+
+The whole sequence runs in one C++ layer (``cpp/src/layers/recurrent.hpp``): Python never
+steps through time. Weights, as in Keras: ``kernel`` (features, G * units),
+``recurrent_kernel`` (units, G * units), ``bias`` (G * units), or (2, 3 * units) for a GRU
+with ``reset_after`` (input bias, then recurrent bias); G is 1, 4 (gates i, f, c, o) or 3
+(z, r, h). PyTorch's ``nn.LSTM`` holds the transposes with gates (i, f, g, o) and two biases
+(their sum is Keras's bias); ``nn.GRU`` orders its gates (r, z, n) and matches ``reset_after``.
+"""
+import numbers
+
+import numpy as np
+
+from shenjing import activations, initializers, regularizers
+from shenjing.layers.base import Layer
+
+_CELL_ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh")
+
+
+class _Recurrent(Layer):
+    _gates = 1
+    # Written by Keras's RNN base into every config; only matters for masked steps.
+    _keras_only = {"zero_output_for_mask": False}
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
+                 bias_initializer="zeros", kernel_regularizer=None, recurrent_regularizer=None,
+                 bias_regularizer=None, activity_regularizer=None, kernel_constraint=None,
+                 recurrent_constraint=None, bias_constraint=None, dropout=0.0,
+                 recurrent_dropout=0.0, seed=None, return_sequences=False, return_state=False,
+                 go_backwards=False, stateful=False, unroll=False, **kwargs):
+        cls = type(self).__name__
+        kwargs.pop("zero_output_for_mask", None)  # Keras writes it; outputs here are Keras's
+        kwargs.pop("use_cudnn", None)
+        kwargs.pop("implementation", None)
+        super().__init__(**kwargs)
+        if isinstance(units, bool) or not isinstance(units, numbers.Integral) or units <= 0:
+            raise ValueError(f"Received an invalid value for argument `units`, expected a "
+                             f"positive integer, got {units!r}.")
+        self.units = int(units)
+        self.activation = activations.get_name(activation)
+        self.recurrent_activation = activations.get_name(recurrent_activation)
+        for what, name in (("activation", self.activation),
+                           ("recurrent_activation", self.recurrent_activation)):
+            if name not in _CELL_ACTIVATIONS:
+                raise ValueError(f"{cls}: {what}='{name}' is not supported; recurrent cells "
+                                 f"run {', '.join(_CELL_ACTIVATIONS)}.")
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.recurrent_initializer = initializers.get(recurrent_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        for what, v in (("activity_regularizer", activity_regularizer),
+                        ("kernel_constraint", kernel_constraint),
+                        ("recurrent_constraint", recurrent_constraint),
+                        ("bias_constraint", bias_constraint)):
+            if v is not None:
+                raise ValueError(f"{cls}: {what} is not supported.")
+        self.activity_regularizer = self.kernel_constraint = None
+        self.recurrent_constraint = self.bias_constraint = None
+        for what, v in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
+            if isinstance(v, bool) or not isinstance(v, numbers.Real):
+                raise ValueError(f"{cls}: {what} must be a float, received {v!r}.")
+        # Keras clips the rates into [0, 1].
+        self.dropout = min(1.0, max(0.0, float(dropout)))
+        self.recurrent_dropout = min(1.0, max(0.0, float(recurrent_dropout)))
+        if self.dropout or self.recurrent_dropout:
+            raise ValueError(f"{cls}: dropout and recurrent_dropout are not supported yet; "
+                             f"put a Dropout layer before or after the {cls} layer instead.")
+        if return_state:
+            raise ValueError(f"{cls}: return_state=True is not supported yet.")
+        if stateful:
+            raise ValueError(f"{cls}: stateful=True is not supported yet.")
+        self.seed = seed
+        self.return_sequences = bool(return_sequences)
+        self.return_state = bool(return_state)
+        self.go_backwards = bool(go_backwards)
+        self.stateful = bool(stateful)
+        self.unroll = bool(unroll)
+
+    def get_config(self):
+        config = super().get_config()
+        config["zero_output_for_mask"] = False
+        return config
+
+    def _initial_values(self, name, shape):
+        if name == "kernel":
+            return self.kernel_initializer(shape)
+        if name == "recurrent_kernel":
+            return self.recurrent_initializer(shape)
+        return self.bias_initializer(shape)
+
+
+class SimpleRNN(_Recurrent):
+    """Fully-connected RNN: ``h_t = activation(x_t W + h_{t-1} U + b)``.
+
+    Input (batch, timesteps, features); output (batch, units), or (batch, timesteps, units)
+    with ``return_sequences=True``. ``go_backwards`` runs the sequence from its end and
+    returns the outputs in that order. ``activation`` may be tanh (default), relu, sigmoid or
+    linear.
+    """
+
+    def __init__(self, units, activation="tanh", use_bias=True,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
+                 bias_initializer="zeros", kernel_regularizer=None, recurrent_regularizer=None,
+                 bias_regularizer=None, activity_regularizer=None, kernel_constraint=None,
+                 recurrent_constraint=None, bias_constraint=None, dropout=0.0,
+                 recurrent_dropout=0.0, return_sequences=False, return_state=False,
+                 go_backwards=False, stateful=False, unroll=False, seed=None, **kwargs):
+        super().__init__(
+            units, activation=activation, use_bias=use_bias,
+            kernel_initializer=kernel_initializer, recurrent_initializer=recurrent_initializer,
+            bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
+            recurrent_regularizer=recurrent_regularizer, bias_regularizer=bias_regularizer,
+            activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
+            recurrent_constraint=recurrent_constraint, bias_constraint=bias_constraint,
+            dropout=dropout, recurrent_dropout=recurrent_dropout, seed=seed,
+            return_sequences=return_sequences, return_state=return_state,
+            go_backwards=go_backwards, stateful=stateful, unroll=unroll, **kwargs)
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("seed", None)  # Keras 3.15's SimpleRNN config has no seed
+        return config
+
+
+class LSTM(_Recurrent):
+    """Long Short-Term Memory (Hochreiter 1997), Keras 3's formulation: gates i, f, c, o;
+    ``c_t = f c_{t-1} + i activation(z_c)``, ``h_t = o activation(c_t)``; i, f, o use
+    ``recurrent_activation``. ``unit_forget_bias=True`` starts the forget gate's bias at 1.
+
+    Input (batch, timesteps, features); output (batch, units), or (batch, timesteps, units)
+    with ``return_sequences=True``. The sequence runs in one C++ call: the input projection
+    of all steps is one matrix product, the gates are fused and vectorised.
+    """
+
+    _gates = 4
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
+                 bias_initializer="zeros", unit_forget_bias=True, kernel_regularizer=None,
+                 recurrent_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, recurrent_constraint=None, bias_constraint=None,
+                 dropout=0.0, recurrent_dropout=0.0, seed=None, return_sequences=False,
+                 return_state=False, go_backwards=False, stateful=False, unroll=False,
+                 **kwargs):
+        super().__init__(
+            units, activation=activation, recurrent_activation=recurrent_activation,
+            use_bias=use_bias, kernel_initializer=kernel_initializer,
+            recurrent_initializer=recurrent_initializer, bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer, recurrent_regularizer=recurrent_regularizer,
+            bias_regularizer=bias_regularizer, activity_regularizer=activity_regularizer,
+            kernel_constraint=kernel_constraint, recurrent_constraint=recurrent_constraint,
+            bias_constraint=bias_constraint, dropout=dropout,
+            recurrent_dropout=recurrent_dropout, seed=seed, return_sequences=return_sequences,
+            return_state=return_state, go_backwards=go_backwards, stateful=stateful,
+            unroll=unroll, **kwargs)
+        self.unit_forget_bias = bool(unit_forget_bias)
+
+    def _initial_values(self, name, shape):
+        if name == "bias" and self.unit_forget_bias:
+            # Keras: the bias initializer on i, ones on f, the initializer on c and o.
+            u = self.units
+            return np.concatenate([self.bias_initializer((u,)), np.ones(u, np.float32),
+                                   self.bias_initializer((2 * u,))])
+        return super()._initial_values(name, shape)
+
+
+class GRU(_Recurrent):
+    """Gated Recurrent Unit (Cho et al. 2014), Keras 3's formulation: gates z, r, h;
+    ``h_t = z h_{t-1} + (1 - z) hh``. With ``reset_after=True`` (the default, as cuDNN and
+    PyTorch) r multiplies ``h_{t-1} U_h + b_rh`` and the bias is (2, 3 * units); otherwise r
+    multiplies ``h_{t-1}`` before ``U_h``.
+
+    Input (batch, timesteps, features); output (batch, units), or (batch, timesteps, units)
+    with ``return_sequences=True``.
+    """
+
+    _gates = 3
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
+                 bias_initializer="zeros", kernel_regularizer=None, recurrent_regularizer=None,
+                 bias_regularizer=None, activity_regularizer=None, kernel_constraint=None,
+                 recurrent_constraint=None, bias_constraint=None, dropout=0.0,
+                 recurrent_dropout=0.0, seed=None, return_sequences=False, return_state=False,
+                 go_backwards=False, stateful=False, unroll=False, reset_after=True,
+                 use_cudnn="auto", **kwargs):
+        super().__init__(
+            units, activation=activation, recurrent_activation=recurrent_activation,
+            use_bias=use_bias, kernel_initializer=kernel_initializer,
+            recurrent_initializer=recurrent_initializer, bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer, recurrent_regularizer=recurrent_regularizer,
+            bias_regularizer=bias_regularizer, activity_regularizer=activity_regularizer,
+            kernel_constraint=kernel_constraint, recurrent_constraint=recurrent_constraint,
+            bias_constraint=bias_constraint, dropout=dropout,
+            recurrent_dropout=recurrent_dropout, seed=seed, return_sequences=return_sequences,
+            return_state=return_state, go_backwards=go_backwards, stateful=stateful,
+            unroll=unroll, **kwargs)
+        self.reset_after = bool(reset_after)
