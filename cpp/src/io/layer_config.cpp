@@ -162,6 +162,7 @@ std::unique_ptr<Layer> layer_from_config(const Value& spec, const Shape& input) 
   else if (cls == "ZeroPadding1D") layer = zero_padding(f, 1);
   else if ((layer = decoder_layer_from_config(cls, f))) {}
   else if ((layer = merge_layer_from_config(cls, f))) {}
+  else if ((layer = norm_layer_from_config(cls, f))) {}
   else
     throw ValueError("Unknown layer type '" + (cls.size() > 64 ? cls.substr(0, 64) + "..." : cls) +
                      "'. Known: Dense, Activation, Dropout, Flatten, Reshape, Conv1D, Conv2D, "
@@ -169,7 +170,7 @@ std::unique_ptr<Layer> layer_from_config(const Value& spec, const Shape& input) 
                      "GlobalAveragePooling1D/2D, BatchNormalization, ZeroPadding1D/2D, "
                      "Conv1DTranspose, Conv2DTranspose, UpSampling1D/2D, Cropping1D/2D, "
                      "RepeatVector, Permute, Identity, Add, Subtract, Multiply, Average, Maximum, "
-                     "Minimum, Concatenate, Dot.");
+                     "Minimum, Concatenate, Dot, LayerNormalization.");
   layer->set_name(name);
   return layer;
 }
