@@ -9,12 +9,13 @@ the call from ``layer.input_shape`` / ``layer.output_shape``: a layer called sev
 """
 import numpy as np
 
+from shenjing._onnx_layer_norm import layer_norm as _layer_norm
 from shenjing.layers.convolutional import _Conv
 from shenjing.layers.convolutional_transpose import _ConvTranspose
 from shenjing.layers.core import Activation, Dense, Dropout, Identity
 from shenjing.layers.merging import (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply,
                                      Subtract)
-from shenjing.layers.normalization import BatchNormalization
+from shenjing.layers.normalization import BatchNormalization, LayerNormalization
 from shenjing.layers.pooling import _GlobalPool, _Pool
 from shenjing.layers.reshaping import (Cropping1D, Cropping2D, Flatten, Permute, RepeatVector,
                                        Reshape, ZeroPadding1D, ZeroPadding2D)
@@ -236,7 +237,8 @@ _CONVERTERS = {Dense: _dense, Activation: _activation_layer, Dropout: _identity,
                ZeroPadding1D: _zero_padding, ZeroPadding2D: _zero_padding,
                _ConvTranspose: _conv_transpose, UpSampling1D: _upsampling,
                UpSampling2D: _upsampling, Cropping1D: _cropping, Cropping2D: _cropping,
-               RepeatVector: _repeat_vector, Permute: _permute, Identity: _identity}
+               RepeatVector: _repeat_vector, Permute: _permute, Identity: _identity,
+               LayerNormalization: _layer_norm}
 
 
 # -- merge layers: each takes (graph, layer, [input tensor names]) and returns its output name ---

@@ -212,6 +212,18 @@ struct BatchNormOptions {
 };
 std::unique_ptr<Layer> make_batch_norm(const BatchNormOptions& opt);
 
+// LayerNormalization (Keras 3) over trailing per-sample axes; `axes` as Keras writes them
+// (counting the batch axis, negative from the end), checked against the input at build. Params
+// (Keras order): gamma (if scale or rms_scaling), beta (if center and not rms_scaling), shaped
+// as the normalized axes. See layers/layer_norm.cpp for the formulas.
+struct LayerNormOptions {
+  std::vector<int> axes{-1};
+  float epsilon = 1e-3f;
+  bool center = true, scale = true, rms_scaling = false;
+  float gamma_l1 = 0.0f, gamma_l2 = 0.0f, beta_l1 = 0.0f, beta_l2 = 0.0f;
+};
+std::unique_ptr<Layer> make_layer_norm(const LayerNormOptions& opt);
+
 // ZeroPadding1D/2D: zeros added before/after the row axis (rank 2 only) and the column axis.
 struct ZeroPaddingOptions {
   int rank = 2;

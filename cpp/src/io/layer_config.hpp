@@ -22,6 +22,8 @@ class Fields;
 // The merge layers (Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate, Dot) from
 // their config fields (layer_config_merge.cpp); nullptr when `cls` is none of them.
 std::unique_ptr<Layer> merge_layer_from_config(const std::string& cls, const config::Fields& f);
+// LayerNormalization from its config fields (layer_config_norm.cpp); nullptr for other classes.
+std::unique_ptr<Layer> norm_layer_from_config(const std::string& cls, const config::Fields& f);
 
 // The core spec of a functional config's "Operation" entry (a primitive op, module
 // shenjing.ops): {"class_name": "Op", "config": its config without "output_dtype"}, the Python

@@ -7,7 +7,7 @@ from shenjing.layers.input import Input, InputLayer
 from shenjing.layers.merging import (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply,
                                      Subtract, add, average, concatenate, dot, maximum, minimum,
                                      multiply, subtract)
-from shenjing.layers.normalization import BatchNormalization
+from shenjing.layers.normalization import BatchNormalization, LayerNormalization
 from shenjing.layers.pooling import (AveragePooling1D, AveragePooling2D, AvgPool1D, AvgPool2D,
                                      GlobalAveragePooling1D, GlobalAveragePooling2D,
                                      GlobalAvgPool1D, GlobalAvgPool2D, GlobalMaxPool1D,
@@ -28,4 +28,4 @@ __all__ = ["Layer", "Dense", "Activation", "Dropout", "Flatten", "Reshape", "Inp
            "Cropping2D", "RepeatVector", "Permute", "Identity", "Lambda", "Add",
            "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot", "add",
            "subtract", "multiply", "average", "maximum", "minimum", "concatenate", "dot",
-           "SimpleRNN", "LSTM", "GRU"]
+           "SimpleRNN", "LSTM", "GRU", "LayerNormalization"]

@@ -1,7 +1,9 @@
-"""BatchNormalization with Keras 3 arguments, defaults and weight order."""
+"""BatchNormalization and LayerNormalization with Keras 3 arguments, defaults and weight
+order."""
 import numbers
+import warnings
 
-from shenjing import initializers
+from shenjing import initializers, regularizers
 from shenjing.layers.base import Layer
 
 
@@ -63,4 +65,75 @@ class BatchNormalization(Layer):
 
     def _initial_values(self, name, shape):
         # The C++ core checks the axis: only the last one can be normalized.
+        return getattr(self, name + "_initializer")(shape)
+
+
+class LayerNormalization(Layer):
+    """Normalizes each sample over ``axis`` to zero mean and unit variance (biased, per
+    sample, in float32), then scales by ``gamma`` and shifts by ``beta`` (Ba et al., 2016);
+    the same in ``fit`` and ``predict``.
+
+    ``y = (x - mean) / sqrt(var + epsilon) * gamma + beta``; with the deprecated
+    ``rms_scaling=True`` (Keras's), ``y = x / sqrt(var + epsilon) * gamma`` and no beta.
+    Weights, in Keras order: gamma (if ``scale`` or ``rms_scaling``), beta (if ``center`` and
+    not ``rms_scaling``), shaped as the normalized axes.
+
+    Args:
+        axis: an int or a list/tuple of ints counting the batch axis (-1, the last, by
+            default). The normalized axes must be the input's last ones: -1, [-2, -1],
+            [1, 2, 3] on a rank-4 input.
+        epsilon: small positive float added to the variance, 1e-3 by default.
+        center: learn the offset ``beta`` (True by default).
+        scale: learn the factor ``gamma`` (True by default).
+        beta_initializer, gamma_initializer: 'zeros' and 'ones' by default.
+        beta_regularizer, gamma_regularizer: None, 'l1', 'l2', 'l1_l2' or a
+            ``shenjing.regularizers`` instance.
+        beta_constraint, gamma_constraint: only None (constraints are not supported).
+        rms_scaling: Keras's deprecated variant, False by default.
+    """
+
+    def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True,
+                 beta_initializer="zeros", gamma_initializer="ones", beta_regularizer=None,
+                 gamma_regularizer=None, beta_constraint=None, gamma_constraint=None,
+                 rms_scaling=False, **kwargs):
+        super().__init__(**kwargs)
+        cls = "LayerNormalization"
+
+        def is_int(v):
+            return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+        if isinstance(axis, (list, tuple)) and all(is_int(a) for a in axis):
+            if not 1 <= len(axis) <= 8:
+                raise ValueError(f"{cls}: axis must name 1 to 8 axes, received {axis!r}.")
+            self.axis = [int(a) for a in axis]
+        elif is_int(axis):
+            self.axis = int(axis)
+        else:  # Keras's TypeError
+            raise TypeError(f"{cls}: Expected an int or a list/tuple of ints for the argument "
+                            f"'axis', but received: {axis!r}")
+        if isinstance(epsilon, bool) or not isinstance(epsilon, numbers.Real) or \
+                not 0 < epsilon < float("inf"):
+            raise ValueError(f"{cls}: epsilon must be a positive number, received "
+                             f"{epsilon!r}.")
+        for what, v in (("beta_constraint", beta_constraint),
+                        ("gamma_constraint", gamma_constraint)):
+            if v is not None:
+                raise ValueError(f"{cls}: {what} is not supported (constraints are not "
+                                 f"implemented); received {v!r:.80}.")
+        if rms_scaling:
+            warnings.warn("You passed `rms_scaling=True`, which is deprecated. This argument "
+                          "incorrectly scales the input by the variance, not the root mean "
+                          "square. To correctly use RMS Normalization, please use "
+                          "`keras.layers.RMSNormalization` instead.")
+        self.epsilon = float(epsilon)
+        self.center = bool(center)
+        self.scale = bool(scale)
+        self.rms_scaling = bool(rms_scaling)
+        self.beta_initializer = initializers.get(beta_initializer)
+        self.gamma_initializer = initializers.get(gamma_initializer)
+        self.beta_regularizer = regularizers.get(beta_regularizer)
+        self.gamma_regularizer = regularizers.get(gamma_regularizer)
+        self.beta_constraint = self.gamma_constraint = None
+
+    def _initial_values(self, name, shape):
+        # The C++ core checks the axes against the input (trailing axes only).
         return getattr(self, name + "_initializer")(shape)
