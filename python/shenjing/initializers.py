@@ -142,7 +142,9 @@ glorot_uniform, he_uniform, he_normal = GlorotUniform, HeUniform, HeNormal
 _BY_NAME = {"zeros": Zeros, "ones": Ones, "glorot_uniform": GlorotUniform,
             "he_uniform": HeUniform, "he_normal": HeNormal, "constant": Constant,
             "random_normal": RandomNormal, "random_uniform": RandomUniform,
-            "truncated_normal": TruncatedNormal, "glorot_normal": GlorotNormal}
+            "truncated_normal": TruncatedNormal, "glorot_normal": GlorotNormal,
+            # Keras's aliases ("uniform" is Embedding's default)
+            "uniform": RandomUniform, "normal": RandomNormal, "zero": Zeros, "one": Ones}
 
 
 def get(identifier):
