@@ -226,8 +226,10 @@ void Model::run_backward(int n) {
       dxs.push_back(direct ? direct
                            : s.dx_slot[j] >= 0 ? grad_slots_[s.dx_slot[j]].data() : nullptr);
     }
-    // A shared layer overwrites its weight gradients at each node: keep the sum so far.
-    const bool accumulate = shared_[nd.layer] && seen[nd.layer]++ > 0;
+    // A shared layer overwrites its weight gradients at each node: keep the sum so far
+    // (a layer that can add into them itself is told to instead).
+    const bool later = shared_[nd.layer] && seen[nd.layer]++ > 0;
+    const bool accumulate = later && !l.accumulates_param_grads();
     std::vector<Param>& params = l.params();
     if (accumulate) {
       stash_.clear();
@@ -236,6 +238,7 @@ void Model::run_backward(int n) {
     RunContext ctx = base;
     ctx.saved = &saved_[s.node];
     ctx.fused = fused_[s.node];
+    ctx.accumulate = later;
     l.backward_inputs(in.data(), act_ptr_[nd.output], dy, dxs.data(), n, ctx);
     if (accumulate) {
       size_t o = 0;

@@ -56,12 +56,23 @@ void Optimizer::apply(std::vector<Param*>& params) {
   const float alpha = (float)(lr * std::sqrt(1.0 - b2p) / (1.0 - b1p));
   const float decay = o.kind == OptimizerKind::AdamW ? 1.0f - lr * o.weight_decay : 1.0f;
 
-  // Split every buffer into slices so one parallel region updates them all.
+  // Split every buffer into slices so one parallel region updates them all. Plain SGD leaves
+  // a row with zero gradient exactly as it is, so a row-sparse gradient (Embedding's table)
+  // is updated on its listed rows only; every other rule moves zero-gradient weights too
+  // (momentum, Adam's moments) and updates the whole buffer, as Keras does.
   constexpr size_t kSlice = 16384;
+  const bool rows_only = o.kind == OptimizerKind::SGD && o.momentum == 0.0f;
   chunks_.clear();
   size_t total = 0;
   for (size_t pi = 0; pi < params.size(); ++pi) {
     const size_t len = params[pi]->value.size();
+    if (rows_only && params[pi]->sparse_rows) {
+      const size_t width = len / (size_t)params[pi]->shape[0];
+      for (int r : params[pi]->grad_rows)
+        chunks_.push_back({pi, (size_t)r * width, (size_t)(r + 1) * width});
+      total += params[pi]->grad_rows.size() * width;
+      continue;
+    }
     for (size_t b = 0; b < len; b += kSlice) chunks_.push_back({pi, b, std::min(len, b + kSlice)});
     total += len;
   }

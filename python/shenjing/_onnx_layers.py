@@ -13,6 +13,7 @@ from shenjing._onnx_layer_norm import layer_norm as _layer_norm
 from shenjing.layers.convolutional import _Conv
 from shenjing.layers.convolutional_transpose import _ConvTranspose
 from shenjing.layers.core import Activation, Dense, Dropout, Identity
+from shenjing.layers.embedding import Embedding
 from shenjing.layers.merging import (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply,
                                      Subtract)
 from shenjing.layers.normalization import BatchNormalization, LayerNormalization
@@ -231,6 +232,19 @@ def _permute(g, layer, x):
     return g.op("Transpose", [x], layer.name, perm=[0, *layer.dims])
 
 
+def _embedding(g, layer, x):
+    """Gather of the table's rows. The ids arrive as float32 (every graph input is) and are
+    truncated toward zero by Cast, as the core does; a negative id is sent out of range, where
+    Gather fails as predict does, instead of wrapping around (ONNX Gather counts -1 as last)."""
+    ids = g.op("Cast", [x], layer.name + "/ids", to=g.onnx.TensorProto.INT64)
+    negative = g.op("Less", [ids, g.const(0, layer.name + "/zero", np.int64)],
+                    layer.name + "/negative")
+    ids = g.op("Where", [negative, g.const(layer.input_dim, layer.name + "/bad", np.int64), ids],
+               layer.name + "/checked_ids")
+    table = g.const(layer.get_weights()[0], layer.name + "/embeddings")
+    return g.op("Gather", [table, ids], layer.name, axis=0)
+
+
 _CONVERTERS = {Dense: _dense, Activation: _activation_layer, Dropout: _identity,
                Flatten: _reshape, Reshape: _reshape, _Conv: _conv, _Pool: _pool,
                _GlobalPool: _global_pool, BatchNormalization: _batch_norm,
@@ -238,7 +252,7 @@ _CONVERTERS = {Dense: _dense, Activation: _activation_layer, Dropout: _identity,
                _ConvTranspose: _conv_transpose, UpSampling1D: _upsampling,
                UpSampling2D: _upsampling, Cropping1D: _cropping, Cropping2D: _cropping,
                RepeatVector: _repeat_vector, Permute: _permute, Identity: _identity,
-               LayerNormalization: _layer_norm}
+               LayerNormalization: _layer_norm, Embedding: _embedding}
 
 
 # -- merge layers: each takes (graph, layer, [input tensor names]) and returns its output name ---

@@ -166,7 +166,9 @@ _BY_NAME = {"zeros": Zeros, "ones": Ones, "glorot_uniform": GlorotUniform,
             "he_uniform": HeUniform, "he_normal": HeNormal, "constant": Constant,
             "random_normal": RandomNormal, "random_uniform": RandomUniform,
             "truncated_normal": TruncatedNormal, "glorot_normal": GlorotNormal,
-            "orthogonal": Orthogonal}
+            "orthogonal": Orthogonal,
+            # Keras's aliases ("uniform" is Embedding's default)
+            "uniform": RandomUniform, "normal": RandomNormal, "zero": Zeros, "one": Ones}
 
 
 def get(identifier):

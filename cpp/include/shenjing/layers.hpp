@@ -51,6 +51,11 @@ struct Param {
   // the optimizer skips it and it has no gradient.
   bool trainable = true;
   float init = 0.0f;  // initial value of every element
+  // Row-sparse gradient (Embedding's table, rows of value.size() / shape[0] floats): when
+  // `sparse_rows`, grad is zero outside the rows listed in `grad_rows` (each listed once), so
+  // an update that leaves a zero-gradient row unchanged (plain SGD) visits only those rows.
+  bool sparse_rows = false;
+  std::vector<int> grad_rows;
 };
 
 // What a layer keeps from its forward for its backward at one node (pre-activations, dropout
@@ -71,6 +76,9 @@ struct RunContext {
   // the matching cross-entropy, fused): backward then treats dy as dL/dz. Per node, because a
   // shared layer may end the model at one node and feed another layer at the other.
   bool fused = false;
+  // At a shared layer's second and later nodes in one backward, for a layer whose
+  // accumulates_param_grads(): add into the param gradients instead of overwriting them.
+  bool accumulate = false;
 };
 
 class Layer {
@@ -127,6 +135,10 @@ class Layer {
   // The activation applied last by this layer (Dense, Activation), or Linear: the loss may
   // fuse its gradient with it (RunContext::fused).
   virtual Activation output_activation() const { return Activation::Linear; }
+
+  // True when backward honours RunContext::accumulate: the model then does not copy a shared
+  // layer's gradients aside and add them back (a whole-table copy for Embedding's sparse rows).
+  virtual bool accumulates_param_grads() const { return false; }
 
   std::vector<Param>& params() { return params_; }
   const std::vector<Param>& params() const { return params_; }
@@ -298,6 +310,17 @@ struct RecurrentOptions {
         bias_l1 = 0.0f, bias_l2 = 0.0f;
 };
 std::unique_ptr<Layer> make_recurrent(const RecurrentOptions& opt);
+// Embedding: ids (any per-sample shape; float32 holding integers) -> rows of the table
+// `embeddings` (input_dim, output_dim); output shape = input shape + (output_dim). Ids are
+// truncated toward zero (Keras casts them to int32); one outside [0, input_dim) or NaN is a
+// ValueError from forward. input_dim is at most 2^24 (ids travel as exact float32). The
+// table's gradient is row-sparse (Param::sparse_rows) unless a regularizer makes it dense.
+struct EmbeddingOptions {
+  int input_dim = 0, output_dim = 0;
+  bool mask_zero = false;  // accepted for the model's masks; the lookup is the same
+  float l1 = 0.0f, l2 = 0.0f;
+};
+std::unique_ptr<Layer> make_embedding(const EmbeddingOptions& opt);
 
 // Keras's merge layers (several inputs; build them with build_inputs). Elementwise merges
 // broadcast as Keras does: shapes aligned on their last axes, axes of size 1 stretch.
