@@ -55,7 +55,7 @@ struct Param {
   // `sparse_rows`, grad is zero outside the rows listed in `grad_rows` (each listed once), so
   // an update that leaves a zero-gradient row unchanged (plain SGD) visits only those rows.
   bool sparse_rows = false;
-  std::vector<int> grad_rows;
+  std::vector<int> grad_rows{};
 };
 
 // What a layer keeps from its forward for its backward at one node (pre-activations, dropout
