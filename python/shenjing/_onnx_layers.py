@@ -10,6 +10,7 @@ the call from ``layer.input_shape`` / ``layer.output_shape``: a layer called sev
 import numpy as np
 
 from shenjing._onnx_layer_norm import layer_norm as _layer_norm
+from shenjing._onnx_rnn import CONVERTERS as _RNN_CONVERTERS
 from shenjing.layers.convolutional import _Conv
 from shenjing.layers.convolutional_transpose import _ConvTranspose
 from shenjing.layers.core import Activation, Dense, Dropout, Identity
@@ -253,6 +254,7 @@ _CONVERTERS = {Dense: _dense, Activation: _activation_layer, Dropout: _identity,
                UpSampling2D: _upsampling, Cropping1D: _cropping, Cropping2D: _cropping,
                RepeatVector: _repeat_vector, Permute: _permute, Identity: _identity,
                LayerNormalization: _layer_norm, Embedding: _embedding}
+_CONVERTERS.update(_RNN_CONVERTERS)  # SimpleRNN, LSTM, GRU (_onnx_rnn.py)
 
 
 # -- merge layers: each takes (graph, layer, [input tensor names]) and returns its output name ---
