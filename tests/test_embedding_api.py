@@ -152,7 +152,6 @@ def test_weights_argument_sets_the_initial_table():
     (dict(input_dim=True, output_dim=3), "`input_dim` must be a positive integer"),
     (dict(input_dim=3, output_dim=-1), "`output_dim` must be a positive integer"),
     (dict(input_dim=2 ** 24 + 1, output_dim=1), "at most 2\\^24"),
-    (dict(input_dim=3, output_dim=2, mask_zero=True), r"mask_zero=True\) is not supported yet"),
     (dict(input_dim=3, output_dim=2, lora_rank=4), "lora_rank is not supported"),
     (dict(input_dim=3, output_dim=2, embeddings_constraint="non_neg"), "constraint"),
 ])

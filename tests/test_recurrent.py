@@ -12,17 +12,23 @@ from shenjing import _core, layers
 
 from test_gradients import finite_difference_check
 
-torch = pytest.importorskip("torch")
 RTOL = 1e-5
-ACT = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "relu": torch.relu,
-       "linear": lambda v: v}
+
+
+def _torch():
+    """torch for the parity tests only: the rest of this file also runs in the sanitizer
+    build, without torch."""
+    return pytest.importorskip("torch")
 
 
 def keras_rnn(cell, x, W, U, b, units, return_sequences=False, go_backwards=False,
               reset_after=True, act="tanh", rec="sigmoid"):
     """Keras 3's cells (keras/src/layers/rnn/{simple_rnn,lstm,gru}.py), step by step, in
     float64 torch. Returns the layer's output."""
-    a, r_ = ACT[act], ACT[rec]
+    torch = _torch()
+    acts = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "relu": torch.relu,
+            "linear": lambda v: v}
+    a, r_ = acts[act], acts[rec]
     n, T, _ = x.shape
     u = units
     h = torch.zeros(n, u, dtype=x.dtype)
@@ -88,6 +94,7 @@ def _weights(rng, cell, F, u, cfg):
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}-{c[4]}u-rs{c[5]:d}-gb{c[6]:d}")
 def test_layer_matches_keras_formula_in_torch(case):
+    torch = _torch()
     cell, n, T, F, u, rs, gb, extra = case
     rng = np.random.default_rng(n * 100 + u)
     cfg = {"units": u, "return_sequences": rs, "go_backwards": gb, **extra}
@@ -115,6 +122,7 @@ def _torch_from_keras(cell, layer, torch_layer):
     """Copies a shenjing layer's weights into torch's nn.LSTM / nn.GRU / nn.RNN (the mapping
     the docs give): torch holds the transposes; GRU gates (z, r, h) become torch's (r, z, n);
     LSTM's single bias goes to bias_ih with bias_hh zero."""
+    torch = _torch()
     kernel, rec, bias = layer.get_weights()
 
     def order(a, axis):
@@ -139,6 +147,7 @@ def _torch_from_keras(cell, layer, torch_layer):
 def test_one_sgd_step_matches_torch_nn(cell, return_sequences):
     """Same weights -> same predictions, and one SGD step of fit -> the same weights as
     torch.nn.{LSTM,GRU,RNN} + Linear under MSE."""
+    torch = _torch()
     rng = np.random.default_rng(3)
     n, T, F, u = 6, 5, 4, 7
     x = rng.normal(size=(n, T, F)).astype(np.float32)

@@ -94,7 +94,7 @@ void Model::add(std::unique_ptr<Layer> layer) {
   std::lock_guard<std::mutex> lock(*mu_);
   if (inputs_.size() != 1 || outputs_.size() != 1)
     throw ValueError("add() appends to a model with one input and one output; use add_node().");
-  if (layer->multi_input())
+  if (layer->multi_input() && !layer->optional_mask())
     throw ValueError(layer_label(*layer) + " is a merge layer: it should be called on a list of "
                      "inputs in the functional API, e.g. " + layer->type() + "()([a, b]), not "
                      "stacked in a Sequential model.");

@@ -77,7 +77,8 @@ def from_config(cls, config, what):
     # Keras options the class does not implement, accepted at the value that changes nothing.
     neutral = getattr(cls, "_keras_only", {})
     for k, v in config.items():
-        if k in params or (takes_kwargs and k in _LAYER_KWARGS):
+        if k in params or (takes_kwargs and (k in _LAYER_KWARGS or
+                                             k in getattr(cls, "_config_kwargs", ()))):
             kwargs[k] = v
         elif k in neutral:
             if v != neutral[k]:

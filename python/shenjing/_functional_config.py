@@ -72,7 +72,9 @@ def get_config(model):
         spec = serialize_layer(layer)
         spec["name"] = layer.name
         op = getattr(layer, "_is_op", False)  # a constant op is called on no tensors
-        spec["inbound_nodes"] = [{"args": [structure(n.call_args, keras_tensor)], "kwargs": {}}
+        spec["inbound_nodes"] = [{"args": [structure(n.call_args, keras_tensor)],
+                                  "kwargs": {k: structure(v, keras_tensor)
+                                             for k, v in n.call_kwargs.items()}}
                                  for n in layer._inbound_nodes
                                  if id(n) in own and (n.inputs or op)]
         layers.append(spec)
@@ -146,13 +148,22 @@ def _parse_args(node, where):
     if not isinstance(node, dict) or not isinstance(node.get("args"), list):
         raise ValueError(f"{where}: an inbound node must be {{'args': [...], 'kwargs': {{}}}}.")
     kwargs = node.get("kwargs") or {}
-    if not isinstance(kwargs, dict) or any(v is not None for v in kwargs.values()):
-        raise ValueError(f"{where}: call arguments besides the inputs are not supported "
-                         f"(kwargs {sorted(kwargs) if isinstance(kwargs, dict) else kwargs}).")
+    if not isinstance(kwargs, dict) or any(v is not None for k, v in kwargs.items()
+                                           if k != "mask"):
+        raise ValueError(f"{where}: call arguments besides the inputs (and a mask) are not "
+                         f"supported (kwargs "
+                         f"{sorted(kwargs) if isinstance(kwargs, dict) else kwargs}).")
     if len(node["args"]) != 1:
         raise ValueError(f"{where}: a layer call takes one argument (its inputs), the config "
                          f"gives {len(node['args'])}.")
-    return _tensor_structure(node["args"][0], where)
+    args = _tensor_structure(node["args"][0], where)
+    if kwargs.get("mask") is None:
+        return args
+    return _Call((args, _tensor_structure(kwargs["mask"], where)))
+
+
+class _Call(tuple):
+    """(inputs, mask) of a call whose config passes a mask (``"kwargs": {"mask": ...}``)."""
 
 
 def _tensor_structure(x, where):
@@ -187,6 +198,8 @@ def _ref(history, where):
 def _refs_in(structure):
     if isinstance(structure, _Ref):
         return [structure]
+    if isinstance(structure, _Call):
+        return _refs_in(structure[0]) + _refs_in(structure[1])
     values = structure.values() if isinstance(structure, dict) else structure
     return [r for v in values for r in _refs_in(v)]
 
@@ -264,7 +277,12 @@ def from_config(config, cls, depth=0):
             if missing is not None:
                 waiting.setdefault((missing[0], missing[1]), []).append(item)
                 break
-            made[name].append(layer(_resolve(calls.popleft(), made)))
+            call = calls.popleft()
+            if isinstance(call, _Call):
+                out = layer(_resolve(call[0], made), mask=_resolve(call[1], made))
+            else:
+                out = layer(_resolve(call, made))
+            made[name].append(out)
             queue.extend(waiting.pop((name, len(made[name]) - 1), ()))
     stuck = [name for name, _, calls in pending if calls]
     if stuck:

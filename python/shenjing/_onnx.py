@@ -83,6 +83,12 @@ def _walk(g, nodes, values):
             _walk(g, inner_nodes, inner)
             values[id(node.output)] = inner[id(inner_outputs[0])]
             continue
+        if node.call_kwargs.get("mask") is not None:
+            # Keras masks skip steps anywhere in a sequence (the state carries over); ONNX's
+            # recurrent ops only end sequences early (sequence_lens).
+            raise ValueError(f"export_onnx: layer '{layer.name}' ({type(layer).__name__}) "
+                             f"reads a mask (from Embedding(mask_zero=True) or Masking); "
+                             f"masked steps have no ONNX conversion.")
         convert = converter(layer)
         multi = getattr(layer, "_multi_input", False)
         # Converters read the call's shapes from the layer; every call has the same ones.

@@ -49,10 +49,6 @@ def _check(layer):
                 _refuse(layer, f"{key}={value!r} has no ONNX conversion.")
         elif key not in _FIELDS:
             _refuse(layer, f"configuration field '{key}' has no ONNX conversion.")
-    # A mask makes Keras carry the state over masked steps anywhere in the sequence; ONNX's
-    # sequence_lens only ends sequences early, so masked layers are not exported.
-    if getattr(layer, "_mask", None) is not None:
-        _refuse(layer, "masked inputs have no ONNX conversion.")
     for what in ("activation", "recurrent_activation"):
         name = getattr(layer, what, None)
         if name is not None and name not in _ACTIVATIONS:

@@ -8,6 +8,15 @@ class TrainerCompile:
     """Trainer's compile state (a mixin of Trainer)."""
 
     def _compile_core(self):
+        for t in self._graph_outputs():
+            if t._keras_mask is not None:
+                # Keras leaves masked steps out of the loss and metrics of such an output.
+                raise ValueError(
+                    f"Model output {t.name!r} carries a mask (from Embedding(mask_zero=True) "
+                    f"or Masking, passed on by the layers after it). Keras would leave the "
+                    f"masked steps out of its loss and metrics, which shenjing does not do "
+                    f"yet. Reduce the sequence first (e.g. an LSTM without return_sequences, "
+                    f"or GlobalAveragePooling1D).")
         # Frozen layers (layer.trainable = False) take effect here, at compile, as in Keras.
         for i, layer in enumerate(self._core_layers):
             self._core.set_trainable(i, bool(layer.trainable))

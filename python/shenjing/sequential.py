@@ -102,8 +102,10 @@ class Sequential(Model):
 
     def _build_core(self, init, core):
         if core is None and (self._needs_graph_build() or
-                             any(layer._is_custom() for layer in self._layers)):
-            # Custom layers and losses are traced: build through the general graph path.
+                             any(layer._is_custom() or getattr(layer, "_makes_mask", False)
+                                 for layer in self._layers)):
+            # Custom layers and losses are traced, masks are ops (layers/_masking.py): build
+            # through the general graph path.
             self._input_shape = tuple(self._input_shape)
             self._trace_chain()
             return self._build_graph(init)
@@ -196,8 +198,10 @@ class Sequential(Model):
         for layer in self._layers:
             x = layer(x)
             nodes.append(x._node)
+        from shenjing.functional import graph_nodes
         self._chain_nodes = nodes
-        self._chain = (inputs, [x], nodes)
+        # The layers' nodes, and the ops that make masks between them, in topological order.
+        self._chain = (inputs, [x], graph_nodes(inputs, [x], self.name))
 
     def _graph(self):
         if getattr(self, "_chain", None) is None:

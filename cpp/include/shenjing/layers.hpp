@@ -109,6 +109,10 @@ class Layer {
   // report multi_input(); the defaults serve one-input layers. The model calls only these.
   // min_inputs(): the fewest inputs the layer takes (2 for merge layers).
   virtual bool multi_input() const { return false; }
+  // Sequence layers that honour a Keras mask (recurrent layers, GlobalAveragePooling1D) are
+  // multi-input: the sequence, then optionally its mask (timesteps) of 0/1 (1: a real step).
+  // They still stack in a Sequential chain with one input.
+  virtual bool optional_mask() const { return false; }
   virtual int min_inputs() const { return 1; }
   virtual void build_inputs(const std::vector<Shape>& inputs);
   const std::vector<Shape>& input_shapes() const { return ins_; }
@@ -211,6 +215,12 @@ struct PoolOptions {
   Padding padding = Padding::Valid;
 };
 std::unique_ptr<Layer> make_pool(const PoolOptions& opt);
+// GlobalAveragePooling1D: the global pool above, or with a mask input (optional_mask) the
+// average over the unmasked steps, as Keras.
+std::unique_ptr<Layer> make_global_average_1d(bool keepdims);
+// Masking(mask_value): zeroes the steps (rows of the last axis) whose every value equals
+// mask_value; the mask that marks them is made by ops (see _masking.py).
+std::unique_ptr<Layer> make_masking(float mask_value);
 
 // BatchNormalization over the last axis. Training: batch mean and biased variance, and
 // moving = moving * momentum + batch * (1 - momentum); inference: the moving statistics.
@@ -295,7 +305,9 @@ std::unique_ptr<Layer> make_identity();
 // (2, 3 * units) for a GRU with reset_after (input bias, recurrent bias); G = 1, 4 (i, f, c, o)
 // or 3 (z, r, h). The output is the last step's h (units), or every step's (timesteps, units)
 // with return_sequences, in the order processed (reversed with go_backwards, as Keras).
-// activation / recurrent_activation: linear, relu, sigmoid or tanh.
+// activation / recurrent_activation: linear, relu, sigmoid or tanh. A second input, the mask
+// (timesteps) of 0/1, makes masked steps keep the state (h, and c for an LSTM) and output it
+// again, as Keras's rnn does.
 enum class RecurrentCell : int { SimpleRNN = 0, LSTM, GRU };
 struct RecurrentOptions {
   RecurrentCell cell = RecurrentCell::LSTM;
@@ -306,6 +318,8 @@ struct RecurrentOptions {
   bool reset_after = true;  // GRU only
   bool return_sequences = false;
   bool go_backwards = false;
+  // Masked steps output zeros instead of the carried state (Keras sets it in Bidirectional).
+  bool zero_output_for_mask = false;
   float kernel_l1 = 0.0f, kernel_l2 = 0.0f, recurrent_l1 = 0.0f, recurrent_l2 = 0.0f,
         bias_l1 = 0.0f, bias_l2 = 0.0f;
 };

@@ -157,7 +157,12 @@ std::unique_ptr<Layer> layer_from_config(const Value& spec, const Shape& input) 
   else if (cls == "GlobalMaxPooling2D") layer = global_pool(f, 2, true);
   else if (cls == "GlobalMaxPooling1D") layer = global_pool(f, 1, true);
   else if (cls == "GlobalAveragePooling2D") layer = global_pool(f, 2, false);
-  else if (cls == "GlobalAveragePooling1D") layer = global_pool(f, 1, false);
+  else if (cls == "Masking") {
+    layer = make_masking((float)f.number("mask_value", 0.0, -3.4e38, 3.4e38));
+  } else if (cls == "GlobalAveragePooling1D") {
+    f.channels_last();
+    layer = make_global_average_1d(f.boolean("keepdims", false));
+  }
   else if (cls == "BatchNormalization") layer = batch_norm(f, input);
   else if (cls == "ZeroPadding2D") layer = zero_padding(f, 2);
   else if (cls == "ZeroPadding1D") layer = zero_padding(f, 1);
@@ -173,7 +178,7 @@ std::unique_ptr<Layer> layer_from_config(const Value& spec, const Shape& input) 
                      "GlobalAveragePooling1D/2D, BatchNormalization, ZeroPadding1D/2D, "
                      "Conv1DTranspose, Conv2DTranspose, UpSampling1D/2D, Cropping1D/2D, "
                      "RepeatVector, Permute, Identity, Add, Subtract, Multiply, Average, Maximum, "
-                     "Minimum, Concatenate, Dot, SimpleRNN, LSTM, GRU, LayerNormalization, Embedding.");
+                     "Minimum, Concatenate, Dot, SimpleRNN, LSTM, GRU, LayerNormalization, Embedding, Masking.");
   layer->set_name(name);
   return layer;
 }

@@ -33,6 +33,7 @@ std::unique_ptr<Layer> recurrent_layer_from_config(const std::string& cls,
   if (o.cell == RecurrentCell::GRU) o.reset_after = f.boolean("reset_after", true);
   o.return_sequences = f.boolean("return_sequences", false);
   o.go_backwards = f.boolean("go_backwards", false);
+  o.zero_output_for_mask = f.boolean("zero_output_for_mask", false);
   require_default(f, "return_state", false);
   require_default(f, "stateful", false);
   f.boolean("unroll", false);  // unrolling is a graph-compiler hint: same result either way

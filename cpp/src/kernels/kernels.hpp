@@ -106,6 +106,9 @@ struct RnnStep {
   const float* h_prev;
   std::size_t ldhp;
   const float* rec;
+  // Row b's step is masked (keeps h_prev, c_prev) when mask && mask[b * ldm] == 0.
+  const float* mask;
+  std::size_t ldm;
 };
 // Backward of one step: dh (+ dy when not null) is dL/dh of the step's output; z, tc, c_prev,
 // rh, h_prev as saved by the forward step; dz gets the pre-activation gradients (ldz), dzr the
@@ -129,11 +132,19 @@ struct RnnStepBack {
   const float* drh;
   const float* h_prev;
   std::size_t ldhp;
+  // Masked rows (see RnnStep) get dz = 0 and pass dh (+ dy unless zero_output) and dc on.
+  // Unmasked rows leave dh = 0 (LSTM) or dh * z (GRU) for the GEMM that adds dz U^T.
+  const float* mask;
+  std::size_t ldm;
+  bool zero_output;
 };
 using RnnActRowsFn = void (*)(int act, float* z, int rows, int cols, std::size_t ldz);
-using RnnActRowsBackFn = void (*)(int act, const float* h, std::size_t ldh, const float* dh,
+// SimpleRNN backward: dz = (dh + dy) act'(h) and dh = 0 for the GEMM, or for masked rows
+// (mask[b * ldm] == 0) dz = 0 and dh += dy unless zero_output.
+using RnnActRowsBackFn = void (*)(int act, const float* h, std::size_t ldh, float* dh,
                                   const float* dy, std::size_t lddy, float* dz, std::size_t ldz,
-                                  int rows, int cols);
+                                  int rows, int cols, const float* mask, std::size_t ldm,
+                                  bool zero_output);
 using LstmStepFn = void (*)(const RnnStep& s);
 using LstmStepBackFn = void (*)(const RnnStepBack& s);
 using GruStepFn = void (*)(const RnnStep& s, int phase);

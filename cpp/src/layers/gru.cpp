@@ -15,7 +15,8 @@ class Gru final : public Recurrent {
   using Recurrent::Recurrent;
 
   // Saved: a = the activated gates (n, T, 3u); b = Hp and RH (rh of each step), (n, T, u).
-  void forward(const float* x, float* y, int n, const RunContext& ctx) override {
+  void run_forward(const float* x, const float* mask, float* y, int n,
+                   const RunContext& ctx) override {
     const auto& K = kernels::table();
     const Dims d = dims(n);
     const int u = d.u, cols = 3 * u;
@@ -43,6 +44,7 @@ class Gru final : public Recurrent {
                 nullptr);
       std::size_t ldo;
       float* h = state_out(Hp, y, d, s, &ldo);
+      const float* ms = mask_at(mask, d, s);
       kernels::RnnStep st{};
       st.units = u;
       st.act = act_;
@@ -60,6 +62,8 @@ class Gru final : public Recurrent {
         t.h = h + r0 * ldo;
         t.h_prev = hp + r0 * ldh;
         t.rec = rec ? rec + (std::size_t)r0 * cols : nullptr;
+        t.mask = ms ? ms + (std::size_t)r0 * d.T : nullptr;
+        t.ldm = d.T;
         K.gru_step(t, phase);
       };
       if (!opt_.reset_after) {
@@ -70,13 +74,13 @@ class Gru final : public Recurrent {
       }
       for_rows(n, u, [&](int r0, int m) {
         step(1, r0, m);
-        copy_output(h, ldo, y, d, s, r0, m);
+        copy_output(h, ldo, y, d, s, r0, m, mask);
       });
     }
   }
 
-  void backward(const float* x, const float*, const float* dy, float* dx, int n,
-                const RunContext& ctx) override {
+  void run_backward(const float* x, const float* mask, const float*, const float* dy,
+                    float* dx, int n, const RunContext& ctx) override {
     const auto& K = kernels::table();
     const Dims d = dims(n);
     const int u = d.u, cols = 3 * u;
@@ -93,6 +97,7 @@ class Gru final : public Recurrent {
     for (int s = d.T - 1; s >= 0; --s) {
       const std::size_t p = (std::size_t)pos(d, s);
       const float* g = output_grad(dy, d, s);
+      const float* ms = mask_at(mask, d, s);
       kernels::RnnStepBack st{};
       st.units = u;
       st.act = act_;
@@ -113,6 +118,9 @@ class Gru final : public Recurrent {
         t.dz = dZ + p * cols + r0 * ldz;
         t.dzr = dZr ? dZr + p * cols + r0 * ldz : nullptr;
         t.drh = drh ? drh + (std::size_t)r0 * u : nullptr;
+        t.mask = ms ? ms + (std::size_t)r0 * d.T : nullptr;
+        t.ldm = d.T;
+        t.zero_output = opt_.zero_output_for_mask;
         K.gru_step_back(t, phase);
       };
       for_rows(n, u, [&](int r0, int m) { step(0, r0, m); });

@@ -14,7 +14,8 @@ class Lstm final : public Recurrent {
 
   // Saved: a = the activated gates (n, T, 4u); b = Hp, C (the carry c_s at step s's time
   // index) and TC = act(C), each (n, T, u).
-  void forward(const float* x, float* y, int n, const RunContext& ctx) override {
+  void run_forward(const float* x, const float* mask, float* y, int n,
+                   const RunContext& ctx) override {
     const auto& K = kernels::table();
     const Dims d = dims(n);
     const int u = d.u, cols = 4 * u;
@@ -36,6 +37,7 @@ class Lstm final : public Recurrent {
       std::size_t ldo;
       float* h = state_out(Hp, y, d, s, &ldo);
       const float* cp = s == 0 ? nullptr : C + (std::size_t)pos(d, s - 1) * u;
+      const float* ms = mask_at(mask, d, s);
       for_rows(n, u, [&](int r0, int m) {
         kernels::RnnStep st{};
         st.rows = m;
@@ -51,14 +53,18 @@ class Lstm final : public Recurrent {
         st.h = h + r0 * ldo;
         st.ldh = ldo;
         st.rec = s == 0 ? nullptr : rec + (std::size_t)r0 * cols;
+        st.h_prev = Hp + p * u + r0 * ldh;
+        st.ldhp = ldh;
+        st.mask = ms ? ms + (std::size_t)r0 * d.T : nullptr;
+        st.ldm = d.T;
         K.lstm_step(st);
-        copy_output(h, ldo, y, d, s, r0, m);
+        copy_output(h, ldo, y, d, s, r0, m, mask);
       });
     }
   }
 
-  void backward(const float* x, const float*, const float* dy, float* dx, int n,
-                const RunContext& ctx) override {
+  void run_backward(const float* x, const float* mask, const float*, const float* dy,
+                    float* dx, int n, const RunContext& ctx) override {
     const auto& K = kernels::table();
     const Dims d = dims(n);
     const int u = d.u, cols = 4 * u;
@@ -77,6 +83,7 @@ class Lstm final : public Recurrent {
       const std::size_t p = (std::size_t)pos(d, s);
       const float* g = output_grad(dy, d, s);
       const float* cp = s == 0 ? nullptr : C + (std::size_t)pos(d, s - 1) * u;
+      const float* ms = mask_at(mask, d, s);
       for_rows(n, u, [&](int r0, int m) {
         kernels::RnnStepBack st{};
         st.rows = m;
@@ -93,10 +100,13 @@ class Lstm final : public Recurrent {
         st.dh = dh + (std::size_t)r0 * u;
         st.dc = dc + (std::size_t)r0 * u;
         st.dz = dZ + p * cols + r0 * ldz;
+        st.mask = ms ? ms + (std::size_t)r0 * d.T : nullptr;
+        st.ldm = d.T;
+        st.zero_output = opt_.zero_output_for_mask;
         K.lstm_step_back(st);
       });
       if (s > 0)
-        K.sgemm(false, false, n, u, cols, 1.0f, dZ + p * cols, (int)ldz, UT, u, 0.0f, dh, u,
+        K.sgemm(false, false, n, u, cols, 1.0f, dZ + p * cols, (int)ldz, UT, u, 1.0f, dh, u,
                 nullptr);
     }
     input_grads(x, d, dZ, dx);

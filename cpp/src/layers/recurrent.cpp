@@ -68,6 +68,31 @@ void Recurrent::build(const Shape& input) {
   }
 }
 
+void Recurrent::build_inputs(const std::vector<Shape>& inputs) {
+  if (inputs.empty() || inputs.size() > 2)
+    throw ValueError("Layer '" + name_ + "' (" + type() + ") takes a sequence and optionally "
+                     "its mask, received " + std::to_string(inputs.size()) + " inputs.");
+  build(inputs[0]);
+  if (inputs.size() == 2 && inputs[1] != Shape{inputs[0][0]})
+    throw ValueError("Layer '" + name_ + "' (" + type() + "): the mask must have shape (None, " +
+                     std::to_string(inputs[0][0]) + ") for input of shape " +
+                     shape_str(inputs[0]) + ", received " + shape_str(inputs[1]) + ".");
+  ins_ = inputs;
+}
+
+void Recurrent::forward_inputs(const float* const* xs, float* y, int n,
+                               const RunContext& ctx) {
+  run_forward(xs[0], ins_.size() > 1 ? xs[1] : nullptr, y, n, ctx);
+}
+
+void Recurrent::backward_inputs(const float* const* xs, const float* y, const float* dy,
+                                float* const* dxs, int n, const RunContext& ctx) {
+  const bool masked = ins_.size() > 1;
+  run_backward(xs[0], masked ? xs[1] : nullptr, y, dy, dxs[0], n, ctx);
+  if (masked && dxs[1])  // a mask has no gradient
+    std::memset(dxs[1], 0, (std::size_t)n * in_[0] * sizeof(float));
+}
+
 Recurrent::Dims Recurrent::dims(int n) const {
   Dims d{n, in_[0], in_[1], opt_.units, gate_count(opt_.cell), (std::size_t)n * in_[0]};
   if (d.rows > (std::size_t)INT_MAX)
@@ -102,12 +127,18 @@ float* Recurrent::state_out(float* Hp, float* y, const Dims& d, int s, std::size
 }
 
 void Recurrent::copy_output(const float* h, std::size_t ldh, float* y, const Dims& d, int s,
-                            int r0, int m) const {
-  if (!opt_.return_sequences || s + 1 == d.T) return;
+                            int r0, int m, const float* mask) const {
+  const bool last = s + 1 == d.T;
+  if (!opt_.return_sequences && !last) return;
+  const float* ms = mask_at(mask, d, s);
   float* out = output_row(y, d, s);
   const std::size_t ld = output_ld(d);
-  for (int b = r0; b < r0 + m; ++b)
-    std::memcpy(out + b * ld, h + b * ldh, (std::size_t)d.u * sizeof(float));
+  for (int b = r0; b < r0 + m; ++b) {
+    if (opt_.zero_output_for_mask && ms && ms[(std::size_t)b * d.T] == 0.0f)
+      std::memset(out + b * ld, 0, (std::size_t)d.u * sizeof(float));
+    else if (!last)  // the last step wrote its h into y already
+      std::memcpy(out + b * ld, h + b * ldh, (std::size_t)d.u * sizeof(float));
+  }
 }
 
 const float* Recurrent::transposed_recurrent_kernel(const Dims& d) {
@@ -143,9 +174,11 @@ class SimpleRnn final : public Recurrent {
  public:
   using Recurrent::Recurrent;
 
-  void forward(const float* x, float* y, int n, const RunContext& ctx) override {
+  void run_forward(const float* x, const float* mask, float* y, int n,
+                   const RunContext& ctx) override {
     const auto& K = kernels::table();
     const Dims d = dims(n);
+    const std::size_t ldh = d.ldh();
     float* Z = grow(ctx.saved->a, d.rows * d.u);
     float* Hp = grow(ctx.saved->b, d.rows * d.u);
     project_inputs(x, d, Z);
@@ -153,25 +186,29 @@ class SimpleRnn final : public Recurrent {
       const std::size_t p = (std::size_t)pos(d, s) * d.u;
       float* z = Z + p;
       if (s == 0)
-        for (int b = 0; b < n; ++b) std::memset(Hp + p + b * d.ldh(), 0, d.u * sizeof(float));
+        for (int b = 0; b < n; ++b) std::memset(Hp + p + b * ldh, 0, d.u * sizeof(float));
       else
-        K.sgemm(false, false, n, d.u, d.u, 1.0f, Hp + p, (int)d.ldh(), recurrent_kernel(), d.u,
-                1.0f, z, (int)d.ldh(), nullptr);
-      std::size_t ldh;
-      float* h = state_out(Hp, y, d, s, &ldh);
+        K.sgemm(false, false, n, d.u, d.u, 1.0f, Hp + p, (int)ldh, recurrent_kernel(), d.u,
+                1.0f, z, (int)ldh, nullptr);
+      std::size_t ldo;
+      float* h = state_out(Hp, y, d, s, &ldo);
+      const float* ms = mask_at(mask, d, s);
       for_rows(n, d.u, [&](int r0, int m) {
-        K.rnn_act_rows(act_, z + r0 * d.ldh(), m, d.u, d.ldh());
-        for (int b = r0; b < r0 + m; ++b)
-          std::memcpy(h + b * ldh, z + b * d.ldh(), d.u * sizeof(float));
-        copy_output(h, ldh, y, d, s, r0, m);
+        K.rnn_act_rows(act_, z + r0 * ldh, m, d.u, ldh);
+        for (int b = r0; b < r0 + m; ++b) {  // a masked step keeps the state
+          const bool skip = ms && ms[(std::size_t)b * d.T] == 0.0f;
+          std::memcpy(h + b * ldo, (skip ? Hp + p : z) + b * ldh, d.u * sizeof(float));
+        }
+        copy_output(h, ldo, y, d, s, r0, m, mask);
       });
     }
   }
 
-  void backward(const float* x, const float*, const float* dy, float* dx, int n,
-                const RunContext& ctx) override {
+  void run_backward(const float* x, const float* mask, const float*, const float* dy,
+                    float* dx, int n, const RunContext& ctx) override {
     const auto& K = kernels::table();
     const Dims d = dims(n);
+    const std::size_t ldh = d.ldh();
     const float* Z = ctx.saved->a.data();  // h of every step, at its time index
     const float* Hp = ctx.saved->b.data();
     float* dZ = grow(dz_, d.rows * d.u);
@@ -181,13 +218,15 @@ class SimpleRnn final : public Recurrent {
     for (int s = d.T - 1; s >= 0; --s) {
       const std::size_t p = (std::size_t)pos(d, s) * d.u;
       const float* g = output_grad(dy, d, s);
+      const float* ms = mask_at(mask, d, s);
       for_rows(n, d.u, [&](int r0, int m) {
-        K.rnn_act_rows_back(act_, Z + p + r0 * d.ldh(), d.ldh(), dh + (std::size_t)r0 * d.u,
+        K.rnn_act_rows_back(act_, Z + p + r0 * ldh, ldh, dh + (std::size_t)r0 * d.u,
                             g ? g + r0 * output_ld(d) : nullptr, output_ld(d),
-                            dZ + p + r0 * d.ldh(), d.ldh(), m, d.u);
+                            dZ + p + r0 * ldh, ldh, m, d.u, ms ? ms + (std::size_t)r0 * d.T : nullptr,
+                            d.T, opt_.zero_output_for_mask);
       });
       if (s > 0)
-        K.sgemm(false, false, n, d.u, d.u, 1.0f, dZ + p, (int)d.ldh(), UT, d.u, 0.0f, dh, d.u,
+        K.sgemm(false, false, n, d.u, d.u, 1.0f, dZ + p, (int)ldh, UT, d.u, 1.0f, dh, d.u,
                 nullptr);
     }
     input_grads(x, d, dZ, dx);

@@ -45,6 +45,21 @@ class Recurrent : public Layer {
   explicit Recurrent(const RecurrentOptions& opt);
   const char* type() const override;
   void build(const Shape& input) override;
+  // The sequence and optionally its mask (layers.hpp, optional_mask).
+  bool multi_input() const override { return true; }
+  bool optional_mask() const override { return true; }
+  int min_inputs() const override { return 1; }
+  void build_inputs(const std::vector<Shape>& inputs) override;
+  void forward(const float* x, float* y, int n, const RunContext& ctx) override {
+    run_forward(x, nullptr, y, n, ctx);
+  }
+  void backward(const float* x, const float* y, const float* dy, float* dx, int n,
+                const RunContext& ctx) override {
+    run_backward(x, nullptr, y, dy, dx, n, ctx);
+  }
+  void forward_inputs(const float* const* xs, float* y, int n, const RunContext& ctx) override;
+  void backward_inputs(const float* const* xs, const float* y, const float* dy,
+                       float* const* dxs, int n, const RunContext& ctx) override;
 
  protected:
   struct Dims {
@@ -53,6 +68,12 @@ class Recurrent : public Layer {
     std::size_t ldz() const { return (std::size_t)T * G * u; }
     std::size_t ldh() const { return (std::size_t)T * u; }
   };
+  // The cell: mask (n, T) of 0/1 or null (every step real).
+  virtual void run_forward(const float* x, const float* mask, float* y, int n,
+                           const RunContext& ctx) = 0;
+  virtual void run_backward(const float* x, const float* mask, const float* y,
+                            const float* dy, float* dx, int n, const RunContext& ctx) = 0;
+
   Dims dims(int n) const;
   int pos(const Dims& d, int s) const { return opt_.go_backwards ? d.T - 1 - s : s; }
   const float* kernel() const { return params_[0].value.data(); }
@@ -71,9 +92,14 @@ class Recurrent : public Layer {
   // last step the output itself.
   float* state_out(float* Hp, float* y, const Dims& d, int s, std::size_t* ld) const;
   // Rows [r0, r0 + m) of step s's h, written to Hp, copied to y's step s as well
-  // (return_sequences; the last step already wrote y).
+  // (return_sequences; the last step already wrote y); masked rows output zeros instead with
+  // zero_output_for_mask. Call after the step's kernel.
   void copy_output(const float* h, std::size_t ldh, float* y, const Dims& d, int s, int r0,
-                   int m) const;
+                   int m, const float* mask) const;
+  // Row b's mask at step s is mask_at(mask, d, s)[b * d.T]; null without a mask.
+  const float* mask_at(const float* mask, const Dims& d, int s) const {
+    return mask ? mask + pos(d, s) : nullptr;
+  }
   // U^T (G*u x u), transposed once per batch for the backward GEMMs dh = dZ U^T.
   const float* transposed_recurrent_kernel(const Dims& d);
   // After the time loop: kernel and input-bias gradients and dx from dZ (the input side),

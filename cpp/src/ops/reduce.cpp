@@ -1,4 +1,5 @@
-// Reductions over a set of axes (Keras's ops.sum, mean, max, min, prod, logsumexp):
+// Reductions over a set of axes (Keras's ops.sum, mean, max, min, prod, logsumexp, any, all;
+// any/all give 1 or 0: whether some / every input is nonzero, NaN counting as nonzero):
 //   attrs axis (null: every axis; an int or a list of ints, counted on the full shape as Keras
 //   does, negative from the end) and keepdims (default false: the reduced axes are dropped;
 //   true: they stay with size 1).
@@ -25,7 +26,7 @@ namespace {
 using walk::make_walk;
 using walk::parallel_runs;
 
-enum class Kind { Sum, Mean, Max, Min, Prod, LogSumExp };
+enum class Kind { Sum, Mean, Max, Min, Prod, LogSumExp, Any, All };
 
 constexpr long long kExpBlock = 256;
 
@@ -118,6 +119,20 @@ class Reduce final : public Op {
         for (long long o = 0; o < size; ++o) y[o] = (float)acc_[o];
         return;
       }
+      case Kind::Any:
+      case Kind::All: {
+        const bool any = kind_ == Kind::Any;
+        acc(size);
+        std::fill(acc_.begin(), acc_.begin() + size, any ? 0.0 : 1.0);
+        runs(X, [&](long long w, long long o, long long L, long long s) {
+          for (long long j = 0; j < L; ++j) {
+            double& a = acc_[o + j * s];
+            a = any ? (a != 0.0 || x[w + j] != 0.0f) : (a != 0.0 && x[w + j] != 0.0f);
+          }
+        });
+        for (long long o = 0; o < size; ++o) y[o] = (float)acc_[o];
+        return;
+      }
       case Kind::LogSumExp: {
         extreme(X, x, y, size, true);  // y = the maxima m, then m + log(sum exp(x - m))
         acc(size);
@@ -200,6 +215,12 @@ class Reduce final : public Op {
         });
         return;
       }
+      case Kind::Any:
+      case Kind::All:  // 0/1 results: no gradient
+        spread(X, [&](long long w, long long, long long L, long long) {
+          for (long long j = 0; j < L; ++j) dx[w + j] = 0.0f;
+        });
+        return;
       case Kind::LogSumExp:
         spread(X, [&](long long w, long long o, long long L, long long s) {
           exp_blocks(x + w, L, [&](long long j) { return y[o + j * s]; },
@@ -297,6 +318,8 @@ std::unique_ptr<Layer> reduce_op_from_config(const std::string& op, const config
   else if (op == "min") kind = Kind::Min;
   else if (op == "prod") kind = Kind::Prod;
   else if (op == "logsumexp") kind = Kind::LogSumExp;
+  else if (op == "any") kind = Kind::Any;
+  else if (op == "all") kind = Kind::All;
   else return nullptr;
   bool all = false;
   std::vector<int> axes = axes_field(f, &all);

@@ -2,7 +2,7 @@
 from shenjing.layers.base import Layer
 from shenjing.layers.convolutional import Conv1D, Conv2D
 from shenjing.layers.convolutional_transpose import Conv1DTranspose, Conv2DTranspose
-from shenjing.layers.core import Activation, Dense, Dropout, Identity, Lambda
+from shenjing.layers.core import Activation, Dense, Dropout, Identity, Lambda, Masking
 from shenjing.layers.embedding import Embedding
 from shenjing.layers.input import Input, InputLayer
 from shenjing.layers.merging import (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply,
@@ -29,4 +29,4 @@ __all__ = ["Layer", "Dense", "Activation", "Dropout", "Flatten", "Reshape", "Inp
            "Cropping2D", "RepeatVector", "Permute", "Identity", "Lambda", "Add",
            "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot", "add",
            "subtract", "multiply", "average", "maximum", "minimum", "concatenate", "dot",
-           "SimpleRNN", "LSTM", "GRU", "LayerNormalization", "Embedding"]
+           "SimpleRNN", "LSTM", "GRU", "LayerNormalization", "Embedding", "Masking"]

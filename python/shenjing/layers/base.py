@@ -82,7 +82,7 @@ class Layer(CustomLayerAPI):
         if self._is_custom():
             from shenjing.layers import _custom
             return _custom.call(self, inputs, args, training, mask, kwargs)
-        if args or kwargs or mask is not None:
+        if args or kwargs or (mask is not None and not self._takes_mask):
             extra = ", ".join([repr(a) for a in args] + sorted(kwargs) +
                               (["mask"] if mask is not None else []))
             raise TypeError(f"Layer '{self.name}' ({type(self).__name__}) takes only its "
@@ -99,10 +99,28 @@ class Layer(CustomLayerAPI):
         if not multi and len(tensors) != 1:
             raise ValueError(f"Layer '{self.name}' ({type(self).__name__}) expects 1 input, "
                              f"but it received {len(tensors)} input tensors.")
-        out_shape = self._output_shape_for([t.shape[1:] for t in tensors])
+        from shenjing.layers import _masking
+        if mask is not None and not isinstance(mask, KerasTensor):
+            raise TypeError(f"Layer '{self.name}': mask must be a symbolic tensor, received "
+                            f"{mask!r:.100}.")
+        in_mask = _masking.call_mask(self, tensors, mask)
+        reads = [in_mask] if self._takes_mask and in_mask is not None else []
+        out_shape = self._output_shape_for([t.shape[1:] for t in tensors + reads])
         out = KerasTensor((None,) + out_shape, name=self.name)
-        Node(self, inputs, tensors, out)
+        node = Node(self, inputs, tensors + reads, out)
+        if reads:
+            node.call_kwargs = {"mask": in_mask}
+        out._keras_mask = _masking.output_mask(self, inputs, in_mask)
         return out
+
+    # -- masks (see _masking.py) ------------------------------------------------------------
+    supports_masking = False  # passes a mask on (compute_mask); Keras's attribute
+    _takes_mask = False  # call() reads the mask (it becomes the node's second input)
+
+    def compute_mask(self, inputs, previous_mask):
+        """The mask of the output of a call on ``inputs`` whose mask is ``previous_mask``
+        (Keras's default: unchanged)."""
+        return previous_mask
 
     # -- custom layers (subclasses with call(); traced, see _custom.py) ---------------------
     @classmethod
@@ -176,8 +194,9 @@ class Layer(CustomLayerAPI):
                                              [list(s) for s in shapes]))
         self._call_shapes, self._call_output = shapes, out
         if self.output_shape is None:
-            self.input_shape = (None,) + shapes[0] if len(shapes) == 1 and not getattr(
-                self, "_multi_input", False) else [(None,) + s for s in shapes]
+            data = shapes[:1] if self._takes_mask else shapes  # a mask is not an input shape
+            self.input_shape = (None,) + data[0] if len(data) == 1 and not getattr(
+                self, "_multi_input", False) else [(None,) + s for s in data]
             self.output_shape = (None,) + out
         return out
 

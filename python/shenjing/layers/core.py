@@ -106,3 +106,30 @@ class Lambda(Layer):
                          f"is Python code, and shenjing never loads code from files. Write it "
                          f"as a custom Layer subclass registered with "
                          f"shenjing.saving.register_keras_serializable.")
+
+
+class Masking(Layer):
+    """Masks a sequence: a timestep whose every feature equals ``mask_value`` is set to 0
+    and skipped by the layers after it that honour masks (recurrent layers,
+    GlobalAveragePooling1D; Dense and the like pass the mask on).
+
+    Input (batch, timesteps, features); the output has the same shape.
+    """
+
+    supports_masking = True
+    _makes_mask = True
+
+    def __init__(self, mask_value=0.0, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(mask_value, bool) or not isinstance(mask_value, numbers.Real):
+            raise TypeError(f"Masking: mask_value must be a number, received {mask_value!r}.")
+        self.mask_value = float(mask_value)
+
+    def compute_mask(self, inputs, mask=None):
+        from shenjing import ops
+        return ops.any(ops.not_equal(inputs, self.mask_value), axis=-1)
+
+
+# Layers that pass a Keras mask on unchanged (as their Keras classes do).
+Dense.supports_masking = Activation.supports_masking = Dropout.supports_masking = True
+Identity.supports_masking = True

@@ -56,17 +56,26 @@ class Embedding(Layer):
             raise ValueError("Embedding: lora_rank is not supported (LoRA is not implemented).")
         if quantization_config is not None:
             raise ValueError("Embedding: quantization_config is not supported.")
-        if mask_zero:
-            raise ValueError(
-                "Embedding(mask_zero=True) is not supported yet: shenjing has no masks, so the "
-                "layers after it would treat the padding id 0 as data. Use mask_zero=False "
-                "(and, if needed, weigh out padded positions in the model itself).")
         self.input_dim, self.output_dim = input_dim, output_dim
         self.embeddings_initializer = initializers.get(embeddings_initializer)
         self.embeddings_regularizer = regularizers.get(embeddings_regularizer)
         self.embeddings_constraint = None
         self.mask_zero = bool(mask_zero)
         self._initial_table = None if weights is None else self._check_weights(weights)
+
+    supports_masking = True
+
+    @property
+    def _makes_mask(self):
+        return self.mask_zero
+
+    def compute_mask(self, inputs, mask=None):
+        """With ``mask_zero``, the steps whose id is 0 (padding) are masked: a bool tensor of
+        the ids' shape, made by ``ops.not_equal`` as Keras does."""
+        if not self.mask_zero:
+            return None
+        from shenjing import ops
+        return ops.not_equal(inputs, 0)
 
     def _check_weights(self, weights):
         # Keras: a list of one array is the weight list, anything else is the array itself.

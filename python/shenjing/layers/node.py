@@ -14,6 +14,8 @@ class KerasTensor:
     """A symbolic tensor: its batched ``shape`` (``None`` for the batch axis), ``dtype`` and
     the node that made it (``_keras_history``: (layer, node index, tensor index))."""
 
+    _keras_mask = None  # the bool (batch, timesteps) tensor of its mask, if any (_masking.py)
+
     def __init__(self, shape, dtype="float32", name=None, node=None):
         self.shape = tuple(shape)
         self.dtype = dtype
@@ -110,6 +112,7 @@ class Node:
     def __init__(self, layer, call_args, inputs, output):
         self.layer = layer
         self.call_args = call_args  # the structure the layer was called on (tensor or list)
+        self.call_kwargs = {}  # {"mask": tensor} when the layer read a mask
         self.inputs = list(inputs)  # flat list of KerasTensors
         self.output = output  # a tensor, or a list/tuple of them (a custom layer's outputs)
         self.outputs = list(output) if isinstance(output, (list, tuple)) else [output]

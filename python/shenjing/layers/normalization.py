@@ -137,3 +137,6 @@ class LayerNormalization(Layer):
     def _initial_values(self, name, shape):
         # The C++ core checks the axes against the input (trailing axes only).
         return getattr(self, name + "_initializer")(shape)
+
+
+BatchNormalization.supports_masking = LayerNormalization.supports_masking = True

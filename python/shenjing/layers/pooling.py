@@ -93,8 +93,14 @@ class GlobalMaxPooling2D(_GlobalPool):
 
 
 class GlobalAveragePooling1D(_GlobalPool):
-    """Mean over steps: (batch, steps, channels) -> (batch, channels)."""
+    """Mean over steps: (batch, steps, channels) -> (batch, channels). With a mask (from
+    ``Embedding(mask_zero=True)`` or ``Masking``) the mean is over the unmasked steps."""
     _rank = 1
+    supports_masking = True
+    _takes_mask = True
+
+    def compute_mask(self, inputs, mask=None):
+        return None
 
 
 class GlobalMaxPooling1D(_GlobalPool):

@@ -19,8 +19,9 @@ _CELL_ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh")
 
 class _Recurrent(Layer):
     _gates = 1
-    # Written by Keras's RNN base into every config; only matters for masked steps.
-    _keras_only = {"zero_output_for_mask": False}
+    supports_masking = True
+    _takes_mask = True  # masked steps keep the state (see _masking.py)
+    _config_kwargs = ("zero_output_for_mask",)  # taken through **kwargs, as in Keras
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
@@ -30,7 +31,9 @@ class _Recurrent(Layer):
                  recurrent_dropout=0.0, seed=None, return_sequences=False, return_state=False,
                  go_backwards=False, stateful=False, unroll=False, **kwargs):
         cls = type(self).__name__
-        kwargs.pop("zero_output_for_mask", None)  # Keras writes it; outputs here are Keras's
+        # Keras's RNN base: masked steps output zeros instead of repeating the state
+        # (Bidirectional sets it on its layers when it returns sequences).
+        self.zero_output_for_mask = bool(kwargs.pop("zero_output_for_mask", False))
         kwargs.pop("use_cudnn", None)
         kwargs.pop("implementation", None)
         super().__init__(**kwargs)
@@ -82,8 +85,11 @@ class _Recurrent(Layer):
 
     def get_config(self):
         config = super().get_config()
-        config["zero_output_for_mask"] = False
+        config["zero_output_for_mask"] = self.zero_output_for_mask
         return config
+
+    def compute_mask(self, inputs, mask=None):
+        return mask if self.return_sequences else None
 
     def _initial_values(self, name, shape):
         if name == "kernel":

@@ -12,7 +12,7 @@ from shenjing.ops.nn import (average_pool, binary_crossentropy, categorical_cros
                              relu,
                              relu6, selu, sigmoid, silu, softmax, softplus, softsign,
                              sparse_categorical_crossentropy, swish)
-from shenjing.ops.numpy import (abs, absolute, add, amax, amin, arange, argmax, argmin,
+from shenjing.ops.numpy import (abs, absolute, add, all, amax, amin, any, arange, argmax, argmin,
                                 broadcast_to, ceil, clip, concatenate, cos, divide, dot, equal,
                                 exp, expand_dims, expm1, eye, floor, floor_divide, full,
                                 greater, greater_equal, isfinite, isinf, isnan, less,

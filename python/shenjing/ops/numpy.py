@@ -1,5 +1,7 @@
 """NumPy-style ops (Keras's ``keras.ops`` numpy namespace). On arrays they compute eagerly and
 return arrays; on symbolic tensors they record graph nodes (see _dispatch.py)."""
+import builtins
+
 import numpy as np
 
 from shenjing.layers.base import _auto_name
@@ -124,6 +126,23 @@ mean = _reduce("mean", np.mean, to_float=True)
 max = amax = _reduce("max", np.max)
 min = amin = _reduce("min", np.min)
 prod = _reduce("prod", np.prod)
+
+
+def _logical_reduce(op, fn):
+    def f(x, axis=None, keepdims=False):
+        ax = _axis_attr(axis)
+        return run(op, [x], {"axis": ax, "keepdims": bool(keepdims)},
+                   lambda a: fn(a, axis=None if ax is None else tuple(np.atleast_1d(ax)),
+                                keepdims=keepdims), "bool")
+    f.__name__ = op
+    which = "some" if op == "any" else "every"
+    f.__doc__ = (f"``{op}`` over ``axis`` (None: all axes): whether {which} value is nonzero, "
+                 f"Keras's ``ops.{op}`` (a bool tensor).")
+    return f
+
+
+any = _logical_reduce("any", np.any)
+all = _logical_reduce("all", np.all)
 
 
 def _arg(op, fn):
@@ -335,7 +354,7 @@ def getitem(x, key):
     batch axis can only be taken whole (``x[:, 1:]``)."""
     t = _trace.as_tensor(x)
     key = key if isinstance(key, tuple) else (key,)
-    if any(k is Ellipsis for k in key):
+    if builtins.any(k is Ellipsis for k in key):
         i = key.index(Ellipsis)
         n_real = len([k for k in key if k is not None and k is not Ellipsis])
         key = key[:i] + (slice(None),) * (len(t.shape) - n_real) + key[i + 1:]
