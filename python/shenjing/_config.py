@@ -67,6 +67,11 @@ def deserialize(spec, classes, what):
     config = spec.get("config") or {}
     if not isinstance(config, dict):
         raise ValueError(f"{what}: 'config' of {cls.__name__} must be a dict.")
+    if hasattr(cls, "_nested_from_config"):  # a config holding serialized objects
+        try:
+            return cls._nested_from_config(config)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{what}: {e}") from None
     return from_config(cls, config, what)
 
 

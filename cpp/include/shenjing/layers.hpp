@@ -66,6 +66,7 @@ struct Param {
 struct Saved {
   std::vector<float> a, b;
   std::vector<int> idx;
+  std::vector<Saved> nested;  // a wrapper's layers' own (Bidirectional)
 };
 
 struct RunContext {
@@ -324,6 +325,13 @@ struct RecurrentOptions {
         bias_l1 = 0.0f, bias_l2 = 0.0f;
 };
 std::unique_ptr<Layer> make_recurrent(const RecurrentOptions& opt);
+// Bidirectional(layer, merge_mode): `forward` and `backward` (recurrent layers, the second
+// with go_backwards) run on the same input (and mask); the backward sequence is flipped back
+// to input order and merged: "concat" (last axis), "sum", "mul" or "ave". The params are the
+// forward layer's, then the backward one's, each name prefixed "forward_" / "backward_".
+enum class BidiMerge : int { Concat = 0, Sum, Mul, Ave };
+std::unique_ptr<Layer> make_bidirectional(std::unique_ptr<Layer> forward,
+                                          std::unique_ptr<Layer> backward, BidiMerge mode);
 // Embedding: ids (any per-sample shape; float32 holding integers) -> rows of the table
 // `embeddings` (input_dim, output_dim); output shape = input shape + (output_dim). Ids are
 // truncated toward zero (Keras casts them to int32); one outside [0, input_dim) or NaN is a

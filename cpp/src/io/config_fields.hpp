@@ -41,6 +41,11 @@ class Fields {
                      (got ? ", received " + json::describe(*got) : std::string(", but it is missing")) +
                      ".");
   }
+  // Whether the field is present as JSON null (for fields where null means something).
+  bool is_null(const std::string& key) const {
+    const Value* v = cfg_.find(key);
+    return v && v->kind == Kind::Null;
+  }
   // The field, or null when it is absent or JSON null (then the Keras default applies).
   const Value* get(const std::string& key) const {
     const Value* v = cfg_.find(key);

@@ -169,7 +169,7 @@ std::unique_ptr<Layer> layer_from_config(const Value& spec, const Shape& input) 
   else if (cls == "Embedding") layer = embedding_from_config(f);
   else if ((layer = decoder_layer_from_config(cls, f))) {}
   else if ((layer = merge_layer_from_config(cls, f))) {}
-  else if ((layer = recurrent_layer_from_config(cls, f))) {}
+  else if ((layer = recurrent_layer_from_config(cls, f, input))) {}
   else if ((layer = norm_layer_from_config(cls, f))) {}
   else
     throw ValueError("Unknown layer type '" + (cls.size() > 64 ? cls.substr(0, 64) + "..." : cls) +
@@ -178,7 +178,7 @@ std::unique_ptr<Layer> layer_from_config(const Value& spec, const Shape& input) 
                      "GlobalAveragePooling1D/2D, BatchNormalization, ZeroPadding1D/2D, "
                      "Conv1DTranspose, Conv2DTranspose, UpSampling1D/2D, Cropping1D/2D, "
                      "RepeatVector, Permute, Identity, Add, Subtract, Multiply, Average, Maximum, "
-                     "Minimum, Concatenate, Dot, SimpleRNN, LSTM, GRU, LayerNormalization, Embedding, Masking.");
+                     "Minimum, Concatenate, Dot, SimpleRNN, LSTM, GRU, LayerNormalization, Embedding, Masking, Bidirectional.");
   layer->set_name(name);
   return layer;
 }

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "io/config_fields.hpp"
+#include "io/layer_config.hpp"
 
 namespace shenjing {
 
@@ -16,10 +17,52 @@ void require_default(const config::Fields& f, const char* key, bool def) {
            f.get(key));
 }
 
+// Bidirectional: {"merge_mode", "layer": <recurrent layer>, "backward_layer": <the same with
+// go_backwards>}; Keras writes both, and without "backward_layer" builds it from "layer".
+std::unique_ptr<Layer> bidirectional(const config::Fields& f, const Shape& input) {
+  if (f.is_null("merge_mode"))  // Keras: the two outputs unmerged, a list
+    throw ValueError("Layer '" + f.name() + "' (Bidirectional): merge_mode=None (two outputs) "
+                     "is not supported; use 'concat', 'sum', 'mul' or 'ave'.");
+  const std::string mode_name = f.string("merge_mode", "concat");
+  BidiMerge mode = BidiMerge::Concat;
+  if (mode_name == "concat") mode = BidiMerge::Concat;
+  else if (mode_name == "sum") mode = BidiMerge::Sum;
+  else if (mode_name == "mul") mode = BidiMerge::Mul;
+  else if (mode_name == "ave") mode = BidiMerge::Ave;
+  else f.fail("merge_mode", "'concat', 'sum', 'mul' or 'ave'", f.get("merge_mode"));
+  const json::Value* layer = f.get("layer");
+  if (!layer || layer->kind != json::Value::Kind::Object)
+    f.fail("layer", "the config of a recurrent layer", layer);
+  json::Value backward;
+  if (const json::Value* b = f.get("backward_layer")) {
+    backward = *b;
+  } else {  // Keras: the layer's config with go_backwards=True and a "backward_" name
+    backward = *layer;
+    for (auto& kv : backward.object)
+      if (kv.first == "config" && kv.second.kind == json::Value::Kind::Object) {
+        json::Value t;
+        t.kind = json::Value::Kind::Bool;
+        t.boolean = true;
+        bool set = false;
+        for (auto& c : kv.second.object)
+          if (c.first == "go_backwards") c.second = t, set = true;
+        if (!set) kv.second.object.emplace_back("go_backwards", t);
+      }
+  }
+  try {
+    return make_bidirectional(layer_from_config(*layer, input),
+                              layer_from_config(backward, input), mode);
+  } catch (const ValueError& e) {
+    throw ValueError("Layer '" + f.name() + "' (Bidirectional): " + e.what());
+  }
+}
+
 }  // namespace
 
 std::unique_ptr<Layer> recurrent_layer_from_config(const std::string& cls,
-                                                   const config::Fields& f) {
+                                                   const config::Fields& f,
+                                                   const Shape& input) {
+  if (cls == "Bidirectional") return bidirectional(f, input);
   RecurrentOptions o;
   if (cls == "LSTM") o.cell = RecurrentCell::LSTM;
   else if (cls == "GRU") o.cell = RecurrentCell::GRU;

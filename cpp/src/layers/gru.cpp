@@ -142,7 +142,7 @@ class Gru final : public Recurrent {
     input_grads(x, d, dZ, dx);
     if (opt_.reset_after) {
       recurrent_grad(Hp, d, dZr, 0, cols);
-      if (opt_.use_bias) K.col_sum(dZr, (int)d.rows, cols, params_[2].grad.data() + cols, false);
+      if (opt_.use_bias) K.col_sum(dZr, (int)d.rows, cols, param(2).grad.data() + cols, false);
     } else {
       recurrent_grad(Hp, d, dZ, 0, 2 * u);
       recurrent_grad(RH, d, dZ, 2 * u, cols);

@@ -153,9 +153,9 @@ const float* Recurrent::transposed_recurrent_kernel(const Dims& d) {
 void Recurrent::input_grads(const float* x, const Dims& d, const float* dZ, float* dx) {
   const auto& K = kernels::table();
   const int cols = d.G * d.u, rows = (int)d.rows;
-  K.sgemm(true, false, d.F, cols, rows, 1.0f, x, d.F, dZ, cols, 0.0f, params_[0].grad.data(),
+  K.sgemm(true, false, d.F, cols, rows, 1.0f, x, d.F, dZ, cols, 0.0f, param(0).grad.data(),
           cols, nullptr);
-  if (opt_.use_bias) K.col_sum(dZ, rows, cols, params_[2].grad.data(), false);
+  if (opt_.use_bias) K.col_sum(dZ, rows, cols, param(2).grad.data(), false);
   if (dx) K.sgemm(false, true, rows, d.F, cols, 1.0f, dZ, cols, kernel(), cols, 0.0f, dx, d.F,
                   nullptr);
 }
@@ -164,7 +164,7 @@ void Recurrent::recurrent_grad(const float* Hp, const Dims& d, const float* dZr,
                                int c1) {
   const int cols = d.G * d.u;
   kernels::table().sgemm(true, false, d.u, c1 - c0, (int)d.rows, 1.0f, Hp, d.u, dZr + c0, cols,
-                         0.0f, params_[1].grad.data() + c0, cols, nullptr);
+                         0.0f, param(1).grad.data() + c0, cols, nullptr);
 }
 
 namespace {

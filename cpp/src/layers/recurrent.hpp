@@ -58,6 +58,14 @@ class Recurrent : public Layer {
     run_backward(x, nullptr, y, dy, dx, n, ctx);
   }
   void forward_inputs(const float* const* xs, float* y, int n, const RunContext& ctx) override;
+  // From now on the params are (*store)[first ..], where a wrapper (Bidirectional) moved them
+  // after build: one list of params per core layer, as the model allocates them.
+  void bind_params(std::vector<Param>* store, std::size_t first) {
+    store_ = store;
+    store_first_ = first;
+  }
+  bool return_sequences() const { return opt_.return_sequences; }
+  bool go_backwards() const { return opt_.go_backwards; }
   void backward_inputs(const float* const* xs, const float* y, const float* dy,
                        float* const* dxs, int n, const RunContext& ctx) override;
 
@@ -76,9 +84,11 @@ class Recurrent : public Layer {
 
   Dims dims(int n) const;
   int pos(const Dims& d, int s) const { return opt_.go_backwards ? d.T - 1 - s : s; }
-  const float* kernel() const { return params_[0].value.data(); }
-  const float* recurrent_kernel() const { return params_[1].value.data(); }
-  const float* bias() const { return opt_.use_bias ? params_[2].value.data() : nullptr; }
+  // The layer's params live in params_, or in a Bidirectional wrapper's (bind_params).
+  Param& param(int i) const { return (*store_)[store_first_ + i]; }
+  const float* kernel() const { return param(0).value.data(); }
+  const float* recurrent_kernel() const { return param(1).value.data(); }
+  const float* bias() const { return opt_.use_bias ? param(2).value.data() : nullptr; }
 
   // Z = x W (+ the input bias) over all n * T rows.
   void project_inputs(const float* x, const Dims& d, float* Z) const;
@@ -109,6 +119,8 @@ class Recurrent : public Layer {
 
   RecurrentOptions opt_;
   int act_ = 0, rec_act_ = 0;  // kernel codes
+  std::vector<Param>* store_ = &params_;
+  std::size_t store_first_ = 0;
   std::vector<float> dz_, dzr_, dh_, dc_, ut_, tmp_;  // backward scratch of one call
 };
 

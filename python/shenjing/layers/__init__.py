@@ -1,5 +1,6 @@
 """Layers with Keras 3 names and arguments."""
 from shenjing.layers.base import Layer
+from shenjing.layers.bidirectional import Bidirectional
 from shenjing.layers.convolutional import Conv1D, Conv2D
 from shenjing.layers.convolutional_transpose import Conv1DTranspose, Conv2DTranspose
 from shenjing.layers.core import Activation, Dense, Dropout, Identity, Lambda, Masking
@@ -29,4 +30,4 @@ __all__ = ["Layer", "Dense", "Activation", "Dropout", "Flatten", "Reshape", "Inp
            "Cropping2D", "RepeatVector", "Permute", "Identity", "Lambda", "Add",
            "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot", "add",
            "subtract", "multiply", "average", "maximum", "minimum", "concatenate", "dot",
-           "SimpleRNN", "LSTM", "GRU", "LayerNormalization", "Embedding", "Masking"]
+           "SimpleRNN", "LSTM", "GRU", "LayerNormalization", "Embedding", "Masking", "Bidirectional"]
