@@ -282,8 +282,6 @@ def test_bad_arguments_are_clear_errors():
         layers.LSTM(3, activation="softmax")
     with pytest.raises(ValueError, match="dropout"):
         layers.LSTM(3, dropout=0.2)
-    with pytest.raises(ValueError, match="return_state"):
-        layers.GRU(3, return_state=True)
     spec = json.dumps({"class_name": "LSTM", "config": {"units": 3, "stateful": True}})
     with pytest.raises(ValueError, match="stateful"):
         _core._run_layer(spec, [[4, 2]], [np.zeros((1, 4, 2), np.float32)], None, False, None)

@@ -214,6 +214,21 @@ py::tuple run_once(Layer& layer, RunContext& ctx, const std::vector<const float*
   return py::make_tuple(y, dx_list, grads);
 }
 
+// The layer of a Keras config, built on per-sample input shapes (for shape inference).
+std::unique_ptr<Layer> built_layer(const std::string& spec, const std::vector<Shape>& inputs) {
+  if (inputs.empty()) throw ValueError("layer_output_shape: no input shapes.");
+  for (const Shape& s : inputs)
+    for (int d : s)
+      if (d <= 0) throw ValueError("Input shapes must have positive dimensions, received " +
+                                   shape_str(s) + ".");
+  auto layer = layer_from_config(json::parse(spec, "layer config"), inputs[0]);
+  if (!layer->multi_input() && inputs.size() != 1)
+    throw ValueError("Layer '" + layer->name() + "' (" + layer->type() + ") takes one input, "
+                     "received " + std::to_string(inputs.size()) + ".");
+  layer->build_inputs(inputs);
+  return layer;
+}
+
 // _core._run_layer: builds one layer from its config on the given input shapes (as a model
 // would: the same size caps), then runs forward and, when dy is given, backward with every
 // input gradient requested. Every count and shape is checked first.
@@ -367,20 +382,19 @@ PYBIND11_MODULE(_core, m) {
   m.def("build_info", &build_info);
   m.def("layer_output_shape",
         [](const std::string& spec, const std::vector<Shape>& inputs) {
-          if (inputs.empty()) throw ValueError("layer_output_shape: no input shapes.");
-          for (const Shape& s : inputs)
-            for (int d : s)
-              if (d <= 0) throw ValueError("Input shapes must have positive dimensions, "
-                                           "received " + shape_str(s) + ".");
-          auto layer = layer_from_config(json::parse(spec, "layer config"), inputs[0]);
-          if (!layer->multi_input() && inputs.size() != 1)
-            throw ValueError("Layer '" + layer->name() + "' (" + layer->type() + ") takes one "
-                             "input, received " + std::to_string(inputs.size()) + ".");
-          layer->build_inputs(inputs);
-          return layer->output_shape();
+          return built_layer(spec, inputs)->output_shape();
         },
         "The per-sample output shape of the layer of a Keras config on per-sample input "
         "shapes (ValueError naming the layer when they do not fit)");
+  m.def("layer_shapes",
+        [](const std::string& spec, const std::vector<Shape>& inputs) {
+          auto layer = built_layer(spec, inputs);
+          std::vector<Shape> params;
+          for (const Param& p : layer->params()) params.push_back(p.shape);
+          return py::make_tuple(layer->output_shape(), params);
+        },
+        "(output shape, param shapes) of the layer of a Keras config built on per-sample "
+        "input shapes (ValueError naming the layer when they do not fit)");
   m.def("op_output_shape",
         [](const std::string& spec, const std::vector<Shape>& inputs,
            const std::vector<bool>& batched) {

@@ -6,6 +6,7 @@
 
 #include "rows.hpp"
 #include "shenjing/model.hpp"
+#include "denormals.hpp"
 
 namespace shenjing {
 
@@ -266,9 +267,17 @@ double Model::forward_backward(const std::vector<ArrayRef>& xs, const std::vecto
   return loss + reg;
 }
 
+// Whether a batch runs with denormals flushed (denormals.hpp): models with recurrent layers.
+static bool flush_denormals(const std::vector<std::unique_ptr<Layer>>& layers) {
+  for (const auto& l : layers)
+    if (l->flush_denormals()) return true;
+  return false;
+}
+
 BatchStats Model::train_step(const std::vector<ArrayRef>& xs, const std::vector<Target>& ys,
                              const long long* idx, int n) {
   std::lock_guard<std::mutex> lock(*mu_);
+  DenormalGuard ftz(flush_denormals(layers_));
   BatchStats st;
   st.loss_sum = forward_backward(xs, ys, idx, n, &st) * n;
   optimizer_->apply(param_list_);
@@ -278,12 +287,14 @@ BatchStats Model::train_step(const std::vector<ArrayRef>& xs, const std::vector<
 double Model::compute_gradients(const std::vector<ArrayRef>& xs, const std::vector<Target>& ys,
                                 int n) {
   std::lock_guard<std::mutex> lock(*mu_);
+  DenormalGuard ftz(flush_denormals(layers_));
   return forward_backward(xs, ys, nullptr, n, nullptr);
 }
 
 BatchStats Model::test_step(const std::vector<ArrayRef>& xs, const std::vector<Target>& ys,
                             const long long* idx, int n) {
   std::lock_guard<std::mutex> lock(*mu_);
+  DenormalGuard ftz(flush_denormals(layers_));
   if (!compiled()) throw ValueError("You must call compile() before evaluating the model.");
   check_batch(xs, &ys);
   reserve_inference(n);
@@ -300,6 +311,7 @@ void Model::predict(const std::vector<ArrayRef>& xs, int n, const std::vector<fl
 
 void Model::predict_unlocked(const std::vector<ArrayRef>& xs, int n,
                              const std::vector<float*>& outs) {
+  DenormalGuard ftz(flush_denormals(layers_));
   check_batch(xs, nullptr);
   if (outs.size() != outputs_.size())
     throw ValueError("predict: " + std::to_string(outs.size()) + " output buffers for " +

@@ -149,21 +149,25 @@ def _parse_args(node, where):
         raise ValueError(f"{where}: an inbound node must be {{'args': [...], 'kwargs': {{}}}}.")
     kwargs = node.get("kwargs") or {}
     if not isinstance(kwargs, dict) or any(v is not None for k, v in kwargs.items()
-                                           if k != "mask"):
-        raise ValueError(f"{where}: call arguments besides the inputs (and a mask) are not "
-                         f"supported (kwargs "
+                                           if k not in _TENSOR_KWARGS):
+        raise ValueError(f"{where}: call arguments besides the inputs, a mask and initial "
+                         f"states are not supported (kwargs "
                          f"{sorted(kwargs) if isinstance(kwargs, dict) else kwargs}).")
     if len(node["args"]) != 1:
         raise ValueError(f"{where}: a layer call takes one argument (its inputs), the config "
                          f"gives {len(node['args'])}.")
     args = _tensor_structure(node["args"][0], where)
-    if kwargs.get("mask") is None:
-        return args
-    return _Call((args, _tensor_structure(kwargs["mask"], where)))
+    tensors = {k: _tensor_structure(v, where) for k, v in kwargs.items()
+               if k in _TENSOR_KWARGS and v is not None}
+    return _Call((args, tensors)) if tensors else args
+
+
+# Call arguments that are tensors, as Keras writes them in "kwargs" (masks, recurrent states).
+_TENSOR_KWARGS = ("mask", "initial_state")
 
 
 class _Call(tuple):
-    """(inputs, mask) of a call whose config passes a mask (``"kwargs": {"mask": ...}``)."""
+    """(inputs, {argument: tensors}) of a call whose config passes tensors in "kwargs"."""
 
 
 def _tensor_structure(x, where):
@@ -199,7 +203,7 @@ def _refs_in(structure):
     if isinstance(structure, _Ref):
         return [structure]
     if isinstance(structure, _Call):
-        return _refs_in(structure[0]) + _refs_in(structure[1])
+        return _refs_in(structure[0]) + [r for v in structure[1].values() for r in _refs_in(v)]
     values = structure.values() if isinstance(structure, dict) else structure
     return [r for v in values for r in _refs_in(v)]
 
@@ -279,7 +283,8 @@ def from_config(config, cls, depth=0):
                 break
             call = calls.popleft()
             if isinstance(call, _Call):
-                out = layer(_resolve(call[0], made), mask=_resolve(call[1], made))
+                out = layer(_resolve(call[0], made),
+                            **{k: _resolve(v, made) for k, v in call[1].items()})
             else:
                 out = layer(_resolve(call, made))
             made[name].append(out)

@@ -25,11 +25,16 @@ class GraphModel:
         with the graphs of custom losses and add_loss terms, and points every layer at its
         weights (a layer built before keeps them: the new core shares its buffers)."""
         from shenjing import _core, _loss_graph
+        from shenjing import _dynamic
         inputs, outputs, nodes = self._graph()
         core = _core.Model()
         ids = {}
-        for t in inputs:
-            ids[id(t)] = core.add_input(list(t.shape[1:]))
+        # Axes of unknown size get the data's sizes (or a probe size until data comes).
+        concrete = getattr(self, "_concrete_inputs", None) or \
+            [_dynamic.probe(t.shape[1:]) for t in inputs]
+        self._core_input_shapes = [list(s) for s in concrete]
+        for t, shape in zip(inputs, concrete):
+            ids[id(t)] = core.add_input(list(shape))
         emitted = {}  # id(layer) -> core layer index
         order = self._graph_order = []  # core layer index -> layer
         self._added_losses = []  # core tensors of add_loss() terms, in trace order
@@ -44,6 +49,64 @@ class GraphModel:
         for t in self._added_losses:
             core.add_loss_term(t)
         self._set_core(core, order)
+
+    def _unpack(self, core, node, packed, ids, order):
+        """The Keras outputs of a node whose core layer packs them into one flat output (a
+        recurrent layer's return_state, ``layer._unpacking``): a slice (and a reshape) op
+        each, internal to the core: not layers of the model."""
+        from shenjing.ops._trace import Operation
+        size = core.tensor_shape(packed)[0]
+        for t, (begin, end, shape) in zip(node.outputs, node.layer._unpacking(size)):
+            ops = [Operation("slice", {"begin": [begin], "end": [end]},
+                             name=f"{node.layer.name}/unpack")]
+            if len(shape) > 1:
+                ops.append(Operation("reshape", {"shape": list(shape)},
+                                     name=f"{node.layer.name}/unpack"))
+            out = packed
+            for op in ops:
+                spec = op._spec()
+                made = core.add_node(spec, [out])
+                self._core_graph_nodes.append({"layer": json.loads(spec), "inputs": [out],
+                                               "core": len(order)})
+                order.append(op)
+                op._attach(core, len(order) - 1)
+                out = made
+            ids[id(t)] = out
+
+    def _specialize(self, shapes):
+        """For a model with axes of unknown size (_dynamic.py): rebuilds the core for these
+        concrete per-sample input shapes unless it has them already, keeping the weights
+        (shared buffers), the optimizer state and the random streams."""
+        from shenjing import _dynamic
+        if self._core is None or not _dynamic.is_dynamic(self._input_shapes_list()):
+            return
+        shapes = [list(s) for s in shapes]
+        if shapes == getattr(self, "_core_input_shapes", None):
+            return
+        old = self._core
+        state = self._training_state()
+        opt = old.optimizer_state() if self.optimizer is not None else None
+
+        before = [(layer, [tuple(v.shape) for _, v, _ in layer._views])
+                  for layer in self._core_layers]
+
+        def rebuild():
+            self._concrete_inputs = [tuple(s) for s in shapes]
+            self._build_graph(init=False)
+            for layer, had in before:
+                now = [tuple(v.shape) for _, v, _ in layer._views]
+                if now != had:  # e.g. a Dense after Flatten of the unknown axis
+                    raise ValueError(
+                        f"The weights of layer '{layer.name}' ({type(layer).__name__}) depend "
+                        f"on the size of an axis of unknown size (None): {had} for the "
+                        f"shapes built before, {now} for input shapes "
+                        f"{[(None,) + tuple(s) for s in shapes]}. Give that axis a size in "
+                        f"Input(shape=...).")
+            self._restore_training_state(state)
+            if opt is not None:
+                iterations, slots = opt
+                self._core.restore_optimizer(iterations, slots if any(slots) else [])
+        self._rollback_on_error(rebuild)
 
     def _set_core(self, core, order):
         self._core = core
@@ -92,6 +155,9 @@ class GraphModel:
                 emitted[id(layer)] = len(order)
                 order.append(layer)
                 layer._attach(core, len(order) - 1, init=init)
+            if len(node.outputs) > 1:  # a recurrent layer's return_state: slice its output
+                self._unpack(core, node, out, ids, order)
+                continue
             ids[id(node.output)] = out
             if not node.inputs:
                 self._source_ids[id(node)] = out

@@ -80,7 +80,7 @@ def print_summary(model, print_fn=None):
         if functional else set()
 
     def connections(layer):
-        refs = [f"{t._node.layer.name}[{node_position(t._node)}][0]"
+        refs = [f"{t._node.layer.name}[{node_position(t._node)}][{t._index}]"
                 for node in layer._inbound_nodes if id(node) in relevant
                 for t in _tensor_inputs(node)]
         return ", ".join(refs) or "-"

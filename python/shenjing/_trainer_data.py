@@ -2,7 +2,7 @@
 predict, per input and per output, each error naming the input or output it is about."""
 import numpy as np
 
-from shenjing import _checks as checks, _multi_io as mio, losses
+from shenjing import _checks as checks, _dynamic, _multi_io as mio, losses
 from shenjing.data import DataLoader, Dataset
 
 _SPARSE_CE = losses.SparseCategoricalCrossentropy._kind
@@ -30,7 +30,7 @@ class TrainerData:
         elif self._core is None:
             self._build()
         expected = tuple(self._input_shapes_list()[k])
-        if x.shape[1:] != expected:
+        if not _dynamic.matches(expected, x.shape[1:]):
             adjusted = mio.adjust_rank(x, expected)
             if adjusted is None:
                 if name is None:
@@ -50,11 +50,14 @@ class TrainerData:
         names, is_dict = mio.input_structure(self)
         raw = mio.flatten(x, names, is_dict, "x", "input")
         if len(raw) == 1:
-            return [self._as_input(raw[0])], [prefix + "x"]
-        labels = [f"{prefix}input '{n}'" for n in names]
-        xs = [self._as_input(a, k, lab, n) for k, (a, lab, n) in
-              enumerate(zip(raw, labels, names))]
-        mio.check_cardinality(xs, [], names, [])
+            xs, labels = [self._as_input(raw[0])], [prefix + "x"]
+        else:
+            labels = [f"{prefix}input '{n}'" for n in names]
+            xs = [self._as_input(a, k, lab, n) for k, (a, lab, n) in
+                  enumerate(zip(raw, labels, names))]
+            mio.check_cardinality(xs, [], names, [])
+        # Axes of unknown size: the core for these sequence lengths (_dynamic.py).
+        self._specialize([a.shape[1:] for a in xs])
         return xs, labels
 
     def _as_target(self, y, n, k=0, what="y"):
@@ -100,7 +103,8 @@ class TrainerData:
 
     def _arrays(self, x, y, what, prefix=""):
         """x and y converted and checked (``mio.Prepared``: lists in model order)."""
-        if isinstance(x, mio.Prepared):
+        if isinstance(x, mio.Prepared):  # checked before: only the core's shapes to set
+            self._specialize([a.shape[1:] for a in x.xs])
             return x
         xs, xlabels = self._inputs(x, prefix)
         if y is None:

@@ -161,8 +161,12 @@ def core_graph(model):
     """The graph the core runs, as the file's "core_graph" (docs/ARCHITECTURE.md, "Model
     files"), for a model with traced parts: what lets Model::load run custom layers without
     Python. None for a model of built-in layers only (its Keras config says it all)."""
+    from shenjing import _dynamic
     nodes = getattr(model, "_saved_graph", None)
-    if nodes is None or not any(getattr(la, "_is_op", False) for la in model._core_layers):
+    if nodes is None or not (any(getattr(la, "_is_op", False) for la in model._core_layers) or
+                             _dynamic.is_dynamic(model._input_shapes_list())):
+        # Built-in layers on concrete shapes: the Keras config says it all. With axes of
+        # unknown size, the graph records the sizes the core ran last.
         return None
     index = core_weight_index(model)
     out = []
@@ -174,7 +178,7 @@ def core_graph(model):
             out.append({"shared": entry["shared"], "inputs": entry["inputs"]})
     inputs, outputs, _ = model._graph()
     ids = model._core_graph_ids
-    return json.dumps({"inputs": [list(t.shape[1:]) for t in inputs], "nodes": out,
+    return json.dumps({"inputs": model._core_input_shapes, "nodes": out,
                        "outputs": [ids[id(t)] for t in outputs]})
 
 

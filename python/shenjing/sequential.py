@@ -1,7 +1,7 @@
 """Sequential: a linear stack of layers, run by the core as the chain case of its graph."""
 import json
 
-from shenjing import _config, _core
+from shenjing import _config, _core, _dynamic
 from shenjing.layers.base import Layer, _shape_tuple
 from shenjing.layers.input import InputLayer
 from shenjing.layers.node import KerasTensor
@@ -102,10 +102,12 @@ class Sequential(Model):
 
     def _build_core(self, init, core):
         if core is None and (self._needs_graph_build() or
+                             _dynamic.is_dynamic([self._input_shape]) or
                              any(layer._is_custom() or getattr(layer, "_makes_mask", False)
                                  for layer in self._layers)):
-            # Custom layers and losses are traced, masks are ops (layers/_masking.py): build
-            # through the general graph path.
+            # Custom layers and losses are traced, masks are ops (layers/_masking.py), axes
+            # of unknown size are given per call (_dynamic.py): build through the general
+            # graph path.
             self._input_shape = tuple(self._input_shape)
             self._trace_chain()
             return self._build_graph(init)

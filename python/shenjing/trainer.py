@@ -126,6 +126,7 @@ class Trainer(TrainerData, TrainerCompile):
             prepared, val = self._split(x, y, validation_split)
             x, y = prepared, None
         p, batch_size, order, steps = self._data(x, y, batch_size, "fit", shuffle)
+        train_shapes = [list(s) for s in getattr(self, "_core_input_shapes", None) or []]
         if validation_data is not None and not isinstance(validation_data, (DataLoader,
                                                                              Dataset)):
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
@@ -134,6 +135,8 @@ class Trainer(TrainerData, TrainerCompile):
         elif validation_data is not None:
             self._single_io_only("fit")
             val = validation_data
+        if train_shapes:  # the validation data may have had other sequence lengths
+            self._specialize(train_shapes)
         self._resolve_metrics(p.ys)
 
         if cbl is not callbacks:
@@ -156,6 +159,9 @@ class Trainer(TrainerData, TrainerCompile):
         pos = 0  # batches of the current pass over the data done (steps_per_epoch continues it)
         for epoch in range(initial_epoch, epochs):
             cbl.on_epoch_begin(epoch)
+            if train_shapes:  # back from validation data of other sequence lengths
+                self._specialize(train_shapes)
+                core = self._core
             core.learning_rate = self.optimizer.learning_rate
             if pos == 0:
                 idx = order()

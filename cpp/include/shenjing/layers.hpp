@@ -137,6 +137,10 @@ class Layer {
   virtual void set_batched(const std::vector<char>&) {}
   virtual bool output_batched() const { return true; }
 
+  // True for layers whose values can fall into the denormal range in normal use (recurrent
+  // gates): the model then runs its batches with denormals flushed to zero.
+  virtual bool flush_denormals() const { return false; }
+
   // The activation applied last by this layer (Dense, Activation), or Linear: the loss may
   // fuse its gradient with it (RunContext::fused).
   virtual Activation output_activation() const { return Activation::Linear; }
@@ -321,6 +325,11 @@ struct RecurrentOptions {
   bool go_backwards = false;
   // Masked steps output zeros instead of the carried state (Keras sets it in Bidirectional).
   bool zero_output_for_mask = false;
+  // return_state: the output per sample is flat, [output | h | c (LSTM)] (the functional API
+  // slices it into Keras's outputs). initial_state: after the sequence (and mask) come the
+  // initial states h0 (units) and c0 (LSTM), which get gradients.
+  bool return_state = false;
+  bool initial_state = false;
   float kernel_l1 = 0.0f, kernel_l2 = 0.0f, recurrent_l1 = 0.0f, recurrent_l2 = 0.0f,
         bias_l1 = 0.0f, bias_l2 = 0.0f;
 };

@@ -77,7 +77,8 @@ std::unique_ptr<Layer> recurrent_layer_from_config(const std::string& cls,
   o.return_sequences = f.boolean("return_sequences", false);
   o.go_backwards = f.boolean("go_backwards", false);
   o.zero_output_for_mask = f.boolean("zero_output_for_mask", false);
-  require_default(f, "return_state", false);
+  o.return_state = f.boolean("return_state", false);
+  o.initial_state = f.boolean("initial_state", false);  // shenjing's: the call's states
   require_default(f, "stateful", false);
   f.boolean("unroll", false);  // unrolling is a graph-compiler hint: same result either way
   f.boolean("unit_forget_bias", true);  // an initializer choice, made in Python

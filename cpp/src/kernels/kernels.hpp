@@ -100,7 +100,7 @@ struct RnnStep {
   float* c;
   float* tc;
   float* rh;
-  std::size_t ldc;
+  std::size_t ldc, ldcp;  // ldcp: c_prev's row stride
   float* h;
   std::size_t ldh;
   const float* h_prev;
@@ -122,7 +122,7 @@ struct RnnStepBack {
   const float* tc;
   const float* c_prev;
   const float* rh;
-  std::size_t ldc;
+  std::size_t ldc, ldcp;
   const float* dy;
   std::size_t lddy;
   float* dh;

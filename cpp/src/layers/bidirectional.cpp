@@ -22,6 +22,8 @@ class Bidirectional final : public Layer {
     if (f_->go_backwards() == b_->go_backwards())
       throw ValueError("Bidirectional: the forward and backward layers must have different "
                        "go_backwards values.");
+    if (f_->return_state() || b_->return_state())
+      throw ValueError("Bidirectional: return_state=True is not supported yet.");
     if (f_->return_sequences() != b_->return_sequences())
       throw ValueError("Bidirectional: the forward and backward layers must have the same "
                        "return_sequences.");
@@ -32,6 +34,7 @@ class Bidirectional final : public Layer {
   bool multi_input() const override { return true; }
   bool optional_mask() const override { return true; }
   int min_inputs() const override { return 1; }
+  bool flush_denormals() const override { return true; }
 
   void build(const Shape& input) override { build_inputs({input}); }
 
@@ -59,12 +62,16 @@ class Bidirectional final : public Layer {
     b_->bind_params(&params_, nf);
   }
 
+  // The one-input calls (no mask): the model uses the *_inputs ones for this layer.
   void forward(const float* x, float* y, int n, const RunContext& ctx) override {
-    forward_inputs(&x, y, n, ctx);
+    const float* xs[2] = {x, nullptr};
+    forward_inputs(xs, y, n, ctx);
   }
   void backward(const float* x, const float* y, const float* dy, float* dx, int n,
                 const RunContext& ctx) override {
-    backward_inputs(&x, y, dy, &dx, n, ctx);
+    const float* xs[2] = {x, nullptr};
+    float* dxs[2] = {dx, nullptr};
+    backward_inputs(xs, y, dy, dxs, n, ctx);
   }
 
   // Saved: a = the two layers' outputs (each n * out1), nested = their own state.

@@ -32,14 +32,13 @@ class Gru final : public Recurrent {
       const std::size_t p = (std::size_t)pos(d, s);
       float* z = Z + p * cols;
       float* hp = Hp + p * u;
-      if (s == 0)
-        for (int b = 0; b < n; ++b) std::memset(hp + b * ldh, 0, u * sizeof(float));
+      if (s == 0) initial_h(Hp, d);
       // reset_after: rec = h U + b_rec, all three blocks. Otherwise h U_zr goes straight into
       // z's first two blocks (U_zr is U's first 2u columns, row stride 3u).
       if (opt_.reset_after)
         K.sgemm(false, false, n, cols, u, 1.0f, hp, (int)ldh, U, cols, 0.0f, rec, cols,
                 rec_bias);
-      else if (s > 0)
+      else if (s > 0 || h0_)
         K.sgemm(false, false, n, 2 * u, u, 1.0f, hp, (int)ldh, U, cols, 1.0f, z, (int)ldz,
                 nullptr);
       std::size_t ldo;
@@ -92,7 +91,7 @@ class Gru final : public Recurrent {
     float* dZr = opt_.reset_after ? grow(dzr_, d.rows * cols) : nullptr;
     float* dh = grow(dh_, (std::size_t)n * u);
     float* drh = opt_.reset_after ? nullptr : grow(tmp_, (std::size_t)n * u);
-    std::memset(dh, 0, (std::size_t)n * u * sizeof(float));
+    initial_grads(dy, dh, nullptr, d);
     const float* UT = transposed_recurrent_kernel(d);  // (3u, u): rows of U_z, U_r, U_h
     for (int s = d.T - 1; s >= 0; --s) {
       const std::size_t p = (std::size_t)pos(d, s);
@@ -126,7 +125,7 @@ class Gru final : public Recurrent {
       for_rows(n, u, [&](int r0, int m) { step(0, r0, m); });
       if (opt_.reset_after) {
         // dh (now dh * z) += dZr U^T, all three blocks.
-        if (s > 0)
+        if (s > 0 || dh0_)
           K.sgemm(false, false, n, u, cols, 1.0f, dZr + p * cols, (int)ldz, UT, u, 1.0f, dh, u,
                   nullptr);
         continue;
@@ -135,10 +134,11 @@ class Gru final : public Recurrent {
       K.sgemm(false, false, n, u, u, 1.0f, dZ + p * cols + 2 * u, (int)ldz, UT + 2 * u * u, u,
               0.0f, drh, u, nullptr);
       for_rows(n, u, [&](int r0, int m) { step(1, r0, m); });
-      if (s > 0)
+      if (s > 0 || dh0_)
         K.sgemm(false, false, n, u, 2 * u, 1.0f, dZ + p * cols, (int)ldz, UT, u, 1.0f, dh, u,
                 nullptr);
     }
+    if (dh0_) std::memcpy(dh0_, dh, (std::size_t)n * u * sizeof(float));
     input_grads(x, d, dZ, dx);
     if (opt_.reset_after) {
       recurrent_grad(Hp, d, dZr, 0, cols);

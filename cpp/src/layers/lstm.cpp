@@ -29,14 +29,15 @@ class Lstm final : public Recurrent {
     for (int s = 0; s < d.T; ++s) {
       const std::size_t p = (std::size_t)pos(d, s);
       float* z = Z + p * cols;
-      if (s == 0)
-        for (int b = 0; b < n; ++b) std::memset(Hp + p * u + b * ldh, 0, u * sizeof(float));
-      else
+      if (s == 0) initial_h(Hp, d);
+      const bool recurrent = s > 0 || h0_;  // h_{-1} = 0 adds nothing
+      if (recurrent)
         K.sgemm(false, false, n, cols, u, 1.0f, Hp + p * u, (int)ldh, recurrent_kernel(), cols,
                 0.0f, rec, cols, nullptr);
       std::size_t ldo;
       float* h = state_out(Hp, y, d, s, &ldo);
-      const float* cp = s == 0 ? nullptr : C + (std::size_t)pos(d, s - 1) * u;
+      const float* cp = s == 0 ? c0_ : C + (std::size_t)pos(d, s - 1) * u;
+      const std::size_t ldcp = s == 0 ? (std::size_t)u : ldh;
       const float* ms = mask_at(mask, d, s);
       for_rows(n, u, [&](int r0, int m) {
         kernels::RnnStep st{};
@@ -46,13 +47,14 @@ class Lstm final : public Recurrent {
         st.rec_act = rec_act_;
         st.z = z + r0 * ldz;
         st.ldz = ldz;
-        st.c_prev = cp ? cp + r0 * ldh : nullptr;
+        st.c_prev = cp ? cp + r0 * ldcp : nullptr;
+        st.ldcp = ldcp;
         st.c = C + p * u + r0 * ldh;
         st.tc = TC + p * u + r0 * ldh;
         st.ldc = ldh;
         st.h = h + r0 * ldo;
         st.ldh = ldo;
-        st.rec = s == 0 ? nullptr : rec + (std::size_t)r0 * cols;
+        st.rec = recurrent ? rec + (std::size_t)r0 * cols : nullptr;
         st.h_prev = Hp + p * u + r0 * ldh;
         st.ldhp = ldh;
         st.mask = ms ? ms + (std::size_t)r0 * d.T : nullptr;
@@ -61,6 +63,7 @@ class Lstm final : public Recurrent {
         copy_output(h, ldo, y, d, s, r0, m, mask);
       });
     }
+    store_final_c(C, y, d);
   }
 
   void run_backward(const float* x, const float* mask, const float*, const float* dy,
@@ -76,13 +79,13 @@ class Lstm final : public Recurrent {
     float* dZ = grow(dz_, d.rows * cols);
     float* dh = grow(dh_, (std::size_t)n * u);
     float* dc = grow(dc_, (std::size_t)n * u);
-    std::memset(dh, 0, (std::size_t)n * u * sizeof(float));
-    std::memset(dc, 0, (std::size_t)n * u * sizeof(float));
+    initial_grads(dy, dh, dc, d);
     const float* UT = transposed_recurrent_kernel(d);
     for (int s = d.T - 1; s >= 0; --s) {
       const std::size_t p = (std::size_t)pos(d, s);
       const float* g = output_grad(dy, d, s);
-      const float* cp = s == 0 ? nullptr : C + (std::size_t)pos(d, s - 1) * u;
+      const float* cp = s == 0 ? c0_ : C + (std::size_t)pos(d, s - 1) * u;
+      const std::size_t ldcp = s == 0 ? (std::size_t)u : ldh;
       const float* ms = mask_at(mask, d, s);
       for_rows(n, u, [&](int r0, int m) {
         kernels::RnnStepBack st{};
@@ -93,7 +96,8 @@ class Lstm final : public Recurrent {
         st.z = Z + p * cols + r0 * ldz;
         st.ldz = ldz;
         st.tc = TC + p * u + r0 * ldh;
-        st.c_prev = cp ? cp + r0 * ldh : nullptr;
+        st.c_prev = cp ? cp + r0 * ldcp : nullptr;
+        st.ldcp = ldcp;
         st.ldc = ldh;
         st.dy = g ? g + r0 * output_ld(d) : nullptr;
         st.lddy = output_ld(d);
@@ -105,10 +109,12 @@ class Lstm final : public Recurrent {
         st.zero_output = opt_.zero_output_for_mask;
         K.lstm_step_back(st);
       });
-      if (s > 0)
+      if (s > 0 || dh0_)
         K.sgemm(false, false, n, u, cols, 1.0f, dZ + p * cols, (int)ldz, UT, u, 1.0f, dh, u,
                 nullptr);
     }
+    if (dh0_) std::memcpy(dh0_, dh, (std::size_t)n * u * sizeof(float));
+    if (dc0_) std::memcpy(dc0_, dc, (std::size_t)n * u * sizeof(float));
     input_grads(x, d, dZ, dx);
     recurrent_grad(Hp, d, dZ, 0, cols);
   }

@@ -57,6 +57,8 @@ void Recurrent::build(const Shape& input) {
                      "2^28 gate values per sample.");
   in_ = input;
   out_ = opt_.return_sequences ? Shape{input[0], u} : Shape{u};
+  if (opt_.return_state)  // flat: [output | h | c]
+    out_ = Shape{(int)shape_size(out_) + (opt_.cell == RecurrentCell::LSTM ? 2 : 1) * u};
   params_.clear();
   params_.push_back(Param{"kernel", {input[1], G * u}, {}, {}, opt_.kernel_l1, opt_.kernel_l2});
   params_.push_back(Param{"recurrent_kernel", {u, G * u}, {}, {}, opt_.recurrent_l1,
@@ -69,28 +71,83 @@ void Recurrent::build(const Shape& input) {
 }
 
 void Recurrent::build_inputs(const std::vector<Shape>& inputs) {
-  if (inputs.empty() || inputs.size() > 2)
-    throw ValueError("Layer '" + name_ + "' (" + type() + ") takes a sequence and optionally "
-                     "its mask, received " + std::to_string(inputs.size()) + " inputs.");
+  const std::size_t states = opt_.initial_state ? state_count() : 0;
+  const bool masked = inputs.size() == 2 + states;
+  if (inputs.size() != 1 + states && !masked)
+    throw ValueError("Layer '" + name_ + "' (" + type() + ") takes a sequence, optionally its "
+                     "mask, and " + std::to_string(states) + " initial state(s); received " +
+                     std::to_string(inputs.size()) + " inputs.");
   build(inputs[0]);
-  if (inputs.size() == 2 && inputs[1] != Shape{inputs[0][0]})
+  if (masked && inputs[1] != Shape{inputs[0][0]})
     throw ValueError("Layer '" + name_ + "' (" + type() + "): the mask must have shape (None, " +
                      std::to_string(inputs[0][0]) + ") for input of shape " +
                      shape_str(inputs[0]) + ", received " + shape_str(inputs[1]) + ".");
+  if (masked && states)  // Keras then outputs zeros, not h0, before the first real step
+    throw ValueError("Layer '" + name_ + "' (" + type() + "): a mask together with "
+                     "initial_state is not supported yet.");
+  mask_in_ = masked ? 1 : 0;
+  state_in_ = states ? 1 + mask_in_ : 0;
+  for (std::size_t k = 0; k < states; ++k)
+    if (inputs[state_in_ + k] != Shape{opt_.units})
+      throw ValueError("Layer '" + name_ + "' (" + type() + "): initial state " +
+                       std::to_string(k) + " must have shape (None, " +
+                       std::to_string(opt_.units) + "), received " +
+                       shape_str(inputs[state_in_ + k]) + ".");
   ins_ = inputs;
 }
 
 void Recurrent::forward_inputs(const float* const* xs, float* y, int n,
                                const RunContext& ctx) {
-  run_forward(xs[0], ins_.size() > 1 ? xs[1] : nullptr, y, n, ctx);
+  h0_ = state_in_ ? xs[state_in_] : nullptr;
+  c0_ = state_in_ && state_count() == 2 ? xs[state_in_ + 1] : nullptr;
+  run_forward(xs[0], mask_in_ ? xs[mask_in_] : nullptr, y, n, ctx);
+  h0_ = c0_ = nullptr;
 }
 
 void Recurrent::backward_inputs(const float* const* xs, const float* y, const float* dy,
                                 float* const* dxs, int n, const RunContext& ctx) {
-  const bool masked = ins_.size() > 1;
-  run_backward(xs[0], masked ? xs[1] : nullptr, y, dy, dxs[0], n, ctx);
-  if (masked && dxs[1])  // a mask has no gradient
-    std::memset(dxs[1], 0, (std::size_t)n * in_[0] * sizeof(float));
+  h0_ = state_in_ ? xs[state_in_] : nullptr;
+  c0_ = state_in_ && state_count() == 2 ? xs[state_in_ + 1] : nullptr;
+  dh0_ = state_in_ ? dxs[state_in_] : nullptr;
+  dc0_ = state_in_ && state_count() == 2 ? dxs[state_in_ + 1] : nullptr;
+  run_backward(xs[0], mask_in_ ? xs[mask_in_] : nullptr, y, dy, dxs[0], n, ctx);
+  h0_ = c0_ = nullptr;
+  dh0_ = dc0_ = nullptr;
+  if (mask_in_ && dxs[mask_in_])  // a mask has no gradient
+    std::memset(dxs[mask_in_], 0, (std::size_t)n * in_[0] * sizeof(float));
+}
+
+void Recurrent::initial_h(float* Hp, const Dims& d) const {
+  float* slot = Hp + (std::size_t)pos(d, 0) * d.u;
+  for (int b = 0; b < d.n; ++b) {
+    float* row = slot + (std::size_t)b * d.ldh();
+    if (h0_) std::memcpy(row, h0_ + (std::size_t)b * d.u, d.u * sizeof(float));
+    else std::memset(row, 0, d.u * sizeof(float));
+  }
+}
+
+void Recurrent::store_final_c(const float* C, float* y, const Dims& d) const {
+  if (!opt_.return_state || state_count() < 2) return;
+  const float* last = C + (std::size_t)pos(d, d.T - 1) * d.u;
+  const std::size_t ld = output_ld(d), at = state_offset(d) + d.u;
+  for (int b = 0; b < d.n; ++b)
+    std::memcpy(y + b * ld + at, last + (std::size_t)b * d.ldh(), d.u * sizeof(float));
+}
+
+void Recurrent::initial_grads(const float* dy, float* dh, float* dc, const Dims& d) const {
+  const std::size_t row = (std::size_t)d.u * sizeof(float), ld = output_ld(d);
+  for (int b = 0; b < d.n; ++b) {
+    float* h = dh + (std::size_t)b * d.u;
+    float* c = dc ? dc + (std::size_t)b * d.u : nullptr;
+    if (!opt_.return_state) {
+      std::memset(h, 0, row);
+      if (c) std::memset(c, 0, row);
+      continue;
+    }
+    const float* g = dy + b * ld + state_offset(d);
+    std::memcpy(h, g, row);
+    if (c) std::memcpy(c, g + d.u, row);
+  }
 }
 
 Recurrent::Dims Recurrent::dims(int n) const {
@@ -123,13 +180,14 @@ float* Recurrent::state_out(float* Hp, float* y, const Dims& d, int s, std::size
     return Hp + (std::size_t)pos(d, s + 1) * d.u;
   }
   *ld = output_ld(d);
-  return output_row(y, d, s);
+  // The final state: with return_state in its own place (the output may be zeroed there).
+  return opt_.return_state ? y + state_offset(d) : output_row(y, d, s);
 }
 
 void Recurrent::copy_output(const float* h, std::size_t ldh, float* y, const Dims& d, int s,
                             int r0, int m, const float* mask) const {
-  const bool last = s + 1 == d.T;
-  if (!opt_.return_sequences && !last) return;
+  const bool last = s + 1 == d.T && !opt_.return_state;  // then y holds h already
+  if (!opt_.return_sequences && s + 1 < d.T) return;
   const float* ms = mask_at(mask, d, s);
   float* out = output_row(y, d, s);
   const std::size_t ld = output_ld(d);
@@ -185,9 +243,8 @@ class SimpleRnn final : public Recurrent {
     for (int s = 0; s < d.T; ++s) {
       const std::size_t p = (std::size_t)pos(d, s) * d.u;
       float* z = Z + p;
-      if (s == 0)
-        for (int b = 0; b < n; ++b) std::memset(Hp + p + b * ldh, 0, d.u * sizeof(float));
-      else
+      if (s == 0) initial_h(Hp, d);
+      if (s > 0 || h0_)
         K.sgemm(false, false, n, d.u, d.u, 1.0f, Hp + p, (int)ldh, recurrent_kernel(), d.u,
                 1.0f, z, (int)ldh, nullptr);
       std::size_t ldo;
@@ -213,7 +270,7 @@ class SimpleRnn final : public Recurrent {
     const float* Hp = ctx.saved->b.data();
     float* dZ = grow(dz_, d.rows * d.u);
     float* dh = grow(dh_, (std::size_t)n * d.u);
-    std::memset(dh, 0, (std::size_t)n * d.u * sizeof(float));
+    initial_grads(dy, dh, nullptr, d);
     const float* UT = transposed_recurrent_kernel(d);
     for (int s = d.T - 1; s >= 0; --s) {
       const std::size_t p = (std::size_t)pos(d, s) * d.u;
@@ -225,10 +282,11 @@ class SimpleRnn final : public Recurrent {
                             dZ + p + r0 * ldh, ldh, m, d.u, ms ? ms + (std::size_t)r0 * d.T : nullptr,
                             d.T, opt_.zero_output_for_mask);
       });
-      if (s > 0)
+      if (s > 0 || dh0_)
         K.sgemm(false, false, n, d.u, d.u, 1.0f, dZ + p, (int)ldh, UT, d.u, 1.0f, dh, d.u,
                 nullptr);
     }
+    if (dh0_) std::memcpy(dh0_, dh, (std::size_t)n * d.u * sizeof(float));
     input_grads(x, d, dZ, dx);
     recurrent_grad(Hp, d, dZ, 0, d.u);
   }

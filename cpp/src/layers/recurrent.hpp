@@ -49,6 +49,7 @@ class Recurrent : public Layer {
   bool multi_input() const override { return true; }
   bool optional_mask() const override { return true; }
   int min_inputs() const override { return 1; }
+  bool flush_denormals() const override { return true; }
   void build_inputs(const std::vector<Shape>& inputs) override;
   void forward(const float* x, float* y, int n, const RunContext& ctx) override {
     run_forward(x, nullptr, y, n, ctx);
@@ -66,6 +67,7 @@ class Recurrent : public Layer {
   }
   bool return_sequences() const { return opt_.return_sequences; }
   bool go_backwards() const { return opt_.go_backwards; }
+  bool return_state() const { return opt_.return_state; }
   void backward_inputs(const float* const* xs, const float* y, const float* dy,
                        float* const* dxs, int n, const RunContext& ctx) override;
 
@@ -95,9 +97,21 @@ class Recurrent : public Layer {
   // Where step s's output goes: y's row for step s (return_sequences) or the final state.
   float* output_row(float* y, const Dims& d, int s) const;
   const float* output_grad(const float* dy, const Dims& d, int s) const;
-  std::size_t output_ld(const Dims& d) const {
-    return opt_.return_sequences ? (std::size_t)d.T * d.u : (std::size_t)d.u;
+  // Floats per sample of the output: the sequence or last h, then with return_state the
+  // final states.
+  std::size_t output_ld(const Dims&) const { return (std::size_t)shape_size(out_); }
+  // Where the final h (then c) sit in a sample's output (return_state).
+  std::size_t state_offset(const Dims& d) const {
+    return (std::size_t)(opt_.return_sequences ? d.T : 1) * d.u;
   }
+  int state_count() const { return opt_.cell == RecurrentCell::LSTM ? 2 : 1; }
+  // The first rows of Hp (step 0's state): h0 or zeros.
+  void initial_h(float* Hp, const Dims& d) const;
+  // After the time loop (return_state): the final c (LSTM, from its carry buffer) next to the
+  // final h the last step wrote.
+  void store_final_c(const float* C, float* y, const Dims& d) const;
+  // Backward starts from the final states' gradients (return_state), or zeros.
+  void initial_grads(const float* dy, float* dh, float* dc, const Dims& d) const;
   // Where step s writes its h (row stride *ld): Hp's slot read by step s + 1, or for the
   // last step the output itself.
   float* state_out(float* Hp, float* y, const Dims& d, int s, std::size_t* ld) const;
@@ -121,6 +135,11 @@ class Recurrent : public Layer {
   int act_ = 0, rec_act_ = 0;  // kernel codes
   std::vector<Param>* store_ = &params_;
   std::size_t store_first_ = 0;
+  // Inputs after the sequence: the mask's index (0: none), the first initial state's (0:
+  // none); and, during one forward/backward call, the initial states and their gradients.
+  std::size_t mask_in_ = 0, state_in_ = 0;
+  const float *h0_ = nullptr, *c0_ = nullptr;
+  float *dh0_ = nullptr, *dc0_ = nullptr;
   std::vector<float> dz_, dzr_, dh_, dc_, ut_, tmp_;  // backward scratch of one call
 };
 

@@ -33,11 +33,11 @@ def _shape_tuple(shape, what):
         items = tuple(shape)
     except TypeError:
         items = None
-    if items is None or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool)
-                                for s in items):
+    if items is None or not all(s is None or isinstance(s, (int, np.integer)) and
+                                not isinstance(s, bool) for s in items):
         raise TypeError(f"{what} must be a tuple of integers, received {shape!r}.")
-    shape = tuple(int(s) for s in items)
-    if any(s <= 0 for s in shape):
+    shape = tuple(None if s is None else int(s) for s in items)  # None: any size
+    if any(s is not None and s <= 0 for s in shape):
         raise ValueError(f"{what} must contain positive integers, received {shape}.")
     return shape
 
@@ -190,8 +190,17 @@ class Layer(CustomLayerAPI):
                     f"{_batched(shapes)}: a shared layer needs the same input shapes at every "
                     f"call.")
             return self._call_output
-        out = tuple(_core.layer_output_shape(self._spec(seeded=False),
-                                             [list(s) for s in shapes]))
+        from shenjing import _dynamic
+        spec = self._spec(seeded=False)
+        out, params = _dynamic.infer(lambda c: _core.layer_shapes(spec, c), shapes)
+        out = tuple(out)
+        if _dynamic.is_dynamic(shapes) and params != _core.layer_shapes(
+                spec, [list(_dynamic.probe(s, _dynamic.PROBES[1])) for s in shapes])[1]:
+            raise ValueError(
+                f"Layer '{self.name}' ({type(self).__name__}): its weights would depend on an "
+                f"axis of unknown size (None) of its input {_batched(shapes)}; give that axis "
+                f"a size in Input(shape=...) (Keras: the last dimension of the inputs to a "
+                f"Dense layer should be defined).")
         self._call_shapes, self._call_output = shapes, out
         if self.output_shape is None:
             data = shapes[:1] if self._takes_mask else shapes  # a mask is not an input shape
@@ -258,7 +267,8 @@ class Layer(CustomLayerAPI):
         self._trainable_flags = list(core.params_trainable(index))
         if input_shape is not None:
             self.input_shape = (None,) + tuple(input_shape)
-        self.output_shape = (None,) + tuple(core.layer_output_shape(index))
+        if self._call_shapes is None:  # a symbolic call's shapes keep their unknown axes
+            self.output_shape = (None,) + tuple(core.layer_output_shape(index))
         if init:
             for pname, value, _ in self._views:
                 value[...] = self._initial_values(pname, value.shape)

@@ -144,7 +144,8 @@ def flatten_tensors(x, what):
 
 
 def check_shape(shape, what):
-    """A per-sample shape as a tuple of positive ints (TypeError/ValueError naming ``what``)."""
+    """A per-sample shape as a tuple of positive ints or None (an axis of unknown size),
+    TypeError/ValueError naming ``what`` otherwise."""
     if isinstance(shape, (numbers.Integral, np.integer)) and not isinstance(shape, bool):
         shape = (int(shape),)
     try:
@@ -153,13 +154,12 @@ def check_shape(shape, what):
         raise TypeError(f"{what} must be a tuple of integers, received {shape!r}.") from None
     for s in items:
         if s is None:
-            raise ValueError(f"{what} {items}: axes of unknown size (None) are not supported "
-                             "yet; give every axis but the batch a size.")
+            continue  # an axis whose size each batch gives (see _dynamic.py)
         if isinstance(s, bool) or not isinstance(s, (numbers.Integral, np.integer)):
             raise TypeError(f"{what} must be a tuple of integers, received {shape!r}.")
         if s <= 0:
             raise ValueError(f"{what} must contain positive integers, received {items}.")
-    return tuple(int(s) for s in items)
+    return tuple(None if s is None else int(s) for s in items)
 
 
 def node_position(node):

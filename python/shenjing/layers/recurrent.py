@@ -7,6 +7,7 @@ with ``reset_after`` (input bias, then recurrent bias); G is 1, 4 (gates i, f, c
 (z, r, h). PyTorch's ``nn.LSTM`` holds the transposes with gates (i, f, g, o) and two biases
 (their sum is Keras's bias); ``nn.GRU`` orders its gates (r, z, n) and matches ``reset_after``.
 """
+import json
 import numbers
 
 import numpy as np
@@ -72,8 +73,6 @@ class _Recurrent(Layer):
         if self.dropout or self.recurrent_dropout:
             raise ValueError(f"{cls}: dropout and recurrent_dropout are not supported yet; "
                              f"put a Dropout layer before or after the {cls} layer instead.")
-        if return_state:
-            raise ValueError(f"{cls}: return_state=True is not supported yet.")
         if stateful:
             raise ValueError(f"{cls}: stateful=True is not supported yet.")
         self.seed = seed
@@ -90,6 +89,71 @@ class _Recurrent(Layer):
 
     def compute_mask(self, inputs, mask=None):
         return mask if self.return_sequences else None
+
+    _state_inputs = False  # whether calls pass initial_state (the core layer then reads it)
+
+    def _spec(self, seeded=True):
+        spec = json.loads(super()._spec(seeded))
+        spec["config"]["initial_state"] = self._state_inputs  # shenjing's, not Keras's
+        return json.dumps(spec)
+
+    def __call__(self, inputs, initial_state=None, training=None, mask=None, **kwargs):
+        """``layer(x)``, or in the functional API ``layer(x, initial_state=[h0, c0])``; with
+        ``return_state`` the outputs are ``[output, h]`` (and ``c`` for an LSTM), Keras's
+        list. The core runs one layer whose output packs them; ``Model._emit`` slices it."""
+        if initial_state is None and not self.return_state:
+            return super().__call__(inputs, training=training, mask=mask, **kwargs)
+        from shenjing.layers import _masking
+        from shenjing.layers.node import KerasTensor, Node, flatten_tensors, is_symbolic
+        name = f"Layer '{self.name}' ({type(self).__name__})"
+        if kwargs:
+            raise TypeError(f"{name}: unexpected argument(s) {', '.join(sorted(kwargs))}.")
+        if not is_symbolic(inputs):
+            raise ValueError(f"{name}: initial_state and return_state work on symbolic tensors "
+                             f"(the functional API), not on arrays.")
+        self._check_training_arg(training)
+        tensors = flatten_tensors(inputs, f"The input of layer '{self.name}'")
+        if len(tensors) != 1:
+            raise ValueError(f"{name} expects 1 input, but it received {len(tensors)} input "
+                             f"tensors.")
+        in_mask = _masking.call_mask(self, tensors, mask)
+        count = 2 if isinstance(self, LSTM) else 1
+        states = []
+        if initial_state is not None:
+            states = flatten_tensors(initial_state, f"initial_state of layer '{self.name}'")
+            if len(states) != count:
+                raise ValueError(f"{name}: initial_state must be a list of {count} tensor(s) "
+                                 f"of shape (batch, {self.units}), received {len(states)}.")
+            if in_mask is not None:
+                raise ValueError(f"{name}: a mask together with initial_state is not "
+                                 f"supported yet.")
+        if self._call_shapes is not None and bool(states) != self._state_inputs:
+            raise ValueError(f"{name} was called with{'out' if self._state_inputs else ''} "
+                             f"initial_state before; every call must do the same.")
+        self._state_inputs = bool(states)
+        reads = tensors + ([in_mask] if in_mask is not None else []) + states
+        self._output_shape_for([t.shape[1:] for t in reads])  # checks them all in the core
+        seq = tensors[0].shape[1]
+        shapes = [(None, seq, self.units) if self.return_sequences else (None, self.units)]
+        if self.return_state:
+            shapes += [(None, self.units)] * count
+        outs = [KerasTensor(shape, name=self.name) for shape in shapes]
+        node = Node(self, inputs, reads, outs if self.return_state else outs[0])
+        if in_mask is not None:
+            node.call_kwargs["mask"] = in_mask
+        if states:
+            node.call_kwargs["initial_state"] = states
+        outs[0]._keras_mask = self.compute_mask(inputs, in_mask)
+        self.output_shape = shapes if self.return_state else shapes[0]
+        return outs if self.return_state else outs[0]
+
+    def _unpacking(self, packed):
+        """With return_state: [(begin, end, shape)] of each Keras output in the core layer's
+        flat per-sample output of ``packed`` floats."""
+        u, count = self.units, 2 if isinstance(self, LSTM) else 1
+        first = packed - count * u
+        parts = [(0, first, (first // u, u) if self.return_sequences else (u,))]
+        return parts + [(first + k * u, first + (k + 1) * u, (u,)) for k in range(count)]
 
     def _initial_values(self, name, shape):
         if name == "kernel":

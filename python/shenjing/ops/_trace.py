@@ -176,8 +176,10 @@ def record(op, inputs, attrs=None, dtype="float32", name=None):
 def _call(layer, inputs):
     shapes = [list(t.shape[1:]) if _batched(t) else list(t.shape) for t in inputs]
     flags = [_batched(t) for t in inputs]
+    from shenjing import _dynamic
+    spec = layer._spec()
     try:
-        out, batched = _core.op_output_shape(layer._spec(), shapes, flags)
+        out, batched = _dynamic.infer(lambda c: _core.op_output_shape(spec, c, flags), shapes)
     except ValueError as e:
         described = ", ".join(f"{t.shape} {t.dtype}" for t in inputs)
         raise ValueError(f"{e} (ops.{layer.op}{scope_label()}, on tensors of shape and dtype: "
