@@ -71,6 +71,9 @@ def deserialize(spec, classes, what):
 
 
 def from_config(cls, config, what):
+    nested = getattr(cls, "_nested_from_config", None)
+    if nested is not None:  # a wrapper: its config holds a layer's (TimeDistributed)
+        config = nested(config, what)
     params = inspect.signature(cls.__init__).parameters
     takes_kwargs = any(p.kind == p.VAR_KEYWORD for p in params.values())
     kwargs = {}

@@ -230,6 +230,12 @@ class Layer(CustomLayerAPI):
         (left as the core made them when not ``init``: a load fills them next)."""
         shapes = [tuple(v.shape) for _, v, _ in core.params(index)]
         old = self._bound
+        if old is not None and old[0] is core and old[1] != index:
+            # Two core layers of one model cannot share weights: a layer wrapped in
+            # TimeDistributed there and also used on its own (see layers/time_distributed.py).
+            raise ValueError(f"Layer '{self.name}' is used both inside TimeDistributed and on its "
+                             f"own in the same model; shenjing cannot share its weights between "
+                             f"the two. Use two layers, or wrap every use in TimeDistributed.")
         if old is not None and shapes and shapes == [tuple(v.shape) for v in self.weights] \
                 and old[0] is not core:
             core.share_params(index, old[0], old[1])
