@@ -42,6 +42,29 @@ def test_frozen_batch_norm_runs_in_inference_mode():
         np.testing.assert_array_equal(a, b)
 
 
+def test_nested_wrappers_normalize_each_step_pair():
+    """TimeDistributed(TimeDistributed(BatchNormalization)): Keras loops over both time axes,
+    so each (t1, t2) has its own statistics and the moving ones are updated T1 * T2 times."""
+    n, T1, T2, C, momentum, eps = 6, 2, 3, 2, 0.8, 1e-3
+    td = layers.TimeDistributed(layers.TimeDistributed(
+        layers.BatchNormalization(momentum=momentum, epsilon=eps, center=False, scale=False)))
+    model = _seq((T1, T2, C), td)
+    model.compile(optimizer="sgd", loss="mse")
+    rng = np.random.default_rng(4)
+    x = (rng.normal(size=(n, T1, T2, C)) * rng.uniform(0.5, 3, (T1, T2, C)) +
+         rng.normal(size=(T1, T2, C)) * 3).astype(np.float32)
+    xs = x.astype(np.float64)
+    want = (xs - xs.mean(0)) / np.sqrt(xs.var(0) + eps)
+    assert model._core.compute_gradients(x, want.astype(np.float32)) < 1e-11
+    mean, var = np.zeros(C), np.ones(C)
+    for t1 in range(T1):
+        for t2 in range(T2):
+            mean = mean * momentum + xs[:, t1, t2].mean(0) * (1 - momentum)
+            var = var * momentum + xs[:, t1, t2].var(0) * (1 - momentum)
+    _close(td.layer.layer.moving_mean, mean, "moving_mean")
+    _close(td.layer.layer.moving_variance, var, "moving_variance")
+
+
 def test_embedding_and_nested_wrappers_forward():
     rng = np.random.default_rng(0)
     emb = layers.TimeDistributed(layers.Embedding(10, 3))
