@@ -67,15 +67,13 @@ def deserialize(spec, classes, what):
     config = spec.get("config") or {}
     if not isinstance(config, dict):
         raise ValueError(f"{what}: 'config' of {cls.__name__} must be a dict.")
-    if hasattr(cls, "_nested_from_config"):  # a config holding serialized objects
-        try:
-            return cls._nested_from_config(config)
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"{what}: {e}") from None
     return from_config(cls, config, what)
 
 
 def from_config(cls, config, what):
+    nested = getattr(cls, "_nested_from_config", None)
+    if nested is not None:  # a wrapper: its config holds a layer's (TimeDistributed)
+        config = nested(config, what)
     params = inspect.signature(cls.__init__).parameters
     takes_kwargs = any(p.kind == p.VAR_KEYWORD for p in params.values())
     kwargs = {}

@@ -11,6 +11,7 @@ import numpy as np
 
 from shenjing._onnx_layer_norm import layer_norm as _layer_norm
 from shenjing._onnx_rnn import CONVERTERS as _RNN_CONVERTERS
+from shenjing._onnx_time_distributed import time_distributed as _time_distributed
 from shenjing.layers.convolutional import _Conv
 from shenjing.layers.convolutional_transpose import _ConvTranspose
 from shenjing.layers.core import Activation, Dense, Dropout, Identity
@@ -21,6 +22,7 @@ from shenjing.layers.normalization import BatchNormalization, LayerNormalization
 from shenjing.layers.pooling import _GlobalPool, _Pool
 from shenjing.layers.reshaping import (Cropping1D, Cropping2D, Flatten, Permute, RepeatVector,
                                        Reshape, ZeroPadding1D, ZeroPadding2D)
+from shenjing.layers.time_distributed import TimeDistributed
 from shenjing.layers.upsampling import UpSampling1D, UpSampling2D
 
 
@@ -253,7 +255,8 @@ _CONVERTERS = {Dense: _dense, Activation: _activation_layer, Dropout: _identity,
                _ConvTranspose: _conv_transpose, UpSampling1D: _upsampling,
                UpSampling2D: _upsampling, Cropping1D: _cropping, Cropping2D: _cropping,
                RepeatVector: _repeat_vector, Permute: _permute, Identity: _identity,
-               LayerNormalization: _layer_norm, Embedding: _embedding}
+               LayerNormalization: _layer_norm, Embedding: _embedding,
+               TimeDistributed: _time_distributed}
 _CONVERTERS.update(_RNN_CONVERTERS)  # SimpleRNN, LSTM, GRU (_onnx_rnn.py)
 
 

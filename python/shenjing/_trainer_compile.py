@@ -19,7 +19,7 @@ class TrainerCompile:
                     f"or GlobalAveragePooling1D).")
         # Frozen layers (layer.trainable = False) take effect here, at compile, as in Keras.
         for i, layer in enumerate(self._core_layers):
-            self._core.set_trainable(i, bool(layer.trainable))
+            self._core.set_trainable(i, bool(getattr(layer, "_core_trainable", layer.trainable)))
         metrics = self._metrics or [[] for _ in self._loss_plan]
         traced = getattr(self, "_loss_tensors", {})
         if any(_loss_graph.is_custom(loss) and k not in traced

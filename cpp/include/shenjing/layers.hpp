@@ -67,6 +67,9 @@ struct Saved {
   std::vector<float> a, b;
   std::vector<int> idx;
   std::vector<Saved> nested;  // a wrapper's layers' own (Bidirectional)
+  // The states of a wrapped layer run once per time step (TimeDistributed over
+  // BatchNormalization in training, as Keras runs it): one per step.
+  std::vector<Saved> steps{};
 };
 
 struct RunContext {
@@ -149,8 +152,9 @@ class Layer {
   // layer's gradients aside and add them back (a whole-table copy for Embedding's sparse rows).
   virtual bool accumulates_param_grads() const { return false; }
 
-  std::vector<Param>& params() { return params_; }
-  const std::vector<Param>& params() const { return params_; }
+  // Virtual for wrappers (TimeDistributed), whose params are their inner layer's.
+  virtual std::vector<Param>& params() { return params_; }
+  virtual const std::vector<Param>& params() const { return params_; }
 
   // Keras's `layer.trainable`: false freezes the params (the model leaves them out of the
   // optimizer at its next compile) and makes BatchNormalization run in inference mode.
@@ -365,5 +369,8 @@ std::unique_ptr<Layer> make_concatenate(int axis);
 // counted with the batch axis, negative from the end; 0 is a ValueError); `normalize`
 // L2-normalizes both along those axes first (cosine proximity).
 std::unique_ptr<Layer> make_dot(int axis1, int axis2, bool normalize);
+// TimeDistributed(inner): `inner` (one batched input, not yet built) on every time slice of a
+// (time, ...) input; its params are the wrapper's. See layers/time_distributed.cpp.
+std::unique_ptr<Layer> make_time_distributed(std::unique_ptr<Layer> inner);
 
 }  // namespace shenjing

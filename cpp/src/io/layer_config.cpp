@@ -9,6 +9,7 @@
 #include "io/config_fields.hpp"
 #include "io/layer_config_decoder.hpp"
 #include "io/layer_config_embedding.hpp"
+#include "io/layer_config_wrapper.hpp"
 #include "ops/op.hpp"
 
 namespace shenjing {
@@ -167,6 +168,7 @@ std::unique_ptr<Layer> layer_from_config(const Value& spec, const Shape& input) 
   else if (cls == "ZeroPadding2D") layer = zero_padding(f, 2);
   else if (cls == "ZeroPadding1D") layer = zero_padding(f, 1);
   else if (cls == "Embedding") layer = embedding_from_config(f);
+  else if (cls == "TimeDistributed") layer = time_distributed_from_config(f, input);
   else if ((layer = decoder_layer_from_config(cls, f))) {}
   else if ((layer = merge_layer_from_config(cls, f))) {}
   else if ((layer = recurrent_layer_from_config(cls, f, input))) {}
@@ -178,7 +180,8 @@ std::unique_ptr<Layer> layer_from_config(const Value& spec, const Shape& input) 
                      "GlobalAveragePooling1D/2D, BatchNormalization, ZeroPadding1D/2D, "
                      "Conv1DTranspose, Conv2DTranspose, UpSampling1D/2D, Cropping1D/2D, "
                      "RepeatVector, Permute, Identity, Add, Subtract, Multiply, Average, Maximum, "
-                     "Minimum, Concatenate, Dot, SimpleRNN, LSTM, GRU, LayerNormalization, Embedding, Masking, Bidirectional.");
+                     "Minimum, Concatenate, Dot, SimpleRNN, LSTM, GRU, LayerNormalization, "
+                     "Embedding, Masking, Bidirectional, TimeDistributed.");
   layer->set_name(name);
   return layer;
 }

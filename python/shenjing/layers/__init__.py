@@ -18,6 +18,7 @@ from shenjing.layers.pooling import (AveragePooling1D, AveragePooling2D, AvgPool
 from shenjing.layers.recurrent import GRU, LSTM, SimpleRNN
 from shenjing.layers.reshaping import (Cropping1D, Cropping2D, Flatten, Permute, RepeatVector,
                                        Reshape, ZeroPadding1D, ZeroPadding2D)
+from shenjing.layers.time_distributed import TimeDistributed
 from shenjing.layers.upsampling import UpSampling1D, UpSampling2D
 
 __all__ = ["Layer", "Dense", "Activation", "Dropout", "Flatten", "Reshape", "Input",
@@ -30,4 +31,5 @@ __all__ = ["Layer", "Dense", "Activation", "Dropout", "Flatten", "Reshape", "Inp
            "Cropping2D", "RepeatVector", "Permute", "Identity", "Lambda", "Add",
            "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot", "add",
            "subtract", "multiply", "average", "maximum", "minimum", "concatenate", "dot",
-           "SimpleRNN", "LSTM", "GRU", "LayerNormalization", "Embedding", "Masking", "Bidirectional"]
+           "SimpleRNN", "LSTM", "GRU", "LayerNormalization", "Embedding", "Masking", "Bidirectional",
+           "TimeDistributed"]

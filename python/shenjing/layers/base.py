@@ -106,11 +106,12 @@ class Layer(CustomLayerAPI):
         in_mask = _masking.call_mask(self, tensors, mask)
         reads = [in_mask] if self._takes_mask and in_mask is not None else []
         out_shape = self._output_shape_for([t.shape[1:] for t in tensors + reads])
+        out_mask = _masking.output_mask(self, inputs, in_mask)  # may refuse: before the node
         out = KerasTensor((None,) + out_shape, name=self.name)
         node = Node(self, inputs, tensors + reads, out)
         if reads:
             node.call_kwargs = {"mask": in_mask}
-        out._keras_mask = _masking.output_mask(self, inputs, in_mask)
+        out._keras_mask = out_mask
         return out
 
     # -- masks (see _masking.py) ------------------------------------------------------------
@@ -258,6 +259,12 @@ class Layer(CustomLayerAPI):
         (left as the core made them when not ``init``: a load fills them next)."""
         shapes = [tuple(v.shape) for _, v, _ in core.params(index)]
         old = self._bound
+        if old is not None and old[0] is core and old[1] != index:
+            # Two core layers of one model cannot share weights: a layer wrapped in
+            # TimeDistributed there and also used on its own (see layers/time_distributed.py).
+            raise ValueError(f"Layer '{self.name}' is used both inside TimeDistributed and on its "
+                             f"own in the same model; shenjing cannot share its weights between "
+                             f"the two. Use two layers, or wrap every use in TimeDistributed.")
         if old is not None and shapes and shapes == [tuple(v.shape) for v in self.weights] \
                 and old[0] is not core:
             core.share_params(index, old[0], old[1])

@@ -92,21 +92,17 @@ class Bidirectional(Layer):
                 "backward_layer": _config.serialize(self.backward_layer)}
 
     @classmethod
-    def from_config(cls, config):
-        """The wrapper from ``get_config()`` output: the wrapped layers are configs too."""
+    def _nested_from_config(cls, config, what):
+        """The config with its wrapped layers' configs made into layers (_config.from_config
+        calls this before the constructor)."""
         from shenjing._functional_config import _layer_classes
         config = dict(config)
         classes = _layer_classes()
-        layer = _config.deserialize(config.pop("layer", None), classes,
-                                    "Bidirectional config 'layer'")
-        backward = config.pop("backward_layer", None)
-        if backward is not None:
-            backward = _config.deserialize(backward, classes,
-                                           "Bidirectional config 'backward_layer'")
-        return _config.from_config(cls, {**config, "layer": layer, "backward_layer": backward},
-                                   "Bidirectional config")
-
-    _nested_from_config = from_config  # what _config.deserialize calls
+        config["layer"] = _config.deserialize(config.get("layer"), classes, f"{what} 'layer'")
+        if config.get("backward_layer") is not None:
+            config["backward_layer"] = _config.deserialize(config["backward_layer"], classes,
+                                                           f"{what} 'backward_layer'")
+        return config
 
     def _initial_values(self, name, shape):
         for inner, prefix in ((self.forward_layer, "forward_"),
