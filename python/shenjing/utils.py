@@ -1,4 +1,4 @@
-"""Utilities with Keras names: to_categorical, set_random_seed, Progbar."""
+"""Utilities with Keras names: to_categorical, pad_sequences, set_random_seed, Progbar."""
 import random
 
 import numpy as np
@@ -6,7 +6,7 @@ import numpy as np
 from shenjing import _random
 from shenjing._progbar import Progbar
 
-__all__ = ["to_categorical", "set_random_seed", "Progbar"]
+__all__ = ["to_categorical", "pad_sequences", "set_random_seed", "Progbar"]
 
 
 def to_categorical(x, num_classes=None):
@@ -36,6 +36,55 @@ def to_categorical(x, num_classes=None):
             f"received values from {x.min()} to {x.max()}.")
     out = np.zeros(x.shape + (num_classes,), dtype=np.float32)
     np.put_along_axis(out, x[..., None], 1.0, axis=-1)
+    return out
+
+
+def pad_sequences(sequences, maxlen=None, dtype="int32", padding="pre", truncating="pre",
+                  value=0.0):
+    """Keras's ``pad_sequences``: a list of sequences (lists of ids, or arrays whose first
+    axis is time) as one array of shape ``(len(sequences), maxlen, ...)``.
+
+    Sequences longer than ``maxlen`` (the longest one's length when None) lose values at the
+    start (``truncating='pre'``, the default) or the end ('post'); shorter ones get ``value``
+    before them (``padding='pre'``, the default) or after ('post'). Padding with 0 and an
+    ``Embedding(mask_zero=True)`` makes the padded steps masked.
+    """
+    if not hasattr(sequences, "__len__"):
+        raise ValueError("`sequences` must be iterable.")
+    for what, v in (("padding", padding), ("truncating", truncating)):
+        if v not in ("pre", "post"):
+            raise ValueError(f'{what} type "{v}" not understood')
+    lengths, sample_shape = [], ()
+    for x in sequences:
+        try:
+            lengths.append(len(x))
+        except TypeError as e:
+            raise ValueError(f"`sequences` must be a list of iterables. Found non-iterable: "
+                             f"{x!r}") from e
+        if len(x) and not sample_shape:
+            sample_shape = np.asarray(x).shape[1:]
+    if maxlen is None:
+        maxlen = max(lengths, default=0)
+    if isinstance(maxlen, bool) or not isinstance(maxlen, (int, np.integer)) or maxlen < 0:
+        raise ValueError(f"maxlen must be None or a non-negative integer, received {maxlen!r}.")
+    is_text = np.issubdtype(np.dtype(dtype), np.str_) or np.issubdtype(np.dtype(dtype),
+                                                                       np.object_)
+    if isinstance(value, str) and not is_text:
+        raise ValueError(f"`dtype` {dtype} is not compatible with `value`'s type: "
+                         f"{type(value)}\nYou should set `dtype=object` for variable length "
+                         f"strings.")
+    out = np.full((len(sequences), maxlen) + tuple(sample_shape), value, dtype=dtype)
+    for i, x in enumerate(sequences):
+        if not len(x) or not maxlen:
+            continue
+        trunc = np.asarray(x[-maxlen:] if truncating == "pre" else x[:maxlen], dtype=dtype)
+        if trunc.shape[1:] != tuple(sample_shape):
+            raise ValueError(f"Shape of sample {trunc.shape[1:]} of sequence at position {i} "
+                             f"is different from expected shape {tuple(sample_shape)}")
+        if padding == "post":
+            out[i, :len(trunc)] = trunc
+        else:
+            out[i, -len(trunc):] = trunc
     return out
 
 
