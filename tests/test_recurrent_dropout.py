@@ -121,19 +121,21 @@ def test_finite_differences_in_training_mode(cell, extra):
 
 
 def _fit_weights(threads, cell, **kw):
+    # 128 rows of 96 units and 128 * 9 * 64 inputs: the step kernels and the masking of the
+    # inputs both split between threads.
     rng = np.random.default_rng(2)
-    x = rng.normal(size=(96, 9, 8)).astype(np.float32)
-    y = rng.normal(size=(96, 1)).astype(np.float32)
+    x = rng.normal(size=(128, 9, 64)).astype(np.float32)
+    y = rng.normal(size=(128, 1)).astype(np.float32)
     before = shenjing.get_num_threads()
     shenjing.set_num_threads(threads)
     try:
         shenjing.utils.set_random_seed(5)
-        model = shenjing.Sequential([layers.Input((9, 8)),
-                                     getattr(layers, cell)(48, return_sequences=True, **kw),
+        model = shenjing.Sequential([layers.Input((9, 64)),
+                                     getattr(layers, cell)(96, return_sequences=True, **kw),
                                      layers.Bidirectional(layers.GRU(40, **kw)),
                                      layers.Dense(1)])
         model.compile(optimizer="adam", loss="mse")
-        model.fit(x, y, batch_size=48, epochs=2, verbose=0)
+        model.fit(x, y, batch_size=128, epochs=2, verbose=0)
         return [w.copy() for w in model.get_weights()]
     finally:
         shenjing.set_num_threads(before)
@@ -224,6 +226,12 @@ def test_configs():
     drawn = layers.GRU(2, recurrent_dropout=0.5)
     assert drawn._core_config()["seed"] == drawn._core_config()["seed"]
     assert layers.GRU(2)._core_config().get("seed") is None
+    # Any integer seed reaches the core as one it takes (Keras takes negative ones too).
+    x = np.zeros((2, 4, 3), np.float32)
+    for seed in (-5, 2**63 + 3):
+        for kw in ({}, {"dropout": 0.5}):
+            model = _model("LSTM", T=4, seed=seed, **kw)
+            assert model.predict(x, verbose=0).shape == (2, 1)
 
 
 @pytest.mark.parametrize("kw,match", [
@@ -244,9 +252,10 @@ def test_python_errors(kw, match):
     ("recurrent_dropout", 0.9999999999, "'recurrent_dropout' must be a number in \\[0, 1\\)"),
     ("dropout", -0.1, "'dropout' must be a number in \\[0"),
     ("dropout", "x", "'dropout' must be a number"),
-    ("seed", -1, "'seed' must be null or a non-negative integer"),
-    ("seed", 0.5, "'seed' must be null or a non-negative integer"),
-    ("seed", 2.0 ** 60, "'seed' must be null or a non-negative integer"),
+    ("seed", 0.5, "'seed' must be null or an integer of at most 64 bits"),
+    ("seed", "1", "'seed' must be null or an integer of at most 64 bits"),
+    ("seed", 2.0 ** 64, "'seed' must be null or an integer of at most 64 bits"),
+    ("seed", -2.0 ** 64, "'seed' must be null or an integer of at most 64 bits"),
 ])
 def test_core_config_errors(field, value, match):
     spec = json.dumps({"class_name": "GRU", "name": "g",

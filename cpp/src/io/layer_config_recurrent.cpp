@@ -59,14 +59,15 @@ std::unique_ptr<Layer> bidirectional(const config::Fields& f, const Shape& input
   }
 }
 
-// The dropout masks' seed: null (0, as Dropout's) or an integer a double holds exactly.
+// The dropout masks' seed: null (0, as Dropout's) or any integer of 64 bits, negative ones
+// as their two's complement (Keras takes negative seeds; Python sends seeds below 2^53).
 unsigned long long seed(const config::Fields& f) {
   const json::Value* s = f.get("seed");
   if (!s) return 0;
-  if (s->kind != json::Value::Kind::Number || !(s->number >= 0) ||
-      s->number > 9007199254740992.0 || s->number != std::floor(s->number))
-    f.fail("seed", "null or a non-negative integer below 2^53", s);
-  return (unsigned long long)s->number;
+  const double v = s->kind == json::Value::Kind::Number ? s->number : 0.5;
+  if (!(v >= -9223372036854775808.0 && v < 18446744073709551616.0) || v != std::floor(v))
+    f.fail("seed", "null or an integer of at most 64 bits", s);
+  return v < 0 ? (unsigned long long)(long long)v : (unsigned long long)v;
 }
 
 }  // namespace

@@ -114,14 +114,12 @@ class _Recurrent(Layer):
         # given one, or one drawn at the first build, as Dropout does; none is drawn without
         # dropout, so models without it draw the package generator as before.
         config = self.get_config()
-        if not (self.dropout or self.recurrent_dropout):
-            return config
         seed = self.seed
-        if seed is None:
+        if seed is None and (self.dropout or self.recurrent_dropout):
             if getattr(self, "_drawn_seed", None) is None:
                 self._drawn_seed = _random.draw_seed()
             seed = self._drawn_seed
-        return {**config, "seed": int(seed) % 2**53}
+        return config if seed is None else {**config, "seed": int(seed) % 2**53}
 
     def _initial_values(self, name, shape):
         if name == "kernel":
