@@ -172,6 +172,20 @@ def test_trained_model(tmp_path):
     _assert_same(model, tmp_path / "trained.onnx", x[:10])
 
 
+def test_dropout_is_inference_neutral(tmp_path):
+    """dropout / recurrent_dropout / seed train only: the graph is the one predict runs,
+    also after training with them."""
+    shenjing.utils.set_random_seed(0)
+    model = _model((T, F), layers.GRU(6, return_sequences=True, dropout=0.3, seed=2),
+                   layers.LSTM(4, return_sequences=True, dropout=0.2, recurrent_dropout=0.4),
+                   layers.SimpleRNN(3, recurrent_dropout=0.5), layers.Dense(1))
+    _assert_same(_randomize(model), tmp_path / "fresh.onnx", _inputs(model))
+    model.compile(optimizer="adam", loss="mse")
+    x = np.random.default_rng(0).normal(size=(32, T, F)).astype(np.float32)
+    model.fit(x, x.sum(axis=(1, 2))[:, None], batch_size=16, epochs=1, verbose=0)
+    _assert_same(model, tmp_path / "trained.onnx", x[:8])
+
+
 # -- refusals: a ValueError naming the layer, and no file written --------------------------------
 def _refused(tmp_path, model, match):
     path = tmp_path / "m.onnx"
@@ -188,7 +202,7 @@ def test_masked_layer_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("field, value", [("stateful", True), ("return_state", True),
-                                          ("dropout", 0.5), ("zero_output_for_mask", True),
+                                          ("zero_output_for_mask", True),
                                           ("time_major", True)])
 def test_unexportable_config_is_refused(tmp_path, monkeypatch, field, value):
     model = _model((T, F), layers.GRU(3, name="odd_gru"))

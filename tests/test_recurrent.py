@@ -280,8 +280,8 @@ def test_bad_arguments_are_clear_errors():
         layers.GRU(0)
     with pytest.raises(ValueError, match="softmax"):
         layers.LSTM(3, activation="softmax")
-    with pytest.raises(ValueError, match="dropout"):
-        layers.LSTM(3, dropout=0.2)
+    with pytest.raises(ValueError, match="dropout=1.0"):  # more in test_recurrent_dropout.py
+        layers.LSTM(3, dropout=1.0)
     spec = json.dumps({"class_name": "LSTM", "config": {"units": 3, "stateful": True}})
     with pytest.raises(ValueError, match="stateful"):
         _core._run_layer(spec, [[4, 2]], [np.zeros((1, 4, 2), np.float32)], None, False, None)

@@ -31,9 +31,10 @@ _FIELDS = {"name", "trainable", "dtype", "units", "activation", "recurrent_activ
            "unit_forget_bias", "kernel_regularizer", "recurrent_regularizer",
            "bias_regularizer", "activity_regularizer", "kernel_constraint",
            "recurrent_constraint", "bias_constraint", "seed", "return_sequences",
-           "go_backwards", "unroll", "reset_after"}
-_MUST_BE = {"dropout": 0.0, "recurrent_dropout": 0.0, "return_state": False,
-            "stateful": False, "zero_output_for_mask": False}
+           "go_backwards", "unroll", "reset_after", "dropout", "recurrent_dropout"}
+# dropout, recurrent_dropout and seed act in training only: the exported inference graph is
+# the same whatever they are.
+_MUST_BE = {"return_state": False, "stateful": False, "zero_output_for_mask": False}
 
 
 def _refuse(layer, why):

@@ -336,6 +336,9 @@ struct RecurrentOptions {
   bool initial_state = false;
   float kernel_l1 = 0.0f, kernel_l2 = 0.0f, recurrent_l1 = 0.0f, recurrent_l2 = 0.0f,
         bias_l1 = 0.0f, bias_l2 = 0.0f;
+  // Training only, in [0, 1): Keras's per-sequence masks (layers/recurrent_dropout.hpp).
+  float dropout = 0.0f, recurrent_dropout = 0.0f;
+  unsigned long long seed = 0;  // of the masks' random stream
 };
 std::unique_ptr<Layer> make_recurrent(const RecurrentOptions& opt);
 // Bidirectional(layer, merge_mode): `forward` and `backward` (recurrent layers, the second

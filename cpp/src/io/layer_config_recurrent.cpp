@@ -1,6 +1,8 @@
 // Keras configs of SimpleRNN, LSTM and GRU -> core layers. Every field is checked here; what
 // the core does not implement yet is refused by name rather than ignored.
+#include <cmath>
 #include <string>
+#include <utility>
 
 #include "io/config_fields.hpp"
 #include "io/layer_config.hpp"
@@ -57,6 +59,17 @@ std::unique_ptr<Layer> bidirectional(const config::Fields& f, const Shape& input
   }
 }
 
+// The dropout masks' seed: null (0, as Dropout's) or any integer of 64 bits, negative ones
+// as their two's complement (Keras takes negative seeds; Python sends seeds below 2^53).
+unsigned long long seed(const config::Fields& f) {
+  const json::Value* s = f.get("seed");
+  if (!s) return 0;
+  const double v = s->kind == json::Value::Kind::Number ? s->number : 0.5;
+  if (!(v >= -9223372036854775808.0 && v < 18446744073709551616.0) || v != std::floor(v))
+    f.fail("seed", "null or an integer of at most 64 bits", s);
+  return v < 0 ? (unsigned long long)(long long)v : (unsigned long long)v;
+}
+
 }  // namespace
 
 std::unique_ptr<Layer> recurrent_layer_from_config(const std::string& cls,
@@ -82,9 +95,15 @@ std::unique_ptr<Layer> recurrent_layer_from_config(const std::string& cls,
   require_default(f, "stateful", false);
   f.boolean("unroll", false);  // unrolling is a graph-compiler hint: same result either way
   f.boolean("unit_forget_bias", true);  // an initializer choice, made in Python
-  for (const char* key : {"dropout", "recurrent_dropout"})
-    if (f.number(key, 0.0, 0.0, 1.0) != 0.0)
-      f.fail(key, "0 (dropout inside recurrent layers is not supported yet)", f.get(key));
+  // Keras clips the rates into [0, 1]; at 1 its cells disagree (SimpleRNN zeroes the values,
+  // LSTM and GRU skip dropout on one path and zero the inputs on the other), so 1 is refused.
+  for (auto [key, rate] : {std::pair<const char*, float*>{"dropout", &o.dropout},
+                           {"recurrent_dropout", &o.recurrent_dropout}}) {
+    *rate = (float)f.number(key, 0.0, 0.0, 1.0);  // as float: 1 - 1e-9 rounds to 1
+    if (*rate >= 1.0f)
+      f.fail(key, "a number in [0, 1) (a rate of 1 would drop everything)", f.get(key));
+  }
+  o.seed = seed(f);
   for (const char* key : {"activity_regularizer", "kernel_constraint", "recurrent_constraint",
                           "bias_constraint"})
     if (f.get(key)) f.fail(key, "null (not supported)", f.get(key));

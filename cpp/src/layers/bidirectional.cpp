@@ -2,7 +2,11 @@
 // Keras flips the backward layer's output sequence back into input order before merging. The
 // wrapper owns both layers' params (moved here after build, see Recurrent::bind_params) so the
 // model allocates and optimizes them as one layer's, in Keras's weight order; each inner
-// layer keeps its forward state in a Saved of its own (Saved::nested).
+// layer keeps its forward state in a Saved of its own (Saved::nested). With dropout both
+// layers draw their masks from one stream held here (the forward layer's first), seeded by the
+// forward layer's seed (the backward one's when only it has dropout): the model saves one
+// random state per core layer, and two copies of one config would otherwise draw the same
+// masks in both directions.
 #include <cstring>
 
 #include "layers/recurrent.hpp"
@@ -29,12 +33,19 @@ class Bidirectional final : public Layer {
                        "return_sequences.");
     fwd_ = std::move(fwd);
     bwd_ = std::move(bwd);
+    rnn::CellDropout &df = f_->cell_dropout(), &db = b_->cell_dropout();
+    state_ = df.enabled() ? df.seed() : db.seed();
+    df.share_stream(&state_);
+    db.share_stream(&state_);
   }
   const char* type() const override { return "Bidirectional"; }
   bool multi_input() const override { return true; }
   bool optional_mask() const override { return true; }
   int min_inputs() const override { return 1; }
   bool flush_denormals() const override { return true; }
+  uint64_t* random_state() override {
+    return f_->cell_dropout().enabled() || b_->cell_dropout().enabled() ? &state_ : nullptr;
+  }
 
   void build(const Shape& input) override { build_inputs({input}); }
 
@@ -174,6 +185,7 @@ class Bidirectional final : public Layer {
   std::unique_ptr<Layer> fwd_, bwd_;
   rnn::Recurrent *f_ = nullptr, *b_ = nullptr;
   BidiMerge mode_;
+  uint64_t state_ = 0;  // both layers' dropout stream
   std::vector<float> grads_, dx_;  // backward scratch of one call
 };
 

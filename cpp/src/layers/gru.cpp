@@ -27,15 +27,22 @@ class Gru final : public Recurrent {
     float* rec = opt_.reset_after ? grow(tmp_, (std::size_t)n * cols) : nullptr;
     const float* U = recurrent_kernel();
     const float* rec_bias = opt_.reset_after && opt_.use_bias ? bias() + cols : nullptr;
-    project_inputs(x, d, Z);
+    const DropoutMasks dm = dropout_masks(d, ctx, true);
+    project_inputs(x, d, Z, dm);
     for (int s = 0; s < d.T; ++s) {
       const std::size_t p = (std::size_t)pos(d, s);
       float* z = Z + p * cols;
       float* hp = Hp + p * u;
       if (s == 0) initial_h(Hp, d);
       // reset_after: rec = h U + b_rec, all three blocks. Otherwise h U_zr goes straight into
-      // z's first two blocks (U_zr is U's first 2u columns, row stride 3u).
-      if (opt_.reset_after)
+      // z's first two blocks (U_zr is U's first 2u columns, row stride 3u). With recurrent
+      // dropout each block reads h * its gate's mask (dm.hd, kept for dU).
+      if (dm.k_rec) drop_state(d, Hp, dm, s);
+      if (dm.k_rec && opt_.reset_after)
+        dropped_recurrence(d, dm, s, 0, 3, rec, cols, 0.0f, rec_bias);
+      else if (dm.k_rec && (s > 0 || h0_))
+        dropped_recurrence(d, dm, s, 0, 2, z, ldz, 1.0f, nullptr);
+      else if (opt_.reset_after)
         K.sgemm(false, false, n, cols, u, 1.0f, hp, (int)ldh, U, cols, 0.0f, rec, cols,
                 rec_bias);
       else if (s > 0 || h0_)
@@ -67,6 +74,8 @@ class Gru final : public Recurrent {
       };
       if (!opt_.reset_after) {
         for_rows(n, u, [&](int r0, int m) { step(0, r0, m); });
+        // Recurrent dropout: rh = r * (h * mask_h), what U_h reads (and dU_h with it).
+        if (dm.k_rec) scale_rows(RH + p * u, ldh, dm.rec + 2 * (std::size_t)n * u, n, u);
         // x_h += (r * h) U_h: U_h is U's last u columns.
         K.sgemm(false, false, n, u, u, 1.0f, RH + p * u, (int)ldh, U + 2 * u, cols, 1.0f,
                 z + 2 * u, (int)ldz, nullptr);
@@ -87,6 +96,7 @@ class Gru final : public Recurrent {
     const float* Z = ctx.saved->a.data();
     const float* Hp = ctx.saved->b.data();
     const float* RH = Hp + d.rows * u;
+    const DropoutMasks dm = dropout_masks(d, ctx, false);
     float* dZ = grow(dz_, d.rows * cols);
     float* dZr = opt_.reset_after ? grow(dzr_, d.rows * cols) : nullptr;
     float* dh = grow(dh_, (std::size_t)n * u);
@@ -125,7 +135,9 @@ class Gru final : public Recurrent {
       for_rows(n, u, [&](int r0, int m) { step(0, r0, m); });
       if (opt_.reset_after) {
         // dh (now dh * z) += dZr U^T, all three blocks.
-        if (s > 0 || dh0_)
+        if ((s > 0 || dh0_) && dm.k_rec)
+          dropped_recurrence_back(d, dm, dZr + p * cols, ldz, UT, 0, 3, dh);
+        else if (s > 0 || dh0_)
           K.sgemm(false, false, n, u, cols, 1.0f, dZr + p * cols, (int)ldz, UT, u, 1.0f, dh, u,
                   nullptr);
         continue;
@@ -133,19 +145,25 @@ class Gru final : public Recurrent {
       // d(r * h) = dz_h U_h^T, then dz_r and dh += d(r * h) * r; then dh += dz_zr U_zr^T.
       K.sgemm(false, false, n, u, u, 1.0f, dZ + p * cols + 2 * u, (int)ldz, UT + 2 * u * u, u,
               0.0f, drh, u, nullptr);
+      // rh = r * (h * mask_h): dr and dh both take d(rh) * mask_h where they took d(rh).
+      if (dm.k_rec) scale_rows(drh, u, dm.rec + 2 * (std::size_t)n * u, n, u);
       for_rows(n, u, [&](int r0, int m) { step(1, r0, m); });
-      if (s > 0 || dh0_)
+      if ((s > 0 || dh0_) && dm.k_rec)
+        dropped_recurrence_back(d, dm, dZ + p * cols, ldz, UT, 0, 2, dh);
+      else if (s > 0 || dh0_)
         K.sgemm(false, false, n, u, 2 * u, 1.0f, dZ + p * cols, (int)ldz, UT, u, 1.0f, dh, u,
                 nullptr);
     }
     if (dh0_) std::memcpy(dh0_, dh, (std::size_t)n * u * sizeof(float));
-    input_grads(x, d, dZ, dx);
+    input_grads(x, d, dZ, dx, dm);
     if (opt_.reset_after) {
-      recurrent_grad(Hp, d, dZr, 0, cols);
+      if (dm.k_rec) dropped_recurrent_grad(d, dm, dZr, 0, 3);
+      else recurrent_grad(Hp, d, dZr, 0, cols);
       if (opt_.use_bias) K.col_sum(dZr, (int)d.rows, cols, param(2).grad.data() + cols, false);
     } else {
-      recurrent_grad(Hp, d, dZ, 0, 2 * u);
-      recurrent_grad(RH, d, dZ, 2 * u, cols);
+      if (dm.k_rec) dropped_recurrent_grad(d, dm, dZ, 0, 2);
+      else recurrent_grad(Hp, d, dZ, 0, 2 * u);
+      recurrent_grad(RH, d, dZ, 2 * u, cols);  // rh already holds the dropped state
     }
   }
 };

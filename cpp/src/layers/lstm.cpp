@@ -25,15 +25,20 @@ class Lstm final : public Recurrent {
     float* C = Hp + d.rows * u;
     float* TC = C + d.rows * u;
     float* rec = grow(tmp_, (std::size_t)n * cols);
-    project_inputs(x, d, Z);
+    const DropoutMasks dm = dropout_masks(d, ctx, true);
+    project_inputs(x, d, Z, dm);
     for (int s = 0; s < d.T; ++s) {
       const std::size_t p = (std::size_t)pos(d, s);
       float* z = Z + p * cols;
       if (s == 0) initial_h(Hp, d);
       const bool recurrent = s > 0 || h0_;  // h_{-1} = 0 adds nothing
-      if (recurrent)
+      if (dm.k_rec) {  // rec = (h * mask_g) U_g per gate; dm.hd keeps h * mask_g for dU
+        drop_state(d, Hp, dm, s);
+        if (recurrent) dropped_recurrence(d, dm, s, 0, 4, rec, cols, 0.0f, nullptr);
+      } else if (recurrent) {
         K.sgemm(false, false, n, cols, u, 1.0f, Hp + p * u, (int)ldh, recurrent_kernel(), cols,
                 0.0f, rec, cols, nullptr);
+      }
       std::size_t ldo;
       float* h = state_out(Hp, y, d, s, &ldo);
       const float* cp = s == 0 ? c0_ : C + (std::size_t)pos(d, s - 1) * u;
@@ -76,6 +81,7 @@ class Lstm final : public Recurrent {
     const float* Hp = ctx.saved->b.data();
     const float* C = Hp + d.rows * u;
     const float* TC = C + d.rows * u;
+    const DropoutMasks dm = dropout_masks(d, ctx, false);
     float* dZ = grow(dz_, d.rows * cols);
     float* dh = grow(dh_, (std::size_t)n * u);
     float* dc = grow(dc_, (std::size_t)n * u);
@@ -109,14 +115,17 @@ class Lstm final : public Recurrent {
         st.zero_output = opt_.zero_output_for_mask;
         K.lstm_step_back(st);
       });
-      if (s > 0 || dh0_)
+      if ((s > 0 || dh0_) && dm.k_rec)
+        dropped_recurrence_back(d, dm, dZ + p * cols, ldz, UT, 0, 4, dh);
+      else if (s > 0 || dh0_)
         K.sgemm(false, false, n, u, cols, 1.0f, dZ + p * cols, (int)ldz, UT, u, 1.0f, dh, u,
                 nullptr);
     }
     if (dh0_) std::memcpy(dh0_, dh, (std::size_t)n * u * sizeof(float));
     if (dc0_) std::memcpy(dc0_, dc, (std::size_t)n * u * sizeof(float));
-    input_grads(x, d, dZ, dx);
-    recurrent_grad(Hp, d, dZ, 0, cols);
+    input_grads(x, d, dZ, dx, dm);
+    if (dm.k_rec) dropped_recurrent_grad(d, dm, dZ, 0, 4);
+    else recurrent_grad(Hp, d, dZ, 0, cols);
   }
 };
 

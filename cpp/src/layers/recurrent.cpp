@@ -28,7 +28,9 @@ static int gate_count(RecurrentCell c) {
   return c == RecurrentCell::LSTM ? 4 : c == RecurrentCell::GRU ? 3 : 1;
 }
 
-Recurrent::Recurrent(const RecurrentOptions& opt) : opt_(opt) {
+Recurrent::Recurrent(const RecurrentOptions& opt)
+    : opt_(opt),
+      drop_(opt.dropout, opt.recurrent_dropout, gate_count(opt.cell), opt.seed, type()) {
   if (opt.units <= 0)
     throw ValueError(std::string(type()) + ": units must be a positive integer, received " +
                      std::to_string(opt.units) + ".");
@@ -159,7 +161,9 @@ Recurrent::Dims Recurrent::dims(int n) const {
   return d;
 }
 
-void Recurrent::project_inputs(const float* x, const Dims& d, float* Z) const {
+void Recurrent::project_inputs(const float* x, const Dims& d, float* Z,
+                               const DropoutMasks& dm) {
+  if (dm.k_in) return project_dropped_inputs(x, d, Z, dm);
   const int cols = d.G * d.u;
   kernels::table().sgemm(false, false, (int)d.rows, cols, d.F, 1.0f, x, d.F, kernel(), cols,
                          0.0f, Z, cols, bias());
@@ -208,7 +212,9 @@ const float* Recurrent::transposed_recurrent_kernel(const Dims& d) {
   return ut;
 }
 
-void Recurrent::input_grads(const float* x, const Dims& d, const float* dZ, float* dx) {
+void Recurrent::input_grads(const float* x, const Dims& d, const float* dZ, float* dx,
+                            const DropoutMasks& dm) {
+  if (dm.k_in) return dropped_input_grads(x, d, dZ, dx, dm);
   const auto& K = kernels::table();
   const int cols = d.G * d.u, rows = (int)d.rows;
   K.sgemm(true, false, d.F, cols, rows, 1.0f, x, d.F, dZ, cols, 0.0f, param(0).grad.data(),
@@ -239,14 +245,19 @@ class SimpleRnn final : public Recurrent {
     const std::size_t ldh = d.ldh();
     float* Z = grow(ctx.saved->a, d.rows * d.u);
     float* Hp = grow(ctx.saved->b, d.rows * d.u);
-    project_inputs(x, d, Z);
+    const DropoutMasks dm = dropout_masks(d, ctx, true);
+    project_inputs(x, d, Z, dm);
     for (int s = 0; s < d.T; ++s) {
       const std::size_t p = (std::size_t)pos(d, s) * d.u;
       float* z = Z + p;
       if (s == 0) initial_h(Hp, d);
-      if (s > 0 || h0_)
+      if (dm.k_rec) {  // z += (h * mask) U; dm.hd keeps h * mask (zeros at s = 0) for dU
+        drop_state(d, Hp, dm, s);
+        if (s > 0 || h0_) dropped_recurrence(d, dm, s, 0, 1, z, ldh, 1.0f, nullptr);
+      } else if (s > 0 || h0_) {
         K.sgemm(false, false, n, d.u, d.u, 1.0f, Hp + p, (int)ldh, recurrent_kernel(), d.u,
                 1.0f, z, (int)ldh, nullptr);
+      }
       std::size_t ldo;
       float* h = state_out(Hp, y, d, s, &ldo);
       const float* ms = mask_at(mask, d, s);
@@ -268,6 +279,7 @@ class SimpleRnn final : public Recurrent {
     const std::size_t ldh = d.ldh();
     const float* Z = ctx.saved->a.data();  // h of every step, at its time index
     const float* Hp = ctx.saved->b.data();
+    const DropoutMasks dm = dropout_masks(d, ctx, false);
     float* dZ = grow(dz_, d.rows * d.u);
     float* dh = grow(dh_, (std::size_t)n * d.u);
     initial_grads(dy, dh, nullptr, d);
@@ -282,13 +294,16 @@ class SimpleRnn final : public Recurrent {
                             dZ + p + r0 * ldh, ldh, m, d.u, ms ? ms + (std::size_t)r0 * d.T : nullptr,
                             d.T, opt_.zero_output_for_mask);
       });
-      if (s > 0 || dh0_)
+      if ((s > 0 || dh0_) && dm.k_rec)
+        dropped_recurrence_back(d, dm, dZ + p, ldh, UT, 0, 1, dh);
+      else if (s > 0 || dh0_)
         K.sgemm(false, false, n, d.u, d.u, 1.0f, dZ + p, (int)ldh, UT, d.u, 1.0f, dh, d.u,
                 nullptr);
     }
     if (dh0_) std::memcpy(dh0_, dh, (std::size_t)n * d.u * sizeof(float));
-    input_grads(x, d, dZ, dx);
-    recurrent_grad(Hp, d, dZ, 0, d.u);
+    input_grads(x, d, dZ, dx, dm);
+    if (dm.k_rec) dropped_recurrent_grad(d, dm, dZ, 0, 1);
+    else recurrent_grad(Hp, d, dZ, 0, d.u);
   }
 };
 

@@ -8,11 +8,13 @@
 // GEMMs pair the right rows: Hp (n, T, u) holds at p(s) the state h_{s-1} that step s read
 // (zeros at s = 0), hence dU = Hp^T dZ, dW = x^T dZ and dx = dZ W^T are each one GEMM over all
 // n * T rows after the backward time loop, which itself only runs dh_{s-1} = dZ_s U^T (U^T
-// transposed once per batch, so that GEMM reads it in place).
+// transposed once per batch, so that GEMM reads it in place). Dropout (training only) is
+// recurrent_dropout.hpp's: the cells call the dropped_* methods when a call has masks.
 #pragma once
 #include <vector>
 
 #include "kernels/kernels.hpp"
+#include "layers/recurrent_dropout.hpp"
 #include "shenjing/layers.hpp"
 
 namespace shenjing {
@@ -70,6 +72,9 @@ class Recurrent : public Layer {
   bool return_state() const { return opt_.return_state; }
   void backward_inputs(const float* const* xs, const float* y, const float* dy,
                        float* const* dxs, int n, const RunContext& ctx) override;
+  // The masks' stream, when the layer has dropout.
+  uint64_t* random_state() override { return drop_.enabled() ? drop_.stream() : nullptr; }
+  CellDropout& cell_dropout() { return drop_; }
 
  protected:
   struct Dims {
@@ -92,8 +97,8 @@ class Recurrent : public Layer {
   const float* recurrent_kernel() const { return param(1).value.data(); }
   const float* bias() const { return opt_.use_bias ? param(2).value.data() : nullptr; }
 
-  // Z = x W (+ the input bias) over all n * T rows.
-  void project_inputs(const float* x, const Dims& d, float* Z) const;
+  // Z = x W (+ the input bias) over all n * T rows; x * the input masks with dropout.
+  void project_inputs(const float* x, const Dims& d, float* Z, const DropoutMasks& dm);
   // Where step s's output goes: y's row for step s (return_sequences) or the final state.
   float* output_row(float* y, const Dims& d, int s) const;
   const float* output_grad(const float* dy, const Dims& d, int s) const;
@@ -128,8 +133,27 @@ class Recurrent : public Layer {
   const float* transposed_recurrent_kernel(const Dims& d);
   // After the time loop: kernel and input-bias gradients and dx from dZ (the input side),
   // recurrent_kernel gradient Hp^T dZr (columns [c0, c1) of U only when c1 > c0).
-  void input_grads(const float* x, const Dims& d, const float* dZ, float* dx);
+  void input_grads(const float* x, const Dims& d, const float* dZ, float* dx,
+                   const DropoutMasks& dm);
   void recurrent_grad(const float* Hp, const Dims& d, const float* dZr, int c0, int c1);
+
+  // Dropout (recurrent_dropout.cpp). This call's masks: drawn by forward (draw), read back
+  // by backward; none at inference or without dropout.
+  DropoutMasks dropout_masks(const Dims& d, const RunContext& ctx, bool draw);
+  void project_dropped_inputs(const float* x, const Dims& d, float* Z, const DropoutMasks& dm);
+  void dropped_input_grads(const float* x, const Dims& d, const float* dZ, float* dx,
+                           const DropoutMasks& dm);
+  // Step s's dm.hd blocks from h_{s-1} (Hp's row at step s's time index).
+  void drop_state(const Dims& d, const float* Hp, const DropoutMasks& dm, int s) const;
+  // Gate blocks [g0, g1) of out (row stride ldo) = beta * out + hd_g U_g (+ bias_g).
+  void dropped_recurrence(const Dims& d, const DropoutMasks& dm, int s, int g0, int g1,
+                          float* out, std::size_t ldo, float beta, const float* bias) const;
+  // dh += sum over g in [g0, g1) of (dzr_g U_g^T) * recurrent mask g.
+  void dropped_recurrence_back(const Dims& d, const DropoutMasks& dm, const float* dzr,
+                               std::size_t ldz, const float* UT, int g0, int g1, float* dh);
+  // recurrent_kernel gradient blocks [g0, g1) = hd_g^T dZr_g.
+  void dropped_recurrent_grad(const Dims& d, const DropoutMasks& dm, const float* dZr, int g0,
+                              int g1);
 
   RecurrentOptions opt_;
   int act_ = 0, rec_act_ = 0;  // kernel codes
@@ -140,7 +164,8 @@ class Recurrent : public Layer {
   std::size_t mask_in_ = 0, state_in_ = 0;
   const float *h0_ = nullptr, *c0_ = nullptr;
   float *dh0_ = nullptr, *dc0_ = nullptr;
-  std::vector<float> dz_, dzr_, dh_, dc_, ut_, tmp_;  // backward scratch of one call
+  CellDropout drop_;
+  std::vector<float> dz_, dzr_, dh_, dc_, ut_, tmp_, xd_, drec_;  // scratch of one call
 };
 
 std::unique_ptr<Layer> make_lstm(const RecurrentOptions& opt);

@@ -91,6 +91,14 @@ class Bidirectional(Layer):
                 "layer": _config.serialize(self.forward_layer),
                 "backward_layer": _config.serialize(self.backward_layer)}
 
+    def _core_config(self):
+        # The wrapped layers' core configs: their dropout seeds (the core runs both layers'
+        # masks from the forward layer's seed, see cpp/src/layers/bidirectional.cpp).
+        config = self.get_config()
+        for key, inner in (("layer", self.forward_layer), ("backward_layer", self.backward_layer)):
+            config[key] = {**config[key], "config": inner._core_config()}
+        return config
+
     @classmethod
     def _nested_from_config(cls, config, what):
         """The config with its wrapped layers' configs made into layers (_config.from_config

@@ -6,13 +6,18 @@ steps through time. Weights, as in Keras: ``kernel`` (features, G * units),
 with ``reset_after`` (input bias, then recurrent bias); G is 1, 4 (gates i, f, c, o) or 3
 (z, r, h). PyTorch's ``nn.LSTM`` holds the transposes with gates (i, f, g, o) and two biases
 (their sum is Keras's bias); ``nn.GRU`` orders its gates (r, z, n) and matches ``reset_after``.
+
+``dropout`` / ``recurrent_dropout`` (training only) are Keras 3's: one mask per sequence for
+the inputs and one for the state, drawn at each training batch and reused at every step; with
+``recurrent_dropout`` an LSTM or GRU draws one of each per gate, as Keras's cells then do.
+The masks come from a C++ stream seeded by ``seed`` (cpp/src/layers/recurrent_dropout.hpp).
 """
 import json
 import numbers
 
 import numpy as np
 
-from shenjing import activations, initializers, regularizers
+from shenjing import _random, activations, initializers, regularizers
 from shenjing.layers.base import Layer
 
 _CELL_ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh")
@@ -36,7 +41,7 @@ class _Recurrent(Layer):
         # (Bidirectional sets it on its layers when it returns sequences).
         self.zero_output_for_mask = bool(kwargs.pop("zero_output_for_mask", False))
         kwargs.pop("use_cudnn", None)
-        kwargs.pop("implementation", None)
+        implementation = kwargs.pop("implementation", 2)
         super().__init__(**kwargs)
         if isinstance(units, bool) or not isinstance(units, numbers.Integral) or units <= 0:
             raise ValueError(f"Received an invalid value for argument `units`, expected a "
@@ -67,12 +72,25 @@ class _Recurrent(Layer):
         for what, v in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
             if isinstance(v, bool) or not isinstance(v, numbers.Real):
                 raise ValueError(f"{cls}: {what} must be a float, received {v!r}.")
-        # Keras clips the rates into [0, 1].
+        # Keras clips the rates into [0, 1]. At 1 its cells disagree (SimpleRNN zeroes the
+        # values, LSTM and GRU skip dropout in the cell and zero the inputs on the fused path),
+        # so a rate of 1 is refused rather than given one of those meanings.
         self.dropout = min(1.0, max(0.0, float(dropout)))
         self.recurrent_dropout = min(1.0, max(0.0, float(recurrent_dropout)))
-        if self.dropout or self.recurrent_dropout:
-            raise ValueError(f"{cls}: dropout and recurrent_dropout are not supported yet; "
-                             f"put a Dropout layer before or after the {cls} layer instead.")
+        for what in ("dropout", "recurrent_dropout"):
+            if getattr(self, what) >= 1.0:
+                raise ValueError(f"{cls}: {what}={getattr(self, what)!r} would drop every "
+                                 f"value; use a rate in [0, 1).")
+        if implementation == 1 and self.dropout and not self.recurrent_dropout and \
+                self._gates > 1:
+            # Keras 3.15 draws one input mask per gate there and then fails to broadcast
+            # them on its fused path; implementation 2 (one mask for every gate) is what runs.
+            raise ValueError(f"{cls}: implementation=1 with dropout and without "
+                             f"recurrent_dropout does not run in Keras 3.15; leave "
+                             f"implementation at 2.")
+        if seed is not None and (isinstance(seed, bool) or
+                                 not isinstance(seed, numbers.Integral)):
+            raise ValueError(f"{cls}: seed must be an integer or None, received {seed!r}.")
         if stateful:
             raise ValueError(f"{cls}: stateful=True is not supported yet.")
         self.seed = seed
@@ -154,6 +172,18 @@ class _Recurrent(Layer):
         first = packed - count * u
         parts = [(0, first, (first // u, u) if self.return_sequences else (u,))]
         return parts + [(first + k * u, first + (k + 1) * u, (u,)) for k in range(count)]
+
+    def _core_config(self):
+        # The masks' C++ stream needs a seed (configs carry integers exactly up to 2^53): the
+        # given one, or one drawn at the first build, as Dropout does; none is drawn without
+        # dropout, so models without it draw the package generator as before.
+        config = self.get_config()
+        seed = self.seed
+        if seed is None and (self.dropout or self.recurrent_dropout):
+            if getattr(self, "_drawn_seed", None) is None:
+                self._drawn_seed = _random.draw_seed()
+            seed = self._drawn_seed
+        return config if seed is None else {**config, "seed": int(seed) % 2**53}
 
     def _initial_values(self, name, shape):
         if name == "kernel":
