@@ -109,3 +109,25 @@ def test_windows_over_the_unknown_axis_and_weights_that_would_depend_on_it():
         assert model.predict(np.ones((2, T, 3), np.float32), verbose=0).shape == (2, 2)
     with pytest.raises(ValueError, match="unknown size"):
         shenjing.Sequential([layers.Input((None, 3)), layers.Flatten(), layers.Dense(2)])
+
+
+def test_a_callback_predicting_at_another_length_does_not_rewind_training():
+    rng = np.random.default_rng(3)
+    x = rng.integers(1, 40, (32, 6))
+    y = (x[:, 0] > 20).astype(np.float32)
+
+    class PredictOther(shenjing.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            self.model.predict(x[:2, :3], verbose=0)
+
+    def run(callbacks):
+        shenjing.utils.set_random_seed(4)
+        model = _text(None)
+        model.compile(optimizer="adam", loss="binary_crossentropy")
+        model.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=callbacks)
+        return model
+
+    plain, busy = run([]), run([PredictOther()])
+    assert int(busy.optimizer.iterations) == int(plain.optimizer.iterations) == 8
+    for a, b in zip(plain.get_weights(), busy.get_weights()):
+        np.testing.assert_array_equal(a, b)

@@ -214,3 +214,41 @@ def test_any_and_all_ops():
                    "float32")
     got = shenjing.Model(inp, out).predict(x, verbose=0)
     np.testing.assert_array_equal(got, [[1, 0], [0, 0], [1, 1]])
+
+
+def test_custom_layers_get_the_mask_as_keras_passes_it():
+    class MaskedMean(layers.Layer):
+        """Mean over the unmasked steps, written with ops."""
+
+        def call(self, x, mask=None):
+            m = ops.expand_dims(ops.cast(mask, "float32"), -1)
+            return ops.sum(x * m, axis=1) / ops.sum(m, axis=1)
+
+    class Scale(layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.supports_masking = True
+
+        def call(self, x):
+            return x * 2.0
+
+    inp = shenjing.Input((4,), dtype="int32")
+    e = layers.Embedding(5, 3, mask_zero=True)
+    scaled = Scale()(e(inp))
+    assert scaled._keras_mask is not None  # passed on: supports_masking
+    with pytest.warns(UserWarning, match="does not support masking"):  # as Keras warns
+        out = MaskedMean()(scaled)
+    model = shenjing.Model(inp, out)
+    ids = np.array([[1, 2, 0, 0], [3, 3, 3, 4]])
+    table = e.embeddings
+    want = 2 * np.stack([table[[1, 2]].mean(0), table[[3, 3, 3, 4]].mean(0)])
+    np.testing.assert_allclose(model.predict(ids, verbose=0), want, rtol=1e-6)
+
+
+def test_nested_models_and_batch_normalization_refuse_masks():
+    inner = shenjing.Sequential([layers.Input((4, 3)), layers.LSTM(2)])
+    e = layers.Embedding(9, 3, mask_zero=True)(shenjing.Input((4,), dtype="int32"))
+    with pytest.raises(ValueError, match="mask"):
+        inner(e)
+    with pytest.raises(ValueError, match="batch statistics"):
+        layers.BatchNormalization()(e)

@@ -139,3 +139,70 @@ def test_bad_calls():
         layers.GRU(3)(e, initial_state=[shenjing.Input((3,))])
     with pytest.raises(ValueError, match="return_state"):
         layers.Bidirectional(layers.LSTM(2, return_state=True))
+
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+def test_stateful_batches_continue_the_sequence(cell):
+    """stateful=True: each batch starts from the previous batch's final states, so feeding a
+    sequence in two halves equals feeding it whole; reset_states() starts again from 0."""
+    shenjing.utils.set_random_seed(6)
+    whole = shenjing.Sequential([layers.Input((8, 3)), CELLS[cell](4, return_sequences=True)])
+    halves = shenjing.Sequential([layers.Input((4, 3)),
+                                  CELLS[cell](4, return_sequences=True, stateful=True)])
+    halves.set_weights(whole.get_weights())
+    x = np.random.default_rng(0).normal(size=(2, 8, 3)).astype(np.float32)
+    ref = whole.predict(x, verbose=0)
+    got = np.concatenate([halves.predict(x[:, :4], verbose=0),
+                          halves.predict(x[:, 4:], verbose=0)], axis=1)
+    np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-7)
+    halves.layers[0].reset_states()
+    np.testing.assert_allclose(halves.predict(x[:, :4], verbose=0), ref[:, :4], rtol=1e-6,
+                               atol=1e-7)
+    with pytest.raises(ValueError, match="batch size"):
+        halves.predict(x[:1, :4], verbose=0)
+
+
+class _FromZeroStates:
+    """A stateful model's core with its states reset before every gradient call (each call
+    would otherwise start from the previous one's final states)."""
+
+    def __init__(self, model):
+        self._model, self._core = model, model._core
+
+    def compute_gradients(self, x, y):
+        for layer in self._model.layers:
+            if getattr(layer, "stateful", False):
+                layer.reset_states()
+        return self._core.compute_gradients(x, y)
+
+    def __getattr__(self, name):
+        return getattr(self._core, name)
+
+
+def test_stateful_gradients():
+    shenjing.utils.set_random_seed(7)
+    model = shenjing.Sequential([layers.Input((3, 2)), layers.LSTM(3, stateful=True),
+                                 layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(4, 3, 2)), rng.normal(size=(4, 1))
+    model.fit(x, y, batch_size=4, epochs=2, verbose=0)  # carried states: a second batch
+    model._core = _FromZeroStates(model)
+    assert finite_difference_check(model, x, y) > 0
+
+
+def test_a_failed_call_changes_nothing_and_calls_must_agree():
+    a = shenjing.Input((4, 3))
+    lstm = layers.LSTM(5)
+    with pytest.raises(ValueError):
+        lstm(a, initial_state=[shenjing.Input((4,)), shenjing.Input((4,))])
+    assert lstm(a).shape == (None, 5)  # still usable
+    rnn = layers.SimpleRNN(4)
+    rnn(a, initial_state=[shenjing.Input((4,))])
+    masked = layers.Masking()(shenjing.Input((4, 3)))
+    with pytest.raises(ValueError, match="initial_state before"):
+        rnn(masked)
+    with pytest.raises(TypeError, match="symbolic"):
+        layers.LSTM(2, return_state=True)(a, mask=np.ones((1, 4)))
+    with pytest.raises((TypeError, ValueError), match="initial_state"):
+        layers.Bidirectional(layers.LSTM(2))(a, initial_state=[shenjing.Input((2,))] * 4)

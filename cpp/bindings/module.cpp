@@ -488,6 +488,7 @@ PYBIND11_MODULE(_core, m) {
              self.add(layer_from_config(json::parse(spec, "layer config"), self.output_shape()));
            },
            "Appends the layer described by a Keras layer config (JSON text)")
+      .def("reset_states", &Model::reset_states, py::call_guard<py::gil_scoped_release>())
       .def("random_state",
            [](Model& self, int i) -> py::object {
              uint64_t* s = self.layers().at(i)->random_state();

@@ -3,8 +3,6 @@
 
 #include <omp.h>
 
-#include <atomic>
-
 #if defined(__x86_64__) || defined(__i386__)
 #include <xmmintrin.h>
 #define SJ_MXCSR 1
@@ -15,8 +13,9 @@ namespace {
 
 #if SJ_MXCSR
 constexpr unsigned kFtzDaz = 0x8040;  // flush-to-zero (bit 15) and denormals-are-zero (bit 6)
-// The largest OpenMP team whose threads have been set (a larger team has new threads).
-std::atomic<int> workers_set{0};
+// Each OpenMP worker's mode before the guard set it (restored at the guard's end).
+thread_local unsigned worker_saved = 0;
+thread_local bool worker_set = false;
 #endif
 
 }  // namespace
@@ -26,18 +25,28 @@ DenormalGuard::DenormalGuard(bool on) : on_(on) {
   if (!on_) return;
   saved_ = _mm_getcsr();
   _mm_setcsr(saved_ | kFtzDaz);
-  const int team = omp_get_max_threads();
-  if (team > 1 && workers_set.load() < team) {
-#pragma omp parallel num_threads(team)
-    _mm_setcsr(_mm_getcsr() | kFtzDaz);
-    workers_set.store(team);
+  if (omp_get_max_threads() > 1) {
+#pragma omp parallel
+    if (omp_get_thread_num() != 0) {  // thread 0 is this one
+      worker_saved = _mm_getcsr();
+      worker_set = true;
+      _mm_setcsr(worker_saved | kFtzDaz);
+    }
   }
 #endif
 }
 
 DenormalGuard::~DenormalGuard() {
 #if SJ_MXCSR
-  if (on_) _mm_setcsr(saved_);
+  if (!on_) return;
+  if (omp_get_max_threads() > 1) {
+#pragma omp parallel
+    if (worker_set) {  // other models and libraries on these threads see their own mode
+      _mm_setcsr(worker_saved);
+      worker_set = false;
+    }
+  }
+  _mm_setcsr(saved_);
 #endif
 }
 

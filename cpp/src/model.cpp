@@ -240,6 +240,14 @@ void Model::set_trainable(std::size_t layer, bool trainable) {
   layers_[layer]->set_trainable(trainable);
 }
 
+void Model::reset_states(std::size_t layer) {
+  std::lock_guard<std::mutex> lock(*mu_);  // not in the middle of another thread's batch
+  if (layer >= layers_.size())
+    throw ValueError("reset_states: no layer " + std::to_string(layer) + " in a model of " +
+                     std::to_string(layers_.size()) + " layers.");
+  layers_[layer]->reset_states();
+}
+
 void Model::set_metrics(const std::vector<std::vector<MetricKind>>& per_output) {
   std::lock_guard<std::mutex> lock(*mu_);
   if (!compiled()) throw ValueError("Compile the model before setting its metrics.");

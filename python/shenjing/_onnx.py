@@ -83,6 +83,10 @@ def _walk(g, nodes, values):
             _walk(g, inner_nodes, inner)
             values[id(node.output)] = inner[id(inner_outputs[0])]
             continue
+        if node.call_kwargs.get("initial_state"):
+            raise ValueError(f"export_onnx: layer '{layer.name}' ({type(layer).__name__}) "
+                             f"takes initial_state tensors, which have no ONNX conversion "
+                             f"here yet.")
         if node.call_kwargs.get("mask") is not None:
             # Keras masks skip steps anywhere in a sequence (the state carries over); ONNX's
             # recurrent ops only end sequences early (sequence_lens).

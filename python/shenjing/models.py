@@ -129,6 +129,10 @@ class Model(Trainer, GraphModel):
         """One node of the calling graph whose output has this model's output shape."""
         from shenjing.layers.node import KerasTensor, Node, flatten_tensors
         tensors = flatten_tensors(inputs, f"The input of model '{self.name}'")
+        if any(t._keras_mask is not None for t in tensors):
+            raise ValueError(f"Model '{self.name}' is called on a tensor that carries a mask "
+                             f"(from Embedding(mask_zero=True) or Masking); a model used as a "
+                             f"layer does not take masks in shenjing yet.")
         self._prepare_call([t.shape[1:] for t in tensors])
         self._check_nested()
         if len(tensors) != len(self.inputs):
@@ -138,6 +142,9 @@ class Model(Trainer, GraphModel):
             if t.shape[1:] != want.shape[1:]:
                 raise ValueError(f"Input of model '{self.name}' is incompatible: expected "
                                  f"shape {want.shape}, received {t.shape}.")
+        if self.outputs[0]._keras_mask is not None:
+            raise ValueError(f"The output of model '{self.name}' carries a mask; a model used "
+                             f"as a layer does not pass masks on in shenjing yet.")
         out = KerasTensor(self.outputs[0].shape, name=self.name)
         Node(self, inputs, tensors, out)
         return out

@@ -178,6 +178,10 @@ class Trainer(TrainerData, TrainerCompile):
                     batch_begin = {}
                     for c in begin_cbs:
                         c.on_train_batch_begin(b, batch_begin)
+                if self._core is not core:  # a callback predicted at another length
+                    if train_shapes:
+                        self._specialize(train_shapes)
+                    core = self._core
                 start = pos * batch_size
                 count = min(batch_size, n - start)
                 pos += 1

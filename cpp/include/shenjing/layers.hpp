@@ -140,6 +140,9 @@ class Layer {
   virtual void set_batched(const std::vector<char>&) {}
   virtual bool output_batched() const { return true; }
 
+  // Keras's reset_states(): stateful recurrent layers forget their carried states.
+  virtual void reset_states() {}
+
   // True for layers whose values can fall into the denormal range in normal use (recurrent
   // gates): the model then runs its batches with denormals flushed to zero.
   virtual bool flush_denormals() const { return false; }
@@ -334,6 +337,9 @@ struct RecurrentOptions {
   // initial states h0 (units) and c0 (LSTM), which get gradients.
   bool return_state = false;
   bool initial_state = false;
+  // stateful: each batch starts from the previous batch's final states (zeros at first and
+  // after reset_states()); batches must keep one size, as Keras requires.
+  bool stateful = false;
   float kernel_l1 = 0.0f, kernel_l2 = 0.0f, recurrent_l1 = 0.0f, recurrent_l2 = 0.0f,
         bias_l1 = 0.0f, bias_l2 = 0.0f;
   // Training only, in [0, 1): Keras's per-sequence masks (layers/recurrent_dropout.hpp).

@@ -146,6 +146,8 @@ class Model {
   // Keras's `layer.trainable = False` for layer i: applied at the next compile(), after which
   // its params are not updated (nor penalised) and BatchNormalization runs in inference mode.
   void set_trainable(std::size_t layer, bool trainable);
+  // Keras's reset_states() on layer `layer` (stateful recurrent layers; others: nothing).
+  void reset_states(std::size_t layer);
   // One OutputTraining per output.
   void compile(const std::vector<OutputTraining>& outputs, const OptimizerOptions& opt);
   // A model with one output.

@@ -11,14 +11,6 @@ namespace shenjing {
 
 namespace {
 
-// Fields Keras writes whose only accepted value here is its default (a ValueError names the
-// field otherwise, so a model never silently runs without what it asked for).
-void require_default(const config::Fields& f, const char* key, bool def) {
-  if (f.boolean(key, def) != def)
-    f.fail(key, def ? "true (the only value supported)" : "false (not supported yet)",
-           f.get(key));
-}
-
 // Bidirectional: {"merge_mode", "layer": <recurrent layer>, "backward_layer": <the same with
 // go_backwards>}; Keras writes both, and without "backward_layer" builds it from "layer".
 std::unique_ptr<Layer> bidirectional(const config::Fields& f, const Shape& input) {
@@ -92,7 +84,7 @@ std::unique_ptr<Layer> recurrent_layer_from_config(const std::string& cls,
   o.zero_output_for_mask = f.boolean("zero_output_for_mask", false);
   o.return_state = f.boolean("return_state", false);
   o.initial_state = f.boolean("initial_state", false);  // shenjing's: the call's states
-  require_default(f, "stateful", false);
+  o.stateful = f.boolean("stateful", false);
   f.boolean("unroll", false);  // unrolling is a graph-compiler hint: same result either way
   f.boolean("unit_forget_bias", true);  // an initializer choice, made in Python
   // Keras clips the rates into [0, 1]; at 1 its cells disagree (SimpleRNN zeroes the values,

@@ -26,8 +26,11 @@ class Bidirectional final : public Layer {
     if (f_->go_backwards() == b_->go_backwards())
       throw ValueError("Bidirectional: the forward and backward layers must have different "
                        "go_backwards values.");
-    if (f_->return_state() || b_->return_state())
-      throw ValueError("Bidirectional: return_state=True is not supported yet.");
+    if (f_->takes_initial_state() || b_->takes_initial_state())
+      throw ValueError("Bidirectional: initial_state is not supported yet.");
+    if (f_->return_state() || b_->return_state() || f_->stateful() || b_->stateful())
+      throw ValueError("Bidirectional: return_state=True and stateful=True are not supported "
+                       "yet.");
     if (f_->return_sequences() != b_->return_sequences())
       throw ValueError("Bidirectional: the forward and backward layers must have the same "
                        "return_sequences.");
@@ -50,6 +53,9 @@ class Bidirectional final : public Layer {
   void build(const Shape& input) override { build_inputs({input}); }
 
   void build_inputs(const std::vector<Shape>& inputs) override {
+    if (inputs.empty() || inputs.size() > 2)  // the sequence and optionally its mask
+      throw ValueError("Layer '" + name_ + "' (Bidirectional) takes a sequence and optionally "
+                       "its mask, received " + std::to_string(inputs.size()) + " inputs.");
     fwd_->build_inputs(inputs);
     bwd_->build_inputs(inputs);
     const Shape& fo = fwd_->output_shape();

@@ -21,9 +21,15 @@ class Lstm final : public Recurrent {
     const int u = d.u, cols = 4 * u;
     const std::size_t ldz = d.ldz(), ldh = d.ldh();
     float* Z = grow(ctx.saved->a, d.rows * cols);
-    float* Hp = grow(ctx.saved->b, 3 * d.rows * u);
+    // After Hp, C and TC: a copy of c0 (a stateful layer overwrites its own after forward).
+    float* Hp = grow(ctx.saved->b, 3 * d.rows * u + (c0_ ? (std::size_t)n * u : 0));
     float* C = Hp + d.rows * u;
     float* TC = C + d.rows * u;
+    const float* c0 = nullptr;
+    if (c0_) {
+      std::memcpy(TC + d.rows * u, c0_, (std::size_t)n * u * sizeof(float));
+      c0 = TC + d.rows * u;
+    }
     float* rec = grow(tmp_, (std::size_t)n * cols);
     const DropoutMasks dm = dropout_masks(d, ctx, true);
     project_inputs(x, d, Z, dm);
@@ -41,7 +47,7 @@ class Lstm final : public Recurrent {
       }
       std::size_t ldo;
       float* h = state_out(Hp, y, d, s, &ldo);
-      const float* cp = s == 0 ? c0_ : C + (std::size_t)pos(d, s - 1) * u;
+      const float* cp = s == 0 ? c0 : C + (std::size_t)pos(d, s - 1) * u;
       const std::size_t ldcp = s == 0 ? (std::size_t)u : ldh;
       const float* ms = mask_at(mask, d, s);
       for_rows(n, u, [&](int r0, int m) {
@@ -81,6 +87,7 @@ class Lstm final : public Recurrent {
     const float* Hp = ctx.saved->b.data();
     const float* C = Hp + d.rows * u;
     const float* TC = C + d.rows * u;
+    const float* c0 = c0_ ? TC + d.rows * u : nullptr;  // forward's copy
     const DropoutMasks dm = dropout_masks(d, ctx, false);
     float* dZ = grow(dz_, d.rows * cols);
     float* dh = grow(dh_, (std::size_t)n * u);
@@ -90,7 +97,7 @@ class Lstm final : public Recurrent {
     for (int s = d.T - 1; s >= 0; --s) {
       const std::size_t p = (std::size_t)pos(d, s);
       const float* g = output_grad(dy, d, s);
-      const float* cp = s == 0 ? c0_ : C + (std::size_t)pos(d, s - 1) * u;
+      const float* cp = s == 0 ? c0 : C + (std::size_t)pos(d, s - 1) * u;
       const std::size_t ldcp = s == 0 ? (std::size_t)u : ldh;
       const float* ms = mask_at(mask, d, s);
       for_rows(n, u, [&](int r0, int m) {

@@ -84,9 +84,12 @@ void Recurrent::build_inputs(const std::vector<Shape>& inputs) {
     throw ValueError("Layer '" + name_ + "' (" + type() + "): the mask must have shape (None, " +
                      std::to_string(inputs[0][0]) + ") for input of shape " +
                      shape_str(inputs[0]) + ", received " + shape_str(inputs[1]) + ".");
-  if (masked && states)  // Keras then outputs zeros, not h0, before the first real step
-    throw ValueError("Layer '" + name_ + "' (" + type() + "): a mask together with "
-                     "initial_state is not supported yet.");
+  if (masked && (states || opt_.stateful))  // Keras: zeros, not h0, before the first step
+    throw ValueError("Layer '" + name_ + "' (" + type() + "): a mask together with " +
+                     (states ? "initial_state" : "stateful=True") + " is not supported yet.");
+  if (states && opt_.stateful)
+    throw ValueError("Layer '" + name_ + "' (" + type() + "): initial_state with "
+                     "stateful=True is not supported.");
   mask_in_ = masked ? 1 : 0;
   state_in_ = states ? 1 + mask_in_ : 0;
   for (std::size_t k = 0; k < states; ++k)
@@ -98,23 +101,63 @@ void Recurrent::build_inputs(const std::vector<Shape>& inputs) {
   ins_ = inputs;
 }
 
+namespace {
+// Clears a call's initial-state pointers however the call ends (they point into its inputs).
+struct CallStates {
+  const float **h0, **c0;
+  float **dh0, **dc0;
+  ~CallStates() { *h0 = *c0 = nullptr, *dh0 = *dc0 = nullptr; }
+};
+}  // namespace
+
 void Recurrent::forward_inputs(const float* const* xs, float* y, int n,
                                const RunContext& ctx) {
+  CallStates clear{&h0_, &c0_, &dh0_, &dc0_};
   h0_ = state_in_ ? xs[state_in_] : nullptr;
   c0_ = state_in_ && state_count() == 2 ? xs[state_in_ + 1] : nullptr;
+  if (opt_.stateful) begin_stateful(n);
   run_forward(xs[0], mask_in_ ? xs[mask_in_] : nullptr, y, n, ctx);
-  h0_ = c0_ = nullptr;
+  if (opt_.stateful) end_stateful(y, ctx.saved->b.data(), dims(n));
+}
+
+void Recurrent::begin_stateful(int n) {
+  const std::size_t size = (std::size_t)n * opt_.units;
+  if (kept_n_ == 0) {
+    kept_n_ = n;
+    kept_h_.assign(size, 0.0f);
+    if (state_count() == 2) kept_c_.assign(size, 0.0f);
+  } else if (kept_n_ != n) {
+    throw ValueError("Layer '" + name_ + "' (" + type() + ") is stateful: the batch size of "
+                     "the input sequences must be the same as the batch size of the state.\n"
+                     "- Expected batch size: " + std::to_string(kept_n_) + "\n- Received batch "
+                     "size: " + std::to_string(n));
+  }
+  h0_ = kept_h_.data();
+  c0_ = state_count() == 2 ? kept_c_.data() : nullptr;
+}
+
+void Recurrent::end_stateful(const float* y, const float* saved, const Dims& d) {
+  const std::size_t ld = opt_.return_state ? output_ld(d) : (std::size_t)d.u;
+  const float* h = opt_.return_state ? y + state_offset(d) : final_h_.data();
+  for (int b = 0; b < d.n; ++b)
+    std::memcpy(kept_h_.data() + (std::size_t)b * d.u, h + b * ld, d.u * sizeof(float));
+  if (state_count() == 2) {  // the LSTM's carry buffer (after Hp) at the last step's index
+    const float* last = saved + d.rows * d.u + (std::size_t)pos(d, d.T - 1) * d.u;
+    for (int b = 0; b < d.n; ++b)
+      std::memcpy(kept_c_.data() + (std::size_t)b * d.u, last + (std::size_t)b * d.ldh(),
+                  d.u * sizeof(float));
+  }
 }
 
 void Recurrent::backward_inputs(const float* const* xs, const float* y, const float* dy,
                                 float* const* dxs, int n, const RunContext& ctx) {
+  CallStates clear{&h0_, &c0_, &dh0_, &dc0_};
   h0_ = state_in_ ? xs[state_in_] : nullptr;
   c0_ = state_in_ && state_count() == 2 ? xs[state_in_ + 1] : nullptr;
+  if (opt_.stateful && state_count() == 2) c0_ = kept_c_.data();  // backward reads its copy
   dh0_ = state_in_ ? dxs[state_in_] : nullptr;
   dc0_ = state_in_ && state_count() == 2 ? dxs[state_in_ + 1] : nullptr;
   run_backward(xs[0], mask_in_ ? xs[mask_in_] : nullptr, y, dy, dxs[0], n, ctx);
-  h0_ = c0_ = nullptr;
-  dh0_ = dc0_ = nullptr;
   if (mask_in_ && dxs[mask_in_])  // a mask has no gradient
     std::memset(dxs[mask_in_], 0, (std::size_t)n * in_[0] * sizeof(float));
 }
@@ -184,13 +227,20 @@ float* Recurrent::state_out(float* Hp, float* y, const Dims& d, int s, std::size
     return Hp + (std::size_t)pos(d, s + 1) * d.u;
   }
   *ld = output_ld(d);
-  // The final state: with return_state in its own place (the output may be zeroed there).
-  return opt_.return_state ? y + state_offset(d) : output_row(y, d, s);
+  // The final state: with return_state in its own place (the output may be zeroed there);
+  // stateful keeps it for the next batch.
+  if (opt_.return_state) return y + state_offset(d);
+  if (opt_.stateful) {
+    *ld = d.u;
+    return grow(final_h_, (std::size_t)d.n * d.u);
+  }
+  return output_row(y, d, s);
 }
 
 void Recurrent::copy_output(const float* h, std::size_t ldh, float* y, const Dims& d, int s,
                             int r0, int m, const float* mask) const {
-  const bool last = s + 1 == d.T && !opt_.return_state;  // then y holds h already
+  // The last step wrote its h into y already, unless it went to the states' place.
+  const bool last = s + 1 == d.T && !opt_.return_state && !opt_.stateful;
   if (!opt_.return_sequences && s + 1 < d.T) return;
   const float* ms = mask_at(mask, d, s);
   float* out = output_row(y, d, s);

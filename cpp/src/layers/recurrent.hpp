@@ -11,6 +11,7 @@
 // transposed once per batch, so that GEMM reads it in place). Dropout (training only) is
 // recurrent_dropout.hpp's: the cells call the dropped_* methods when a call has masks.
 #pragma once
+#include <algorithm>
 #include <vector>
 
 #include "kernels/kernels.hpp"
@@ -70,6 +71,12 @@ class Recurrent : public Layer {
   bool return_sequences() const { return opt_.return_sequences; }
   bool go_backwards() const { return opt_.go_backwards; }
   bool return_state() const { return opt_.return_state; }
+  bool stateful() const { return opt_.stateful; }
+  bool takes_initial_state() const { return opt_.initial_state; }
+  void reset_states() override {
+    std::fill(kept_h_.begin(), kept_h_.end(), 0.0f);
+    std::fill(kept_c_.begin(), kept_c_.end(), 0.0f);
+  }
   void backward_inputs(const float* const* xs, const float* y, const float* dy,
                        float* const* dxs, int n, const RunContext& ctx) override;
   // The masks' stream, when the layer has dropout.
@@ -164,6 +171,13 @@ class Recurrent : public Layer {
   std::size_t mask_in_ = 0, state_in_ = 0;
   const float *h0_ = nullptr, *c0_ = nullptr;
   float *dh0_ = nullptr, *dc0_ = nullptr;
+  // stateful: the states carried to the next batch, for batches of kept_n_ sequences.
+  std::vector<float> kept_h_, kept_c_;
+  mutable std::vector<float> final_h_;  // where a stateful call's last step writes h
+  int kept_n_ = 0;
+  // The states a stateful call starts from; after forward, the final states become them.
+  void begin_stateful(int n);
+  void end_stateful(const float* y, const float* saved, const Dims& d);
   CellDropout drop_;
   std::vector<float> dz_, dzr_, dh_, dc_, ut_, tmp_, xd_, drec_;  // scratch of one call
 };

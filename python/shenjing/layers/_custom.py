@@ -86,6 +86,17 @@ def call(layer, inputs, args, training, mask, kwargs):
                               not isinstance(v, np.ndarray) else v)
     layer._check_training_arg(training)
     tensors = [_trace.as_tensor(t) for t in flat]
+    # Keras passes the input's mask to a call() that takes `mask`: it becomes a traced input.
+    from shenjing.layers import _masking
+    takes_mask = "mask" in inspect.signature(layer.call).parameters
+    in_mask = _masking.call_mask(layer, tensors, mask) if takes_mask or mask is not None \
+        else (tensors[0]._keras_mask if len(tensors) == 1 else None)
+    if mask is not None and not isinstance(mask, KerasTensor):
+        raise TypeError(f"Layer '{layer.name}': mask must be a symbolic tensor, received "
+                        f"{mask!r:.100}.")
+    mask = in_mask if takes_mask else None
+    if mask is not None:
+        tensors = tensors + [mask]
     maybe_build(layer, inputs)
     if training is None and _takes_training(layer):
         # Keras runs call(training=True) in fit and training=False in predict: both must
@@ -108,8 +119,13 @@ def call(layer, inputs, args, training, mask, kwargs):
     several = isinstance(outs, (list, tuple))
     made = [KerasTensor(r.shape, r.dtype, name=layer.name) for r in results]
     out = type(outs)(made) if several else made[0]
+    out_mask = _masking.output_mask(layer, inputs, in_mask) if not several else None
     node = Node(layer, inputs, tensors, out)
     node.trace = trace
+    if mask is not None:
+        node.call_kwargs = {"mask": mask}
+    if not several:
+        out._keras_mask = out_mask
     if layer.output_shape is None:
         layer.input_shape = _shape_struct(inputs)
         layer.output_shape = [r.shape for r in results] if several else results[0].shape
@@ -128,6 +144,9 @@ def _trace_once(layer, inputs, tensors, args, training, mask, kwargs):
     it = iter([KerasTensor(t.shape, t.dtype, name=t.name) for t in tensors])
     placeholders = _structure_map(inputs, lambda _: next(it))
     holders = _flat(placeholders)
+    if mask is not None:  # the mask's placeholder: the last traced input
+        mask = next(it)
+        holders = holders + [mask]
     losses = []
     _trace._scopes.append(layer)
     modes.append(training)

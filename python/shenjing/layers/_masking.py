@@ -36,7 +36,9 @@ def call_mask(layer, tensors, explicit):
 def output_mask(layer, inputs, mask):
     """The output's mask: ``layer.compute_mask`` where the layer supports masking; a mask
     that reaches a layer without support is dropped with Keras's warning."""
-    if not layer.supports_masking:
+    from shenjing.layers.base import Layer
+    # Keras: a layer supports masking when it says so or defines its own compute_mask.
+    if not (layer.supports_masking or type(layer).compute_mask is not Layer.compute_mask):
         if mask is not None:
             warnings.warn(
                 f"Layer '{layer.name}' (of type {type(layer).__name__}) was passed an input "

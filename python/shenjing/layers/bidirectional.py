@@ -52,8 +52,9 @@ class Bidirectional(Layer):
             if inner is not None and not isinstance(inner, _Recurrent):
                 raise ValueError(f"Bidirectional: {what} must be a SimpleRNN, LSTM or GRU "
                                  f"layer, received {type(inner).__name__}.")
-        if layer.return_state:
-            raise ValueError("Bidirectional: return_state=True is not supported yet.")
+        if layer.return_state or layer.stateful:
+            raise ValueError("Bidirectional: return_state=True and stateful=True are not "
+                             "supported yet.")
         super().__init__(**kwargs)
         self.forward_layer = _copy(layer, name="forward_" + _strip(layer.name, "forward_"))
         if backward_layer is None:

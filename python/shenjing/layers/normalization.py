@@ -139,4 +139,16 @@ class LayerNormalization(Layer):
         return getattr(self, name + "_initializer")(shape)
 
 
-BatchNormalization.supports_masking = LayerNormalization.supports_masking = True
+LayerNormalization.supports_masking = True  # per step: a mask changes nothing
+
+
+def _refuse_masked_statistics(self, inputs, mask=None):
+    if mask is not None:  # Keras takes the batch moments over the unmasked steps only
+        raise ValueError(f"BatchNormalization '{self.name}': its input carries a mask (from "
+                         f"Embedding(mask_zero=True) or Masking); Keras computes the batch "
+                         f"statistics over the unmasked steps, which shenjing does not do yet.")
+    return None
+
+
+BatchNormalization.supports_masking = True
+BatchNormalization.compute_mask = _refuse_masked_statistics

@@ -91,8 +91,6 @@ class _Recurrent(Layer):
         if seed is not None and (isinstance(seed, bool) or
                                  not isinstance(seed, numbers.Integral)):
             raise ValueError(f"{cls}: seed must be an integer or None, received {seed!r}.")
-        if stateful:
-            raise ValueError(f"{cls}: stateful=True is not supported yet.")
         self.seed = seed
         self.return_sequences = bool(return_sequences)
         self.return_state = bool(return_state)
@@ -108,6 +106,15 @@ class _Recurrent(Layer):
     def compute_mask(self, inputs, mask=None):
         return mask if self.return_sequences else None
 
+    def reset_states(self):
+        """A stateful layer forgets the states carried from batch to batch (they start
+        from zeros again), as Keras's ``reset_states`` / ``reset_state``."""
+        if self._bound is not None:
+            core, index = self._bound
+            core.reset_states(index)
+
+    reset_state = reset_states
+
     _state_inputs = False  # whether calls pass initial_state (the core layer then reads it)
 
     def _spec(self, seeded=True):
@@ -119,13 +126,19 @@ class _Recurrent(Layer):
         """``layer(x)``, or in the functional API ``layer(x, initial_state=[h0, c0])``; with
         ``return_state`` the outputs are ``[output, h]`` (and ``c`` for an LSTM), Keras's
         list. The core runs one layer whose output packs them; ``Model._emit`` slices it."""
+        name = f"Layer '{self.name}' ({type(self).__name__})"
+        if self._call_shapes is not None and (initial_state is not None) != self._state_inputs:
+            # The core layer reads its inputs by position: a call must pass what the first did.
+            raise ValueError(f"{name} was called with{'' if self._state_inputs else 'out'} "
+                             f"initial_state before; every call must do the same.")
         if initial_state is None and not self.return_state:
             return super().__call__(inputs, training=training, mask=mask, **kwargs)
         from shenjing.layers import _masking
         from shenjing.layers.node import KerasTensor, Node, flatten_tensors, is_symbolic
-        name = f"Layer '{self.name}' ({type(self).__name__})"
         if kwargs:
             raise TypeError(f"{name}: unexpected argument(s) {', '.join(sorted(kwargs))}.")
+        if mask is not None and not isinstance(mask, KerasTensor):
+            raise TypeError(f"{name}: mask must be a symbolic tensor, received {mask!r:.100}.")
         if not is_symbolic(inputs):
             raise ValueError(f"{name}: initial_state and return_state work on symbolic tensors "
                              f"(the functional API), not on arrays.")
@@ -145,12 +158,14 @@ class _Recurrent(Layer):
             if in_mask is not None:
                 raise ValueError(f"{name}: a mask together with initial_state is not "
                                  f"supported yet.")
-        if self._call_shapes is not None and bool(states) != self._state_inputs:
-            raise ValueError(f"{name} was called with{'out' if self._state_inputs else ''} "
-                             f"initial_state before; every call must do the same.")
+        before = self._state_inputs
         self._state_inputs = bool(states)
         reads = tensors + ([in_mask] if in_mask is not None else []) + states
-        self._output_shape_for([t.shape[1:] for t in reads])  # checks them all in the core
+        try:
+            self._output_shape_for([t.shape[1:] for t in reads])  # the core checks them all
+        except BaseException:
+            self._state_inputs = before  # a failed call changes nothing
+            raise
         seq = tensors[0].shape[1]
         shapes = [(None, seq, self.units) if self.return_sequences else (None, self.units)]
         if self.return_state:
