@@ -252,3 +252,19 @@ def test_nested_models_and_batch_normalization_refuse_masks():
         inner(e)
     with pytest.raises(ValueError, match="batch statistics"):
         layers.BatchNormalization()(e)
+
+
+@pytest.mark.parametrize("make", [lambda: layers.LSTM(3, return_sequences=True),
+                                  lambda: layers.GRU(3, go_backwards=True,
+                                                     return_sequences=True),
+                                  lambda: layers.Bidirectional(layers.SimpleRNN(2,
+                                                               return_sequences=True))])
+def test_finite_differences_with_masked_steps(make):
+    rng = np.random.default_rng(5)
+    shenjing.utils.set_random_seed(5)
+    model = shenjing.Sequential([layers.Input((5,), dtype="int32"),
+                                 layers.Embedding(7, 3, mask_zero=True), make(),
+                                 layers.GlobalAveragePooling1D(), layers.Dense(2)])
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.array([[1, 2, 0, 3, 0], [4, 5, 6, 0, 0], [0, 0, 1, 1, 2]])
+    assert finite_difference_check(model, x, rng.normal(size=(3, 2))) > 0
