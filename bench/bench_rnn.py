@@ -4,6 +4,8 @@ threads and the same weights (through the documented mapping):
 - LSTM(128) and GRU(128) on MNIST rows as time steps (batch 64, 28 steps, 28 features)
   -> Dense(10) softmax, Adam, sparse categorical cross-entropy: seconds per training epoch
   and predict throughput (batch 256).
+- Embedding(20000, 128) -> LSTM(64) -> Dense(1) sigmoid on 200-step id sequences (batch 64,
+  Adam, binary cross-entropy): the same two figures.
 
     python bench/bench_rnn.py [--threads N] [--quick] [--json PATH]
 
@@ -77,6 +79,71 @@ def shenjing_model(cell):
     return model
 
 
+def embedding_lstm(torch, threads, n, rounds):
+    """Embedding(20000, 128) -> LSTM(64) -> Dense(1, sigmoid), 200-step id sequences."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(1, 20000, (n, 200)).astype(np.int32)
+    y = (rng.random(n) < 0.5).astype(np.float32)
+    sj = shenjing.Sequential([layers.Input((200,), dtype="int32"), layers.Embedding(20000, 128),
+                              layers.LSTM(64), layers.Dense(1, activation="sigmoid")])
+    sj.compile(optimizer=shenjing.optimizers.Adam(LR), loss="binary_crossentropy")
+    table, kernel, rec, bias, dense_w, dense_b = sj.get_weights()
+    nn = torch.nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(20000, 128)
+            self.rnn = nn.LSTM(128, 64, batch_first=True)
+            self.fc = nn.Linear(64, 1)
+
+        def forward(self, ids):
+            out, _ = self.rnn(self.emb(ids))
+            return self.fc(out[:, -1])
+
+    th = Net()
+    with torch.no_grad():
+        th.emb.weight.copy_(torch.tensor(table))
+        th.rnn.weight_ih_l0.copy_(torch.tensor(kernel.T))
+        th.rnn.weight_hh_l0.copy_(torch.tensor(rec.T))
+        th.rnn.bias_ih_l0.copy_(torch.tensor(bias))
+        th.rnn.bias_hh_l0.zero_()
+        th.fc.weight.copy_(torch.tensor(dense_w.T))
+        th.fc.bias.copy_(torch.tensor(dense_b))
+    opt = torch.optim.Adam(th.parameters(), lr=LR)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    xt, yt = torch.tensor(x.astype(np.int64)), torch.tensor(y)
+
+    def torch_epoch():
+        th.train()
+        perm = torch.randperm(n)
+        for i in range(0, n, BATCH):
+            idx = perm[i:i + BATCH]
+            opt.zero_grad()
+            loss_fn(th(xt[idx])[:, 0], yt[idx]).backward()
+            opt.step()
+
+    def torch_predict():
+        th.eval()
+        with torch.no_grad():
+            for i in range(0, n, 256):
+                torch.sigmoid(th(xt[i:i + 256]))
+
+    fit = {"shenjing": lambda: sj.fit(x, y, batch_size=BATCH, epochs=1, verbose=0),
+           "pytorch": torch_epoch}
+    pred = {"shenjing": lambda: sj.predict(x, batch_size=256, verbose=0),
+            "pytorch": torch_predict}
+    for fn in list(fit.values()) + list(pred.values()):
+        fn()
+    r = bench_conv._alternate(fit, rounds, 1)
+    p = bench_conv._alternate(pred, rounds, 2)
+    return {"fit_epoch_s": {k: v[0] for k, v in r.items()},
+            "fit_ratio": r["pytorch"][0] / r["shenjing"][0],
+            "predict_samples_per_s": {k: n / v[0] for k, v in p.items()},
+            "predict_ratio": p["pytorch"][0] / p["shenjing"][0],
+            "foreign_cores": max(v[1] for v in list(r.values()) + list(p.values()))}
+
+
 def run(threads, n, rounds):
     torch = bench_conv._torch(threads)
     shenjing.set_num_threads(threads)
@@ -121,6 +188,7 @@ def run(threads, n, rounds):
             "predict_ratio": p["pytorch"][0] / p["shenjing"][0],
             "foreign_cores": max(v[1] for v in list(r.values()) + list(p.values())),
         }
+    out["embedding_lstm"] = embedding_lstm(torch, threads, max(n // 4, 640), rounds)
     return out
 
 
@@ -132,10 +200,12 @@ def main():
     a = ap.parse_args()
     n, rounds = (6400, 2) if a.quick else (60000, 2)
     res = run(a.threads, n, rounds)
-    for cell in ("lstm", "gru"):
+    for cell in ("lstm", "gru", "embedding_lstm"):
         r = res[cell]
         f, p = r["fit_epoch_s"], r["predict_samples_per_s"]
-        print(f"{cell.upper()}({UNITS}) {n} samples, {a.threads} threads: fit epoch shenjing "
+        name = "Embedding(20000,128)+LSTM(64), 200 steps," if cell == "embedding_lstm" else \
+            f"{cell.upper()}({UNITS})"
+        print(f"{name} {a.threads} threads: fit epoch shenjing "
               f"{f['shenjing']:.2f}s pytorch {f['pytorch']:.2f}s (x{r['fit_ratio']:.2f}); "
               f"predict {p['shenjing']:.0f} vs {p['pytorch']:.0f} samples/s "
               f"(x{r['predict_ratio']:.2f})")

@@ -150,6 +150,11 @@ using LstmStepBackFn = void (*)(const RnnStepBack& s);
 using GruStepFn = void (*)(const RnnStep& s, int phase);
 using GruStepBackFn = void (*)(const RnnStepBack& s, int phase);
 
+// Whether parallel GEMMs are currently held on one thread because a recent parallel region
+// stalled on a descheduled thread (another process on the cores, gemm.inc): other small
+// parallel loops follow the same hint.
+using ThreadsSoloFn = bool (*)();
+
 struct KernelTable {
   const char* isa;
   SgdFn sgd;
@@ -177,6 +182,7 @@ struct KernelTable {
   LstmStepBackFn lstm_step_back;
   GruStepFn gru_step;
   GruStepBackFn gru_step_back;
+  ThreadsSoloFn threads_solo;
 };
 
 // The table in use (chosen on first call; SHENJING_ISA=generic|avx2|avx512 forces one).

@@ -27,12 +27,14 @@ int kernel_act(Activation a);  // kernels::Act code of a recurrent activation
 float* grow(std::vector<float>& v, std::size_t size);
 
 // fn(first row, row count) over n rows in blocks, in parallel when the step is large enough to
-// pay for a parallel region; the blocks never overlap, so results do not depend on threads.
+// pay for a parallel region and the cores are not busy with other work (then a region waits
+// for a descheduled thread at every time step: the GEMMs' hint, kernels::threads_solo); the
+// blocks never overlap, so results do not depend on threads.
 template <class Fn>
 void for_rows(int n, int units, Fn fn) {
   const int kBlock = 8;
   const int blocks = (n + kBlock - 1) / kBlock;
-  if ((long)n * units < 8192 || blocks < 2) {
+  if ((long)n * units < 8192 || blocks < 2 || kernels::table().threads_solo()) {
     fn(0, n);
     return;
   }
