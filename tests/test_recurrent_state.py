@@ -10,6 +10,7 @@ import shenjing
 from shenjing import layers
 
 from test_gradients import finite_difference_check
+from test_recurrent import _torch_from_keras
 
 CELLS = {"LSTM": layers.LSTM, "GRU": layers.GRU, "SimpleRNN": layers.SimpleRNN}
 
@@ -24,25 +25,10 @@ def _seq2seq(cell, u=5, Te=6, Td=4, F=3, out=2):
 
 
 def _to_torch(torch, cell, layer):
+    """A torch nn.LSTM / nn.GRU / nn.RNN holding ``layer``'s weights (the documented map)."""
     net = getattr(torch.nn, {"SimpleRNN": "RNN"}.get(cell, cell))(
         layer.kernel.shape[0], layer.units, batch_first=True)
-    kernel, rec, bias = layer.get_weights()
-
-    def order(a, axis):
-        if cell != "GRU":
-            return a
-        z, r, h = np.split(a, 3, axis=axis)
-        return np.concatenate([r, z, h], axis=axis)
-
-    with torch.no_grad():
-        net.weight_ih_l0.copy_(torch.tensor(order(kernel, 1).T))
-        net.weight_hh_l0.copy_(torch.tensor(order(rec, 1).T))
-        if cell == "GRU":
-            net.bias_ih_l0.copy_(torch.tensor(order(bias[0], 0)))
-            net.bias_hh_l0.copy_(torch.tensor(order(bias[1], 0)))
-        else:
-            net.bias_ih_l0.copy_(torch.tensor(bias))
-            net.bias_hh_l0.zero_()
+    _torch_from_keras(cell, layer, net)
     return net
 
 
