@@ -282,8 +282,8 @@ def test_bad_arguments_are_clear_errors():
         layers.LSTM(3, activation="softmax")
     with pytest.raises(ValueError, match="dropout=1.0"):  # more in test_recurrent_dropout.py
         layers.LSTM(3, dropout=1.0)
-    spec = json.dumps({"class_name": "LSTM", "config": {"units": 3, "stateful": True}})
-    with pytest.raises(ValueError, match="stateful"):
+    spec = json.dumps({"class_name": "LSTM", "config": {"units": 3, "initial_state": True}})
+    with pytest.raises(ValueError, match="2 initial state"):
         _core._run_layer(spec, [[4, 2]], [np.zeros((1, 4, 2), np.float32)], None, False, None)
     spec = json.dumps({"class_name": "GRU", "config": {"units": 3, "activation": "gelu"}})
     with pytest.raises(ValueError, match="gelu"):

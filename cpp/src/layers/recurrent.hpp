@@ -6,10 +6,14 @@
 // a per-ISA kernel applies the gates in place (kernels/recurrent.inc). p(s) = s, or T-1-s with
 // go_backwards. Every per-step buffer is indexed by that same time index, so backward's merged
 // GEMMs pair the right rows: Hp (n, T, u) holds at p(s) the state h_{s-1} that step s read
-// (zeros at s = 0), hence dU = Hp^T dZ, dW = x^T dZ and dx = dZ W^T are each one GEMM over all
+// (at s = 0 the initial state: zeros, initial_state's h0 or a stateful layer's kept one),
+// hence dU = Hp^T dZ, dW = x^T dZ and dx = dZ W^T are each one GEMM over all
 // n * T rows after the backward time loop, which itself only runs dh_{s-1} = dZ_s U^T (U^T
-// transposed once per batch, so that GEMM reads it in place). Dropout (training only) is
-// recurrent_dropout.hpp's: the cells call the dropped_* methods when a call has masks.
+// transposed once per batch, so that GEMM reads it in place). Inputs after the sequence: an
+// optional Keras mask (a masked step keeps the state), then initial states; with
+// return_state the output packs [output | h | c] (see layers.hpp, RecurrentOptions).
+// Dropout (training only) is recurrent_dropout.hpp's: the cells call the dropped_* methods
+// when a call has masks.
 #pragma once
 #include <algorithm>
 #include <vector>
