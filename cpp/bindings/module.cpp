@@ -599,6 +599,8 @@ PYBIND11_MODULE(_core, m) {
                     [](Model& self, float lr) { self.optimizer().set_learning_rate(lr); })
       .def_property_readonly("iterations", [](Model& self) { return self.optimizer().iterations(); })
       .def("train_step", batch_step<&Model::train_step>)
+      .def("gradient_step", batch_step<&Model::gradient_step>)
+      .def("apply_gradients", &Model::apply_gradients, py::call_guard<py::gil_scoped_release>())
       .def("compute_gradients",
            [](Model& self, const py::object& x, const py::object& y) {
              const std::vector<py::array> xs = array_list(x), ys = array_list(y);

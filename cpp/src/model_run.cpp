@@ -284,6 +284,21 @@ BatchStats Model::train_step(const std::vector<ArrayRef>& xs, const std::vector<
   return st;
 }
 
+BatchStats Model::gradient_step(const std::vector<ArrayRef>& xs,
+                                const std::vector<Target>& ys, const long long* idx, int n) {
+  std::lock_guard<std::mutex> lock(*mu_);
+  DenormalGuard ftz(flush_denormals(layers_));
+  BatchStats st;
+  st.loss_sum = forward_backward(xs, ys, idx, n, &st) * n;
+  return st;
+}
+
+void Model::apply_gradients() {
+  std::lock_guard<std::mutex> lock(*mu_);
+  if (!compiled()) throw ValueError("You must call compile() before applying gradients.");
+  optimizer_->apply(param_list_);
+}
+
 double Model::compute_gradients(const std::vector<ArrayRef>& xs, const std::vector<Target>& ys,
                                 int n) {
   std::lock_guard<std::mutex> lock(*mu_);

@@ -3,8 +3,9 @@
 ``import shenjing as keras`` runs most Keras Sequential example code unchanged.
 """
 from shenjing import _core
-from shenjing import (activations, callbacks, data, datasets, initializers, layers, losses,
-                      metrics, models, ops, optimizers, regularizers, saving, utils)
+from shenjing import (activations, callbacks, data, datasets, distribution, initializers,
+                      layers, losses, metrics, models, ops, optimizers, regularizers, saving,
+                      utils)
 from shenjing.layers import Input
 from shenjing.models import Model, Sequential
 from shenjing.variables import Variable
@@ -30,6 +31,6 @@ def config():
             "build": _core.build_info()}
 
 
-__all__ = ["Model", "Sequential", "Input", "Variable", "ops", "activations", "callbacks", "data", "datasets",
+__all__ = ["Model", "Sequential", "Input", "Variable", "ops", "activations", "callbacks", "data", "datasets", "distribution",
            "initializers", "layers", "losses", "metrics", "models", "optimizers",
            "regularizers", "saving", "utils", "set_num_threads", "get_num_threads", "config"]

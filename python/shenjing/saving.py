@@ -184,6 +184,8 @@ def core_graph(model):
 
 def save_model(model, filepath, overwrite=True):
     model._require_built("save()")
+    if _not_writer():
+        return
     _check_overwrite(filepath, overwrite)
     from shenjing import __version__
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": "model",
@@ -203,8 +205,16 @@ def save_model(model, filepath, overwrite=True):
     write_safetensors(filepath, meta, tensors)
 
 
+def _not_writer():
+    """Under a distribution every rank holds the same model: only rank 0 writes files."""
+    from shenjing import distribution
+    return distribution.rank() != 0
+
+
 def save_weights(model, filepath, overwrite=True):
     model._require_built("save_weights()")
+    if _not_writer():
+        return
     _check_overwrite(filepath, overwrite)
     from shenjing import __version__
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": "weights",

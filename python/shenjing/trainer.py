@@ -10,7 +10,8 @@ import warnings
 
 import numpy as np
 
-from shenjing import _compile_utils as cu, _multi_io as mio, _random
+from shenjing import _compile_utils as cu, _data_parallel as dp, _multi_io as mio, _random
+from shenjing import distribution as dist
 from shenjing import _checks as checks, metrics as metrics_mod, optimizers as optimizers_mod
 from shenjing._trainer_compile import TrainerCompile
 from shenjing._trainer_data import TrainerData
@@ -106,7 +107,7 @@ class Trainer(TrainerData, TrainerCompile):
             raise ValueError("You must call compile() before fit().")
         if x is None:
             raise ValueError("fit needs input data x (an array or a DataLoader).")
-        level = checks.verbosity(verbose)
+        level = checks.verbosity(verbose) if dist.rank() == 0 else 0  # rank 0 prints
         for what, v in (("epochs", epochs), ("initial_epoch", initial_epoch)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
                 raise ValueError(f"{what} must be a non-negative integer, received {v!r}.")
@@ -152,6 +153,9 @@ class Trainer(TrainerData, TrainerCompile):
         names, trackers = self._log_names, self._trackers
         x, y = p.core_args()  # built once: the batch loop only passes them on
         n = p.n
+        parallel = dp.active()
+        if parallel:
+            dp.prepare(self)
         core = self._core
         self.stop_training = False
         cbl.on_train_begin()
@@ -165,6 +169,8 @@ class Trainer(TrainerData, TrainerCompile):
             core.learning_rate = self.optimizer.learning_rate
             if pos == 0:
                 idx = order()
+                if parallel:
+                    idx = dp.broadcast_order(idx)
             loss_sum, sums, seen = 0.0, np.zeros(len(names)), 0
             out_sums = np.zeros(len(p.ys))
             next_draw = time.perf_counter() + redraw_every
@@ -185,7 +191,10 @@ class Trainer(TrainerData, TrainerCompile):
                 start = pos * batch_size
                 count = min(batch_size, n - start)
                 pos += 1
-                ls, ms, outs = core.train_step(x, y, idx, start, count)
+                if parallel:
+                    ls, ms, outs = dp.train_step(self, core, x, y, idx, start, count)
+                else:
+                    ls, ms, outs = core.train_step(x, y, idx, start, count)
                 if not math.isfinite(ls):
                     raise ValueError(
                         f"The loss became {ls / count} at epoch {epoch + 1}, batch {b + 1}: "
@@ -241,7 +250,7 @@ class Trainer(TrainerData, TrainerCompile):
             raise ValueError("You must call compile() before evaluate().")
         if x is None:
             raise ValueError("evaluate needs input data x (an array or a DataLoader).")
-        level = checks.verbosity(verbose)
+        level = checks.verbosity(verbose) if dist.rank() == 0 else 0  # rank 0 prints
         cbl = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
             callbacks, add_progbar=level != 0)
         p, batch_size, order, steps = self._data(x, y, batch_size, "evaluate")
@@ -266,7 +275,11 @@ class Trainer(TrainerData, TrainerCompile):
                     c.on_test_batch_begin(b, batch_begin)
             start = b * batch_size
             count = min(batch_size, n - start)
-            ls, ms, outs = self._core.test_step(x, y, idx, start, count)
+            if dp.active():  # each rank evaluates its part; the sums are global
+                ls, ms, outs = dp.test_step(self._core, x, y, idx, start, count, len(names),
+                                            len(p.ys))
+            else:
+                ls, ms, outs = self._core.test_step(x, y, idx, start, count)
             loss_sum += ls
             sums += ms
             if trackers:
@@ -309,7 +322,7 @@ class Trainer(TrainerData, TrainerCompile):
         if isinstance(x, DataLoader):
             batch_size, x = x.batch_size, x.dataset.x
         batch_size = checks.check_batch_size(batch_size)
-        level = checks.verbosity(verbose)
+        level = checks.verbosity(verbose) if dist.rank() == 0 else 0  # rank 0 prints
         cbl = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
             callbacks, add_progbar=level != 0)
         xs, labels = self._inputs(x)

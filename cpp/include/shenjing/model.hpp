@@ -171,6 +171,13 @@ class Model {
   // (weight penalties included) and returns the total loss. For gradient checks and tools.
   double compute_gradients(const std::vector<ArrayRef>& xs, const std::vector<Target>& ys,
                            int n);
+  // train_step in two halves, for data-parallel training (gradients averaged over processes
+  // in between): gradient_step runs forward and backward at training behaviour, filling every
+  // Param::grad (weight penalties included) and returning train_step's sums; apply_gradients
+  // then makes the optimizer step with the gradients as they are. Together: train_step.
+  BatchStats gradient_step(const std::vector<ArrayRef>& xs, const std::vector<Target>& ys,
+                           const long long* idx, int n);
+  void apply_gradients();
   // Loss and metric sums at inference behaviour (no dropout, no update).
   BatchStats test_step(const std::vector<ArrayRef>& xs, const std::vector<Target>& ys,
                        const long long* idx, int n);

@@ -1,0 +1,84 @@
+"""The trainer's steps under a DataParallel distribution (distribution.py): each rank takes its
+part of the global batch (``distribution.shard``), the gradients are averaged over the ranks
+with one allreduce of all of them, weighted by each rank's sample count, and every rank makes
+the same optimizer step; loss and metric sums are summed over the ranks."""
+import numpy as np
+
+from shenjing import distribution as dist
+
+
+def active():
+    return dist.distribution() is not None and dist.world_size() > 1
+
+
+def prepare(model):
+    """Before fit: every rank starts from rank 0's weights, and each rank's Dropout (and
+    recurrent dropout) streams differ. Layers whose batch statistics would differ per rank
+    are refused (synchronized BatchNormalization is not implemented yet)."""
+    from shenjing.layers.normalization import BatchNormalization
+    for layer in model._core_layers:
+        if isinstance(layer, BatchNormalization) and layer.trainable:
+            raise ValueError(f"BatchNormalization layer '{layer.name}': under DataParallel its "
+                             f"batch statistics would be each rank's, not the global batch's "
+                             f"(synchronized BatchNormalization is not implemented yet). "
+                             f"Freeze it (trainable=False) or train on one process.")
+    for layer in model._core_layers:
+        for _, value, _ in layer._views:
+            dist.broadcast(value)
+    core = model._core
+    if getattr(model, "_rank_folded", None) is not core:  # once per core: fold the rank in
+        for i in range(core.num_layers):
+            s = core.random_state(i)
+            if s is not None:
+                core.set_random_state(i, (s + dist.rank() * 0x9E3779B97F4A7C15) % 2 ** 64)
+        model._rank_folded = core
+
+
+def _grads(model):
+    return [g for layer in model._core_layers for _, _, g in layer._views]
+
+
+def train_step(model, core, x, y, idx, start, count):
+    """One global batch of ``count`` rows from ``start``: (loss sum, metric sums, output loss
+    sums) over the whole batch, like core.train_step."""
+    lo, hi = dist.shard(count)
+    grads = _grads(model)
+    if hi > lo:
+        ls, ms, outs = core.gradient_step(x, y, idx, start + lo, hi - lo)
+    else:  # a batch smaller than the number of ranks: this rank adds nothing
+        for g in grads:
+            g[...] = 0.0
+        ls, ms, outs = 0.0, np.zeros(len(model._log_names)), np.zeros(len(model.outputs))
+    # The mean gradient of the global batch: sum over ranks of (local mean * local rows).
+    flat = np.concatenate([g.reshape(-1) for g in grads]) if grads else np.zeros(0, np.float32)
+    flat = flat.astype(np.float64) * (hi - lo)
+    dist.allreduce_sum(flat)
+    flat /= count
+    pos = 0
+    for g in grads:
+        g.reshape(-1)[...] = flat[pos:pos + g.size]
+        pos += g.size
+    core.apply_gradients()
+    return _sum_stats(ls, ms, outs)
+
+
+def test_step(core, x, y, idx, start, count, n_metrics, n_outputs):
+    lo, hi = dist.shard(count)
+    if hi > lo:
+        ls, ms, outs = core.test_step(x, y, idx, start + lo, hi - lo)
+    else:
+        ls, ms, outs = 0.0, np.zeros(n_metrics), np.zeros(n_outputs)
+    return _sum_stats(ls, ms, outs)
+
+
+def _sum_stats(ls, ms, outs):
+    ms, outs = np.asarray(ms, np.float64), np.asarray(outs, np.float64)
+    total = dist.sum_scalars(ls, *ms, *outs)
+    return float(total[0]), total[1:1 + len(ms)], total[1 + len(ms):]
+
+
+def broadcast_order(idx):
+    """Every rank walks the same shuffled order: rank 0's."""
+    if idx is not None:
+        dist.broadcast(idx)
+    return idx
