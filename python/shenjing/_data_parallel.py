@@ -38,6 +38,13 @@ def _grads(model):
     return [g for layer in model._core_layers for _, _, g in layer._views]
 
 
+def _buffer(model, size):
+    buf = getattr(model, "_allreduce_buffer", None)
+    if buf is None or buf.size != size:
+        buf = model._allreduce_buffer = np.empty(size, np.float32)
+    return buf
+
+
 def train_step(model, core, x, y, idx, start, count):
     """One global batch of ``count`` rows from ``start``: (loss sum, metric sums, output loss
     sums) over the whole batch, like core.train_step."""
@@ -49,11 +56,14 @@ def train_step(model, core, x, y, idx, start, count):
         for g in grads:
             g[...] = 0.0
         ls, ms, outs = 0.0, np.zeros(len(model._log_names)), np.zeros(len(model.outputs))
-    # The mean gradient of the global batch: sum over ranks of (local mean * local rows).
-    flat = np.concatenate([g.reshape(-1) for g in grads]) if grads else np.zeros(0, np.float32)
-    flat = flat.astype(np.float64) * (hi - lo)
+    # The mean gradient of the global batch: sum over ranks of (local mean * local rows), in
+    # one allreduce of a buffer kept per core (float32, as the gradients are).
+    flat = _buffer(model, sum(g.size for g in grads))
+    if grads:
+        np.concatenate([g.reshape(-1) for g in grads], out=flat)
+    flat *= np.float32(hi - lo)
     dist.allreduce_sum(flat)
-    flat /= count
+    flat *= np.float32(1.0 / count)
     pos = 0
     for g in grads:
         g.reshape(-1)[...] = flat[pos:pos + g.size]
