@@ -44,6 +44,8 @@ def _load(path):
     ("--model", "mlp", "--optimizer", "adam", "--samples", 100, "--batch", 16),
     ("--model", "cnn", "--optimizer", "sgd", "--samples", 37, "--batch", 8),
     ("--model", "mlp", "--optimizer", "sgd", "--samples", 2, "--batch", 4),  # fewer than ranks
+    # Synchronized BatchNormalization: statistics and their gradients over the global batch.
+    ("--model", "cnn_bn", "--optimizer", "adam", "--samples", 41, "--batch", 8),
 ])
 def test_two_ranks_equal_one_process_on_the_global_batches(tmp_path, args):
     one = _run(tmp_path / "one.npz", *args)
@@ -73,6 +75,13 @@ def test_only_rank_zero_writes_and_a_failing_rank_ends_the_job(tmp_path):
     failed = _run(tmp_path / "x.npz", "--raise-at", 2, ranks=2, timeout=60)
     assert failed.returncode != 0
     assert "rank 1 fails on purpose" in failed.stderr + failed.stdout
+
+
+def test_batch_normalization_needs_rows_on_every_rank(tmp_path):
+    failed = _run(tmp_path / "x.npz", "--model", "cnn_bn", "--samples", 2, "--batch", 4,
+                  ranks=2, timeout=60)
+    assert failed.returncode != 0
+    assert "at least the number of processes" in failed.stderr + failed.stdout
 
 
 def test_without_a_distribution_nothing_changes():

@@ -600,6 +600,24 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("iterations", [](Model& self) { return self.optimizer().iterations(); })
       .def("train_step", batch_step<&Model::train_step>)
       .def("gradient_step", batch_step<&Model::gradient_step>)
+      .def("set_allreduce",
+           [](Model& self, const py::object& fn) {
+             if (fn.is_none()) return self.set_allreduce(nullptr);
+             // fn(array): sums a float64 array over the processes in place (mpi4py). Called
+             // from a batch (the GIL released), so it takes the GIL back.
+             auto holder = std::shared_ptr<py::object>(new py::object(fn), [](py::object* o) {
+               py::gil_scoped_acquire gil;
+               delete o;
+             });
+             self.set_allreduce([holder](double* data, std::size_t n) {
+               py::gil_scoped_acquire gil;
+               py::capsule keep(data, [](void*) {});
+               (*holder)(py::array_t<double>({(py::ssize_t)n}, {(py::ssize_t)sizeof(double)},
+                                             data, keep));
+             });
+           },
+           "Data-parallel training: fn(array) sums a float64 array over the processes in "
+           "place; None: one process")
       .def("apply_gradients", &Model::apply_gradients, py::call_guard<py::gil_scoped_release>())
       .def("compute_gradients",
            [](Model& self, const py::object& x, const py::object& y) {

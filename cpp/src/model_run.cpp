@@ -105,7 +105,8 @@ void Model::check_batch(const std::vector<ArrayRef>& xs, const std::vector<Targe
 void Model::run_forward(const std::vector<ArrayRef>& xs, const std::vector<Target>* ys,
                         const long long* idx, int n, bool training,
                         const std::vector<int>& nodes) {
-  const RunContext base{training};
+  RunContext base{training};
+  if (training && allreduce_) base.allreduce = &allreduce_;
   if (ys)
     for (int t : targets_) {
       // The batch's targets of an output, as a custom loss's y_true tensor.
@@ -203,7 +204,8 @@ double Model::losses(const std::vector<Target>& ys, const long long* idx, int n,
 }
 
 void Model::run_backward(int n) {
-  const RunContext base{true};
+  RunContext base{true};
+  if (allreduce_) base.allreduce = &allreduce_;
   std::vector<int>& seen = seen_;
   seen.assign(layers_.size(), 0);
   std::vector<float*>& dxs = dx_ptrs_;
@@ -291,6 +293,11 @@ BatchStats Model::gradient_step(const std::vector<ArrayRef>& xs,
   BatchStats st;
   st.loss_sum = forward_backward(xs, ys, idx, n, &st) * n;
   return st;
+}
+
+void Model::set_allreduce(AllreduceFn fn) {
+  std::lock_guard<std::mutex> lock(*mu_);
+  allreduce_ = std::move(fn);
 }
 
 void Model::apply_gradients() {

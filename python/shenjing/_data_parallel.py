@@ -1,7 +1,9 @@
 """The trainer's steps under a DataParallel distribution (distribution.py): each rank takes its
 part of the global batch (``distribution.shard``), the gradients are averaged over the ranks
 with one allreduce of all of them, weighted by each rank's sample count, and every rank makes
-the same optimizer step; loss and metric sums are summed over the ranks."""
+the same optimizer step; loss and metric sums are summed over the ranks. BatchNormalization
+takes its batch statistics over the global batch: the core calls back for those sums
+(``Model.set_allreduce``)."""
 import numpy as np
 
 from shenjing import distribution as dist
@@ -13,15 +15,7 @@ def active():
 
 def prepare(model):
     """Before fit: every rank starts from rank 0's weights, and each rank's Dropout (and
-    recurrent dropout) streams differ. Layers whose batch statistics would differ per rank
-    are refused (synchronized BatchNormalization is not implemented yet)."""
-    from shenjing.layers.normalization import BatchNormalization
-    for layer in model._core_layers:
-        if isinstance(layer, BatchNormalization) and layer.trainable:
-            raise ValueError(f"BatchNormalization layer '{layer.name}': under DataParallel its "
-                             f"batch statistics would be each rank's, not the global batch's "
-                             f"(synchronized BatchNormalization is not implemented yet). "
-                             f"Freeze it (trainable=False) or train on one process.")
+    recurrent dropout) streams differ."""
     for layer in model._core_layers:
         for _, value, _ in layer._views:
             dist.broadcast(value)
@@ -50,6 +44,15 @@ def train_step(model, core, x, y, idx, start, count):
     sums) over the whole batch, like core.train_step."""
     lo, hi = dist.shard(count)
     grads = _grads(model)
+    if getattr(model, "_allreduce_core", None) is not core:  # a new core: hook it up
+        core.set_allreduce(dist.allreduce_sum)
+        model._allreduce_core = core
+    if hi == lo and _synchronized(model):
+        # Every rank would wait in BatchNormalization's statistics for this one.
+        raise ValueError(f"A batch of {count} sample(s) over {dist.world_size()} processes "
+                         f"leaves this one none, and BatchNormalization needs every process "
+                         f"in each step: use a batch_size of at least the number of "
+                         f"processes, and a data set whose last batch is too.")
     if hi > lo:
         ls, ms, outs = core.gradient_step(x, y, idx, start + lo, hi - lo)
     else:  # a batch smaller than the number of ranks: this rank adds nothing
@@ -70,6 +73,12 @@ def train_step(model, core, x, y, idx, start, count):
         pos += g.size
     core.apply_gradients()
     return _sum_stats(ls, ms, outs)
+
+
+def _synchronized(model):
+    from shenjing.layers.normalization import BatchNormalization
+    return any(isinstance(la, BatchNormalization) and la.trainable
+               for la in model._core_layers)
 
 
 def test_step(core, x, y, idx, start, count, n_metrics, n_outputs):

@@ -31,11 +31,15 @@ if a.model == "mlp":
     y = rng.integers(0, 3, a.samples)
     model = keras.Sequential([layers.Input((12,)), layers.Dense(16, activation="relu"),
                               layers.Dropout(a.dropout), layers.Dense(3, activation="softmax")])
-else:
+else:  # "cnn", or "cnn_bn" with (synchronized) BatchNormalization
     x = rng.normal(size=(a.samples, 10, 10, 1)).astype(np.float32)
     y = rng.integers(0, 3, a.samples)
-    model = keras.Sequential([layers.Input((10, 10, 1)), layers.Conv2D(4, 3, activation="relu"),
-                              layers.MaxPooling2D(), layers.Flatten(),
+    bn = [layers.BatchNormalization(momentum=0.5)] if a.model == "cnn_bn" else []
+    # No bias before a BatchNormalization: its gradient is 0 up to rounding, which Adam
+    # would blow up into steps of ±lr whose signs differ between any two summation orders.
+    model = keras.Sequential([layers.Input((10, 10, 1)), layers.Conv2D(4, 3, use_bias=not bn),
+                              *bn, layers.Activation("relu"), layers.MaxPooling2D(),
+                              layers.Flatten(), *[layers.BatchNormalization()] * bool(bn),
                               layers.Dense(3, activation="softmax")])
 model.compile(optimizer=a.optimizer, loss="sparse_categorical_crossentropy",
               metrics=["accuracy"])

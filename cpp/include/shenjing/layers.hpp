@@ -3,6 +3,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -72,6 +73,12 @@ struct Saved {
   std::vector<Saved> steps{};
 };
 
+// Sums n doubles element-wise over the processes training one model together (data-parallel
+// training), in place, on every process. Set on a Model for such training (the Python package
+// does it with MPI); layers whose training computation spans the batch (BatchNormalization's
+// statistics) use it so that they compute on the global batch.
+using AllreduceFn = std::function<void(double* data, std::size_t n)>;
+
 struct RunContext {
   bool training = false;
   // This node's state; never null when a model calls forward or backward.
@@ -83,6 +90,8 @@ struct RunContext {
   // At a shared layer's second and later nodes in one backward, for a layer whose
   // accumulates_param_grads(): add into the param gradients instead of overwriting them.
   bool accumulate = false;
+  // Data-parallel training: the sum over processes (null when training alone).
+  const AllreduceFn* allreduce = nullptr;
 };
 
 class Layer {

@@ -178,6 +178,9 @@ class Model {
   BatchStats gradient_step(const std::vector<ArrayRef>& xs, const std::vector<Target>& ys,
                            const long long* idx, int n);
   void apply_gradients();
+  // Data-parallel training: training batches call `fn` (AllreduceFn, layers.hpp) where the
+  // global batch matters (synchronized BatchNormalization). Null: one process.
+  void set_allreduce(AllreduceFn fn);
   // Loss and metric sums at inference behaviour (no dropout, no update).
   BatchStats test_step(const std::vector<ArrayRef>& xs, const std::vector<Target>& ys,
                        const long long* idx, int n);
@@ -272,6 +275,7 @@ class Model {
 
   std::vector<std::unique_ptr<Layer>> layers_;
   std::vector<TensorInfo> tensors_;
+  AllreduceFn allreduce_;  // see set_allreduce
   std::vector<Node> nodes_;
   std::vector<int> inputs_, outputs_;
   std::vector<int> loss_terms_;  // add_loss_term tensors

@@ -12,7 +12,13 @@
 // double across blocks, added in block order): deterministic whatever the thread count. The
 // batch variance takes one pass through memory: each block's squared deviations from its own
 // mean (while the block is in cache), combined exactly as Chan et al.'s parallel variance.
+// Data-parallel training (RunContext::allreduce): the statistics are the global batch's (sums
+// over the processes; synchronized batch normalization), and backward's dbeta/dgamma terms in
+// dx are too. Each process's dy is its own mean loss's, (N / n) times the global loss's for its
+// n of the N rows, so the shared sums take each process's weighted by n / N and dx comes out
+// (N / n) times the global one, which the gradient averaging (weights n / N) undoes.
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <vector>
 
@@ -83,10 +89,13 @@ class BatchNorm final : public Layer {
       float* inv_std = mean + C;
       // Mean and mean squared deviation (biased variance, as Keras), s0 = mean, s1 = R * var.
       moments(x, R, C, s0_.data(), s1_.data());
+      long rows = R;  // the global batch's rows (all processes')
+      if (ctx.allreduce) rows = global_moments(*ctx.allreduce, R, C);
+      ctx.saved->idx.assign(1, (int)std::min<long>(rows, INT_MAX));
       for (int c = 0; c < C; ++c) mean[c] = (float)s0_[c];
       const float m = opt_.momentum;
       for (int c = 0; c < C; ++c) {
-        const float var = (float)(s1_[c] / R);
+        const float var = (float)(s1_[c] / rows);
         inv_std[c] = 1.0f / std::sqrt(var + opt_.epsilon);
         mm[c] = mm[c] * m + mean[c] * (1.0f - m);
         mv[c] = mv[c] * m + var * (1.0f - m);
@@ -125,6 +134,22 @@ class BatchNorm final : public Layer {
     const float* mean = ctx.saved->a.data();
     const float* inv_std = mean + C;
     dot_sums(dy, x, mean, R, C, s0_.data(), s1_.data());
+    // The sums dx needs: this process's, or the global batch's (see the top of the file).
+    const std::vector<double>* g0 = &s0_;
+    const std::vector<double>* g1 = &s1_;
+    if (ctx.allreduce) {
+      const double share = (double)R / ctx.saved->idx[0];
+      sync_.resize(2 * (size_t)C);
+      for (int c = 0; c < C; ++c) {
+        sync_[c] = s0_[c] * share;
+        sync_[C + c] = s1_[c] * share;
+      }
+      (*ctx.allreduce)(sync_.data(), sync_.size());
+      g0_.assign(sync_.begin(), sync_.begin() + C);
+      g1_.assign(sync_.begin() + C, sync_.end());
+      g0 = &g0_;
+      g1 = &g1_;
+    }
     float* dgamma = gamma_ >= 0 ? params_[gamma_].grad.data() : nullptr;
     float* dbeta = beta_ >= 0 ? params_[beta_].grad.data() : nullptr;
     const float* gamma = gamma_ >= 0 ? params_[gamma_].value.data() : nullptr;
@@ -135,8 +160,8 @@ class BatchNorm final : public Layer {
       // dx = k * dy + k1 * (x - mean) + k0
       const float k = (gamma ? gamma[c] : 1.0f) * inv_std[c];
       a_[c] = k;
-      b_[c] = -k * (float)(s0_[c] / R);                 // k0
-      k1_[c] = (float)(-(double)k * inv_std[c] * dg / R);  // k1
+      b_[c] = -k * (float)((*g0)[c] / R);                                   // k0
+      k1_[c] = (float)(-(double)k * inv_std[c] * ((*g1)[c] * inv_std[c]) / R);  // k1
     }
     // The moving statistics are not trained: their gradient stays zero.
     std::fill(params_[mm_].grad.begin(), params_[mm_].grad.end(), 0.0f);
@@ -191,6 +216,25 @@ class BatchNorm final : public Layer {
     }
   }
 
+  // Turns this process's mean (s0_) and squared deviations (s1_) over R rows into the global
+  // batch's, summing [sums, squared deviations about 0, rows] over the processes (double);
+  // returns the global row count.
+  long global_moments(const AllreduceFn& allreduce, long R, int C) {
+    sync_.resize(2 * (size_t)C + 1);
+    for (int c = 0; c < C; ++c) {
+      sync_[c] = s0_[c] * R;
+      sync_[C + c] = s1_[c] + R * s0_[c] * s0_[c];
+    }
+    sync_[2 * C] = (double)R;
+    allreduce(sync_.data(), sync_.size());
+    const double N = sync_[2 * C];
+    for (int c = 0; c < C; ++c) {
+      s0_[c] = sync_[c] / N;
+      s1_[c] = std::max(0.0, sync_[C + c] - N * s0_[c] * s0_[c]);
+    }
+    return (long)N;
+  }
+
   // out0[c] = sum_r v[r, c] and out1[c] = sum_r v[r, c] * (w[r, c] - shift[c]).
   void dot_sums(const float* v, const float* w, const float* shift, long R, int C,
                 double* out0, double* out1) {
@@ -209,7 +253,7 @@ class BatchNorm final : public Layer {
   BatchNormOptions opt_;
   int gamma_ = -1, beta_ = -1, mm_ = 0;
   std::vector<float> a_, b_, k1_, part_;  // scratch of one call
-  std::vector<double> s0_, s1_;
+  std::vector<double> s0_, s1_, sync_, g0_, g1_;
 };
 
 }  // namespace
