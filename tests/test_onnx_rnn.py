@@ -13,6 +13,8 @@ from shenjing import layers
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
+from test_onnx import _assert_same, _model, _session  # noqa: E402 (after the skips)
+
 TOL = 1e-5
 T, F = 6, 3
 
@@ -31,22 +33,6 @@ def _randomize(model, seed=0):
 def _inputs(model, n=4, seed=1, scale=1.0):
     return (scale * np.random.default_rng(seed).normal(size=(n, *model.input_shape[1:]))) \
         .astype(np.float32)
-
-
-def _session(model, path, opset=None):
-    assert model.export_onnx(str(path), opset=opset) == str(path)
-    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-
-
-def _assert_same(model, path, x, opset=None):
-    got = _session(model, path, opset).run(["output"], {"input": x})[0]
-    want = model.predict(x, verbose=0)
-    assert got.shape == want.shape and got.dtype == np.float32
-    np.testing.assert_allclose(got, want, rtol=TOL, atol=TOL)
-
-
-def _model(input_shape, *stack):
-    return shenjing.Sequential([layers.Input(input_shape), *stack])
 
 
 def _op_types(path):

@@ -4,6 +4,7 @@ weight, and the optimizer and random-stream state, so training resumes exactly w
 stopped; ``save_weights`` writes the weights alone. The C++ core reads the same files
 (``shenjing::Model::load``). Layout: docs/ARCHITECTURE.md, "Model files".
 """
+import contextlib
 import json
 import os
 import struct
@@ -184,8 +185,12 @@ def core_graph(model):
 
 def save_model(model, filepath, overwrite=True):
     model._require_built("save()")
-    if _not_writer():
-        return
+    with _rank_zero_writes() as writer:
+        if writer:
+            _save_model(model, filepath, overwrite)
+
+
+def _save_model(model, filepath, overwrite):
     _check_overwrite(filepath, overwrite)
     from shenjing import __version__
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": "model",
@@ -205,16 +210,27 @@ def save_model(model, filepath, overwrite=True):
     write_safetensors(filepath, meta, tensors)
 
 
-def _not_writer():
-    """Under a distribution every rank holds the same model: only rank 0 writes files."""
+@contextlib.contextmanager
+def _rank_zero_writes():
+    """Under a distribution every rank holds the same model: only rank 0 writes the file,
+    and every rank waits until it is written (so any may read it next)."""
     from shenjing import distribution
-    return distribution.rank() != 0
+    try:
+        yield distribution.rank() == 0
+    finally:
+        comm = distribution.comm()
+        if comm is not None:
+            comm.Barrier()
 
 
 def save_weights(model, filepath, overwrite=True):
     model._require_built("save_weights()")
-    if _not_writer():
-        return
+    with _rank_zero_writes() as writer:
+        if writer:
+            _save_weights(model, filepath, overwrite)
+
+
+def _save_weights(model, filepath, overwrite):
     _check_overwrite(filepath, overwrite)
     from shenjing import __version__
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": "weights",

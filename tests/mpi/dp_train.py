@@ -57,6 +57,10 @@ if a.checkpoint:
 hist = model.fit(x, y, batch_size=a.batch, epochs=3, validation_split=0.2, verbose=0,
                  callbacks=callbacks)
 ev = model.evaluate(x, y, batch_size=a.batch, verbose=0)
+# Rank 0 writes; every rank may read it right after (save waits for the write).
+model.save(a.out + ".model.keras")
+again = keras.models.load_model(a.out + ".model.keras")
+assert np.array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))
 r = keras.distribution.rank()
 # Every rank reports what it saw; rank 0 also keeps the weights.
 np.savez(a.out if r == 0 else f"{a.out}.rank{r}.npz", *model.get_weights(),
