@@ -583,6 +583,9 @@ PYBIND11_MODULE(_core, m) {
              oo.rho = o["rho"].cast<float>();
              oo.centered = o["centered"].cast<bool>();
              oo.initial_accumulator_value = o["initial_accumulator_value"].cast<float>();
+             oo.clipnorm = o["clipnorm"].cast<float>();
+             oo.global_clipnorm = o["global_clipnorm"].cast<float>();
+             oo.clipvalue = o["clipvalue"].cast<float>();
              self.compile(outs, oo);
            })
       .def("set_metrics",

@@ -40,8 +40,57 @@ void Optimizer::restore(long long iterations, Slots slots, const std::vector<Par
   slots_ = std::move(slots);
 }
 
+// The stretches of a gradient that can be nonzero: its listed rows when row-sparse
+// (Embedding), so clipping never passes over a whole table either.
+template <class Fn>
+static void for_grad(Param& p, Fn fn) {
+  if (!p.sparse_rows) return fn(p.grad.data(), p.grad.size());
+  const std::size_t width = p.grad.size() / (std::size_t)p.shape[0];
+  for (int r : p.grad_rows) fn(p.grad.data() + (std::size_t)r * width, width);
+}
+
+static double squared_norm(Param& p) {
+  double s = 0.0;
+  for_grad(p, [&](const float* g, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) s += (double)g[i] * g[i];
+  });
+  return s;
+}
+
+static void scale(Param& p, float k) {
+  for_grad(p, [&](float* g, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) g[i] *= k;
+  });
+}
+
+void Optimizer::clip(std::vector<Param*>& params) {
+  const OptimizerOptions& o = opt_;
+  if (o.clipnorm > 0.0f) {  // g * clipnorm / max(|g|, clipnorm), per gradient
+    for (Param* p : params) {
+      const double norm = std::sqrt(squared_norm(*p));
+      if (norm > o.clipnorm) scale(*p, (float)(o.clipnorm / norm));
+    }
+  } else if (o.global_clipnorm > 0.0f) {  // one factor for all; NaN when the norm is not finite
+    double total = 0.0;
+    for (Param* p : params) total += squared_norm(*p);
+    const double norm = std::sqrt(total);
+    const double k = std::isfinite(norm) ? o.global_clipnorm * std::min(1.0 / norm,
+                                                                         1.0 / o.global_clipnorm)
+                                         : std::nan("");
+    if (k != 1.0)
+      for (Param* p : params) scale(*p, (float)k);
+  } else if (o.clipvalue > 0.0f) {
+    const float v = o.clipvalue;
+    for (Param* p : params)
+      for_grad(*p, [&](float* g, std::size_t n) {
+        for (std::size_t i = 0; i < n; ++i) g[i] = g[i] < -v ? -v : g[i] > v ? v : g[i];
+      });
+  }
+}
+
 void Optimizer::apply(std::vector<Param*>& params) {
   const OptimizerOptions& o = opt_;
+  if (o.clipnorm > 0.0f || o.global_clipnorm > 0.0f || o.clipvalue > 0.0f) clip(params);
   if (slots_.size() != params.size()) {
     slots_.assign(params.size(), {});
     for (size_t i = 0; i < params.size(); ++i) {

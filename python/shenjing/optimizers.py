@@ -5,8 +5,25 @@ from shenjing import _config
 class Optimizer:
     _kind = None
     _module = "keras.optimizers"
+    _config_kwargs = ("clipnorm", "clipvalue", "global_clipnorm")  # taken through **kwargs
+    # Written by Keras 3 into every optimizer config: accepted at the values that change nothing.
+    _keras_only = {"use_ema": False, "ema_momentum": 0.99, "ema_overwrite_frequency": None,
+                   "loss_scale_factor": None, "gradient_accumulation_steps": None}
 
-    def __init__(self, learning_rate, name=None, **kwargs):
+    def __init__(self, learning_rate, name=None, clipnorm=None, clipvalue=None,
+                 global_clipnorm=None, **kwargs):
+        clips = {"clipnorm": clipnorm, "clipvalue": clipvalue, "global_clipnorm": global_clipnorm}
+        if sum(v is not None for v in clips.values()) > 1:
+            raise ValueError(f"Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be "
+                             f"set. Received: clipnorm={clipnorm}, clipvalue={clipvalue}, "
+                             f"global_clipnorm={global_clipnorm}")
+        for what, v in clips.items():
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or
+                                  not v > 0):
+                raise ValueError(f"{type(self).__name__}: {what} must be a positive number or "
+                                 f"None, received {v!r}.")
+        # Keras clips the gradients before every update (in the core, OptimizerOptions).
+        self.clipnorm, self.clipvalue, self.global_clipnorm = clipnorm, clipvalue, global_clipnorm
         unsupported = {k for k, v in kwargs.items() if v is not None}
         if unsupported:
             raise ValueError(f"{type(self).__name__}: unsupported argument(s) "
@@ -34,10 +51,13 @@ class Optimizer:
                     nesterov=False, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False,
                     weight_decay=0.0, rho=0.9, centered=False, initial_accumulator_value=0.1)
         spec.update({k: getattr(self, k) for k in spec if hasattr(self, k) and k != "kind"})
+        spec.update({k: float(getattr(self, k) or 0.0)
+                     for k in ("clipnorm", "global_clipnorm", "clipvalue")})
         return spec
 
     def get_config(self):
-        return _config.init_config(self)
+        return {**_config.init_config(self), "clipnorm": self.clipnorm,
+                "global_clipnorm": self.global_clipnorm, "clipvalue": self.clipvalue}
 
     @classmethod
     def from_config(cls, config):

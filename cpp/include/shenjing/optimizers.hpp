@@ -20,12 +20,17 @@ struct OptimizerOptions {
   float rho = 0.9f;        // RMSprop
   bool centered = false;   // RMSprop
   float initial_accumulator_value = 0.1f;  // Adagrad
+  // Keras's gradient clipping before the update (0: off; at most one is set): each
+  // gradient scaled to an L2 norm of at most clipnorm, all of them together to a global norm
+  // of at most global_clipnorm, or each value clipped to [-clipvalue, clipvalue].
+  float clipnorm = 0.0f, global_clipnorm = 0.0f, clipvalue = 0.0f;
 };
 
 class Optimizer {
  public:
   explicit Optimizer(const OptimizerOptions& opt) : opt_(opt) {}
-  // Applies one update to every parameter from its gradient; creates state on first use.
+  // Applies one update to every parameter from its gradient (clipped first, see
+  // OptimizerOptions); creates state on first use.
   void apply(std::vector<Param*>& params);
   long long iterations() const { return iterations_; }
   const OptimizerOptions& options() const { return opt_; }
@@ -40,6 +45,8 @@ class Optimizer {
   void restore(long long iterations, Slots slots, const std::vector<Param*>& params);
 
  private:
+  // Keras's _clip_gradients on the gradients apply() is about to use.
+  void clip(std::vector<Param*>& params);
   OptimizerOptions opt_;
   long long iterations_ = 0;
   // slots_[i][s]: state buffer s (momentum, velocity, ...) of parameter i.
