@@ -1,5 +1,5 @@
 """Callbacks with Keras 3 names: Callback, History, EarlyStopping, ModelCheckpoint,
-ProgbarLogger."""
+ProgbarLogger, LambdaCallback (_lambda_callback.py)."""
 import math
 import os
 import warnings
@@ -347,3 +347,6 @@ from shenjing._callback_list import CallbackList, _pythonify  # noqa: E402
 
 __all__ = ["Callback", "CallbackList", "History", "EarlyStopping", "ModelCheckpoint",
            "ProgbarLogger"]
+
+
+from shenjing._lambda_callback import LambdaCallback  # noqa: E402 (needs Callback)
