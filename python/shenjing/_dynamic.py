@@ -22,13 +22,15 @@ def probe(shape, size=PROBES[0]):
 
 
 def infer(fn, shapes):
-    """``fn(concrete shapes)`` -> (output shape, extra), with output axes that depend on the
-    inputs' unknown axes set to None."""
+    """``fn(concrete shapes)`` -> (output shape, extra): (the output shape, with the axes that
+    depend on the inputs' unknown axes set to None, [extra of each probe]); one probe, the
+    shapes themselves, when no axis is unknown."""
     if not is_dynamic(shapes):
-        return fn([list(s) for s in shapes])
-    a, extra = fn([list(probe(s, PROBES[0])) for s in shapes])
-    b, _ = fn([list(probe(s, PROBES[1])) for s in shapes])
-    return tuple(x if x == y else None for x, y in zip(a, b)), extra
+        out, extra = fn([list(s) for s in shapes])
+        return tuple(out), [extra]
+    a, extra_a = fn([list(probe(s, PROBES[0])) for s in shapes])
+    b, extra_b = fn([list(probe(s, PROBES[1])) for s in shapes])
+    return tuple(x if x == y else None for x, y in zip(a, b)), [extra_a, extra_b]
 
 
 def matches(expected, got):

@@ -25,6 +25,7 @@ _CELL_ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh")
 
 class _Recurrent(Layer):
     _gates = 1
+    _states = 1  # h (and c for an LSTM): return_state's extra outputs, initial_state's inputs
     supports_masking = True
     _takes_mask = True  # masked steps keep the state (see _masking.py)
     _config_kwargs = ("zero_output_for_mask",)  # taken through **kwargs, as in Keras
@@ -148,7 +149,7 @@ class _Recurrent(Layer):
             raise ValueError(f"{name} expects 1 input, but it received {len(tensors)} input "
                              f"tensors.")
         in_mask = _masking.call_mask(self, tensors, mask)
-        count = 2 if isinstance(self, LSTM) else 1
+        count = self._states
         states = []
         if initial_state is not None:
             states = flatten_tensors(initial_state, f"initial_state of layer '{self.name}'")
@@ -183,7 +184,7 @@ class _Recurrent(Layer):
     def _unpacking(self, packed):
         """With return_state: [(begin, end, shape)] of each Keras output in the core layer's
         flat per-sample output of ``packed`` floats."""
-        u, count = self.units, 2 if isinstance(self, LSTM) else 1
+        u, count = self.units, self._states
         first = packed - count * u
         parts = [(0, first, (first // u, u) if self.return_sequences else (u,))]
         return parts + [(first + k * u, first + (k + 1) * u, (u,)) for k in range(count)]
@@ -252,6 +253,7 @@ class LSTM(_Recurrent):
     """
 
     _gates = 4
+    _states = 2
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",

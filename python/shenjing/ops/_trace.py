@@ -180,6 +180,7 @@ def _call(layer, inputs):
     spec = layer._spec()
     try:
         out, batched = _dynamic.infer(lambda c: _core.op_output_shape(spec, c, flags), shapes)
+        batched = batched[0]
     except ValueError as e:
         described = ", ".join(f"{t.shape} {t.dtype}" for t in inputs)
         raise ValueError(f"{e} (ops.{layer.op}{scope_label()}, on tensors of shape and dtype: "
