@@ -5,8 +5,12 @@ import numpy as np
 
 from shenjing import _random
 from shenjing._progbar import Progbar
+from shenjing._py_dataset import PyDataset
 
-__all__ = ["to_categorical", "pad_sequences", "set_random_seed", "Progbar"]
+Sequence = PyDataset  # Keras keeps the old name as an alias
+
+__all__ = ["to_categorical", "pad_sequences", "set_random_seed", "Progbar", "PyDataset",
+           "Sequence"]
 
 
 def to_categorical(x, num_classes=None):
