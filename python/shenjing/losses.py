@@ -87,9 +87,8 @@ class Loss:
         return type(self)._fn(y_true, y_pred)
 
     def __call__(self, y_true, y_pred, sample_weight=None):
-        if sample_weight is not None:
-            raise ValueError("sample_weight is not supported.")
-        return float(np.mean(np.asarray(self.call(y_true, y_pred), dtype=np.float64)))
+        from shenjing import _loss_call  # eager on arrays, traced on symbolic tensors
+        return _loss_call.call(self, y_true, y_pred, sample_weight)
 
     def _spec(self):
         return self._kind, self.from_logits, self.delta

@@ -22,7 +22,14 @@ class Trace:
         self.inputs, self.outputs, self.nodes, self.losses = inputs, outputs, nodes, losses
 
 
+class _Spread(list):
+    """A custom layer's symbolic positional arguments, ``layer(a, b)``: traced as inputs and
+    passed to ``call`` as separate arguments again."""
+
+
 def _structure_map(x, fn):
+    if isinstance(x, _Spread):
+        return _Spread(_structure_map(v, fn) for v in x)
     if isinstance(x, (list, tuple)):
         return type(x)(_structure_map(v, fn) for v in x)
     if isinstance(x, dict):
@@ -85,6 +92,12 @@ def call(layer, inputs, args, training, mask, kwargs):
         return _structure_map(out, lambda v: np.asarray(v) if hasattr(v, "__array__") and
                               not isinstance(v, np.ndarray) else v)
     layer._check_training_arg(training)
+    spread = any(isinstance(t, KerasTensor) for t in _flat(list(args)))
+    if spread:  # call(targets, logits): symbolic positional arguments are traced inputs too
+        build_inputs, inputs, args = inputs, _Spread([inputs, *args]), ()
+        flat = _flat(list(inputs))
+    else:
+        build_inputs = inputs
     tensors = [_trace.as_tensor(t) for t in flat]
     # Keras passes the input's mask to a call() that takes `mask`: it becomes a traced input.
     from shenjing.layers import _masking
@@ -97,7 +110,7 @@ def call(layer, inputs, args, training, mask, kwargs):
     mask = in_mask if takes_mask else None
     if mask is not None:
         tensors = tensors + [mask]
-    maybe_build(layer, inputs)
+    maybe_build(layer, build_inputs)
     if training is None and _takes_training(layer):
         # Keras runs call(training=True) in fit and training=False in predict: both must
         # trace to the same graph, as shenjing runs one graph (Dropout and BatchNormalization
@@ -151,6 +164,8 @@ def _trace_once(layer, inputs, tensors, args, training, mask, kwargs):
     _trace._scopes.append(layer)
     modes.append(training)
     layer._trace_losses = losses
+    if isinstance(placeholders, _Spread):
+        args, placeholders = tuple(placeholders[1:]) + tuple(args), placeholders[0]
     try:
         outs = layer.call(placeholders, *args, **_call_kwargs(layer, training, mask, kwargs))
     finally:
