@@ -98,6 +98,11 @@ class CallbackList(Callback):
                 out.append(c)
         return out
 
+    def _has(self, cls):
+        """Whether a callback of this class is in the list (or a nested list)."""
+        return any(c._has(cls) if isinstance(c, CallbackList) else isinstance(c, cls)
+                   for c in self.callbacks)
+
     def _call(self, hook, *args):
         logs = _pythonify(args[-1] if args else None)
         for c in self.callbacks:

@@ -1,5 +1,6 @@
-"""Callbacks with Keras 3 names: Callback, History, EarlyStopping, ModelCheckpoint,
-ProgbarLogger, LambdaCallback (_lambda_callback.py)."""
+"""Callbacks with Keras 3 names: Callback, History, ProgbarLogger and EarlyStopping here;
+ModelCheckpoint and BackupAndRestore (_checkpoints.py), CSVLogger and TerminateOnNaN
+(_log_callbacks.py), TensorBoard (_tensorboard.py), LambdaCallback (_lambda_callback.py)."""
 import math
 import os
 import warnings
@@ -269,70 +270,6 @@ class EarlyStopping(Callback):
             self.model.set_weights(self.best_weights)
 
 
-class ModelCheckpoint(Callback):
-    """Saves the model (or its weights) at the end of every epoch, or only when ``monitor``
-    improves.
-
-    Args:
-        filepath: where to save; may hold ``{epoch}`` (1-based) and log keys, e.g.
-            ``"ckpt-{epoch:02d}-{val_loss:.2f}.keras"``. Saves are atomic.
-        monitor: the log key to watch ('val_loss' by default).
-        verbose: 1 prints a line when saving.
-        save_best_only: save only when ``monitor`` beats the best value so far.
-        save_weights_only: ``model.save_weights`` instead of ``model.save``.
-        mode: 'auto', 'min' or 'max'; 'auto' maximizes accuracies, minimizes the rest.
-        save_freq: 'epoch' (the only choice here).
-        initial_value_threshold: the value to beat before the first save (best-only).
-    """
-
-    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
-                 save_weights_only=False, mode="auto", save_freq="epoch",
-                 initial_value_threshold=None):
-        super().__init__()
-        if save_freq != "epoch":
-            raise ValueError(f"ModelCheckpoint: only save_freq='epoch' is supported, received "
-                             f"{save_freq!r}.")
-        self.filepath = os.fspath(filepath)
-        self.monitor, self.verbose = monitor, verbose
-        self.save_best_only, self.save_weights_only = save_best_only, save_weights_only
-        self.mode = _mode(mode, monitor, "ModelCheckpoint")
-        self.save_freq = save_freq
-        if initial_value_threshold is not None:
-            self.best = float(initial_value_threshold)
-        else:
-            self.best = -math.inf if self.mode == "max" else math.inf
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        try:
-            path = self.filepath.format(epoch=epoch + 1, **logs)
-        except KeyError as e:
-            raise KeyError(f"ModelCheckpoint: filepath {self.filepath!r} uses {e}, which is not "
-                           f"in the logs (available: epoch, {', '.join(logs)}).") from None
-        if self.save_best_only:
-            value = logs.get(self.monitor)
-            if value is None:
-                warnings.warn(f"Can save best model only with {self.monitor} available, "
-                              f"skipping.", stacklevel=2)
-                return
-            better = value > self.best if self.mode == "max" else value < self.best
-            if not better:
-                if self.verbose > 0:
-                    print(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from "
-                          f"{self.best:.5f}")
-                return
-            if self.verbose > 0:
-                print(f"\nEpoch {epoch + 1}: {self.monitor} improved from {self.best:.5f} to "
-                      f"{value:.5f}, saving model to {path}")
-            self.best = value
-        elif self.verbose > 0:
-            print(f"\nEpoch {epoch + 1}: saving model to {path}")
-        if self.save_weights_only:
-            self.model.save_weights(path, overwrite=True)
-        else:
-            self.model.save(path, overwrite=True)
-
-
 def _mode(mode, monitor, cls):
     """'min' or 'max' for a Keras mode argument; 'auto' maximizes accuracies and AUC."""
     if mode not in ("auto", "min", "max"):
@@ -346,7 +283,12 @@ def _mode(mode, monitor, cls):
 from shenjing._callback_list import CallbackList, _pythonify  # noqa: E402
 
 __all__ = ["Callback", "CallbackList", "History", "EarlyStopping", "ModelCheckpoint",
-           "ProgbarLogger"]
+           "BackupAndRestore", "CSVLogger", "TerminateOnNaN", "ProgbarLogger", "LambdaCallback",
+           "TensorBoard"]
 
 
-from shenjing._lambda_callback import LambdaCallback  # noqa: E402 (needs Callback)
+# Each in its own module (they subclass Callback, so they come after it).
+from shenjing._lambda_callback import LambdaCallback  # noqa: E402
+from shenjing._checkpoints import BackupAndRestore, ModelCheckpoint  # noqa: E402
+from shenjing._log_callbacks import CSVLogger, TerminateOnNaN  # noqa: E402
+from shenjing._tensorboard import TensorBoard  # noqa: E402

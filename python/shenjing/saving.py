@@ -283,20 +283,37 @@ def _load_model(path, compile):
         if compile and "compile_config" in meta:
             cfg = parse_json(meta["compile_config"], path, "compile_config")
             _compile_from_config(model, cfg)
-            slots = []
-            for name, _ in _trainable(model):
-                bufs = []
-                while f"optimizer.{name}.{len(bufs)}" in tensors:
-                    bufs.append(tensors[f"optimizer.{name}.{len(bufs)}"].reshape(-1))
-                slots.append(bufs)
-            iterations = tensors.get("optimizer.iterations", np.zeros((), np.int64))
-            if iterations.shape != () or iterations.dtype != np.int64:
-                raise ValueError("'optimizer.iterations' must be one int64 value.")
-            iterations = int(iterations)
-            model._core.restore_optimizer(iterations, slots if any(slots) else [])
+            _restore_optimizer(model, tensors)
     except (KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError) as e:
         raise ValueError(f"Cannot load {path!r}: {e}") from None
     return model
+
+
+def _restore_optimizer(model, tensors):
+    slots = []
+    for name, _ in _trainable(model):
+        bufs = []
+        while f"optimizer.{name}.{len(bufs)}" in tensors:
+            bufs.append(tensors[f"optimizer.{name}.{len(bufs)}"].reshape(-1))
+        slots.append(bufs)
+    iterations = tensors.get("optimizer.iterations", np.zeros((), np.int64))
+    if iterations.shape != () or iterations.dtype != np.int64:
+        raise ValueError("'optimizer.iterations' must be one int64 value.")
+    model._core.restore_optimizer(int(iterations), slots if any(slots) else [])
+
+
+def restore_training(model, path):
+    """Puts a ``model.save`` file's weights, optimizer state and random streams into this
+    compiled model (BackupAndRestore's resume): training then continues as it would have."""
+    meta, tensors = read(path)
+    try:
+        assign_weights(model, tensors, path)
+        model._restore_training_state(parse_json(meta.get("training_state", "{}"), path,
+                                                 "training_state"))
+        if model.optimizer is not None and "compile_config" in meta:
+            _restore_optimizer(model, tensors)
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError) as e:
+        raise ValueError(f"Cannot restore the backup {path!r}: {e}") from None
 
 
 def _compile_from_config(model, cfg):

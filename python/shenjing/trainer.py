@@ -15,7 +15,7 @@ from shenjing import distribution as dist
 from shenjing import _checks as checks, metrics as metrics_mod, optimizers as optimizers_mod
 from shenjing._trainer_compile import TrainerCompile
 from shenjing._trainer_data import TrainerData
-from shenjing.callbacks import CallbackList, ProgbarLogger, _pythonify
+from shenjing.callbacks import CallbackList, ProgbarLogger, TerminateOnNaN, _pythonify
 from shenjing.data import DataLoader, Dataset
 
 
@@ -159,6 +159,10 @@ class Trainer(TrainerData, TrainerCompile):
         core = self._core
         self.stop_training = False
         cbl.on_train_begin()
+        # BackupAndRestore sets where a resumed fit starts (Keras's model._initial_epoch).
+        initial_epoch, self._initial_epoch = self._initial_epoch or initial_epoch, None
+        # With TerminateOnNaN the callback stops training; otherwise a bad loss is an error.
+        nan_stops = cbl._has(TerminateOnNaN)
         training_logs = None
         pos = 0  # batches of the current pass over the data done (steps_per_epoch continues it)
         for epoch in range(initial_epoch, epochs):
@@ -195,7 +199,7 @@ class Trainer(TrainerData, TrainerCompile):
                     ls, ms, outs = dp.train_step(self, core, x, y, idx, start, count)
                 else:
                     ls, ms, outs = core.train_step(x, y, idx, start, count)
-                if not math.isfinite(ls):
+                if not math.isfinite(ls) and not nan_stops:
                     raise ValueError(
                         f"The loss became {ls / count} at epoch {epoch + 1}, batch {b + 1}: "
                         "training stopped (like Keras's TerminateOnNaN). Lower the learning "
@@ -360,6 +364,7 @@ class Trainer(TrainerData, TrainerCompile):
         return mio.pack_outputs(self, outs)
 
     _fast_core = None  # the core last seen to have one input and one output
+    _initial_epoch = None  # set by BackupAndRestore when it resumes a fit
 
     def _single_io(self, core):
         if core.num_inputs == 1 and core.num_outputs == 1:
