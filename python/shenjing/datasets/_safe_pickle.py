@@ -47,6 +47,10 @@ def _error(msg):
 
 def _make_dtype(stub, state):
     spec = stub.spec
+    # Python 2 files spell these as byte strings (read with encoding='bytes').
+    spec = spec.decode("latin-1") if isinstance(spec, bytes) else spec
+    if isinstance(state, tuple) and len(state) > 1 and isinstance(state[1], bytes):
+        state = (state[0], state[1].decode("latin-1")) + state[2:]
     if not isinstance(spec, str) or not isinstance(state, tuple) or len(state) < 8:
         raise _error(f"unexpected dtype {spec!r}")
     endian, subarray, names, fields = state[1], state[2], state[3], state[4]
