@@ -168,7 +168,7 @@ def plot_model(model, to_file="model.png", show_shapes=False, show_dtype=False,
     """Keras's ``plot_model``: draws the model with Graphviz into ``to_file`` (its extension
     picks the format, png by default). Needs ``pip install pydot`` and Graphviz's ``dot``
     program (ImportError saying which is missing otherwise). Returns an IPython Image when
-    IPython is installed (not for pdf), else None."""
+    IPython is installed and the format is png, jpg or gif, else None."""
     if not model.built:
         raise ValueError("This model has not yet been built. Build the model first by "
                          "calling `build()` or by calling the model on a batch of data.")
@@ -187,7 +187,8 @@ def plot_model(model, to_file="model.png", show_shapes=False, show_dtype=False,
     extension = os.path.splitext(to_file)[1][1:] or "png"
     data = dot.create(format=extension)
     atomic_write(to_file, lambda f: f.write(data))
-    if extension != "pdf":
+    # IPython's Image shows raster formats only (Keras tries any but pdf, and fails on svg).
+    if extension.lower() in ("png", "jpg", "jpeg", "gif"):
         try:
             from IPython import display
             return display.Image(filename=to_file)
@@ -222,7 +223,7 @@ def plot_history(history, to_file="history.png", metrics=None, dpi=100):
                         f"dict; received {type(history).__name__}.")
     names = [k for k in logs if not k.startswith("val_")]
     names += [k[4:] for k in logs if k.startswith("val_") and k[4:] not in logs]
-    names.sort(key=lambda k: (k != "loss", names.index(k)))
+    names.sort(key=lambda k: k != "loss")  # stable: loss first, the rest as logged
     if metrics is not None:
         if isinstance(metrics, str):
             metrics = [metrics]
