@@ -166,6 +166,11 @@ def test_safe_pickle_round_trips_plain_data_and_refuses_the_rest():
                 pickle.dumps(np.zeros(2, dtype=[("x", "i4")]), 2)):
         with pytest.raises(ValueError, match="plain-data"):
             _safe_pickle.loads(bad)
+    loop = []
+    loop.append(loop)
+    for bad in (pickle.dumps(loop, 2), b"\x80\x02(" + b"](" * 100000):
+        with pytest.raises(ValueError, match="plain-data"):
+            _safe_pickle.loads(bad)
     good = pickle.dumps(value, 2)
     for cut in (1, 10, len(good) // 2, len(good) - 1):
         with pytest.raises(ValueError, match="plain-data"):

@@ -179,6 +179,11 @@ def test_text_dataset_modes_max_length_and_both_subsets(tmp_path):
     only = utils.text_dataset_from_directory(root, label_mode=None, shuffle=False,
                                              batch_size=9, verbose=False)
     assert only[0].shape == (9,) and only.class_names is None
+    left, right = utils.split_dataset(train, left_size=4)
+    assert left.class_names == train.class_names and left.batch_size == 2
+    assert list(np.concatenate([b[0] for b in left])) + \
+        list(np.concatenate([b[0] for b in right])) == \
+        list(np.concatenate([b[0] for b in (train[i] for i in range(len(train)))]))
     with pytest.raises(ValueError, match="exactly 2"):
         utils.text_dataset_from_directory(root, label_mode="binary", verbose=False)
     with pytest.raises(ValueError, match="seed"):

@@ -147,7 +147,7 @@ def loads(data):
     try:
         return _loads(data)
     except (TypeError, struct.error, UnicodeDecodeError, OverflowError, SyntaxError,
-            MemoryError) as e:
+            MemoryError, RecursionError) as e:
         raise _error(str(e)) from e
     except ValueError as e:
         if str(e).startswith("Not a plain-data pickle"):
