@@ -217,9 +217,13 @@ KERAS_RESIZE = {
              [64.6767, 70.7535, 76.8303], [103.1892, 110.3823, 117.5755]],
     "pad": [[0.1179, 1.0, 2.498], [13.6911, 24.6437, 39.5818],
             [71.8674, 93.1284, 116.4458], [11.7531, 14.6969, 17.8708]],
+    "bicubic": [[-1.805, 4.8143, 16.7262], [15.6015, 29.2274, 46.3621],
+                [59.0343, 80.7514, 104.4737], [97.1929, 122.2548, 149.182]],
 }
 KERAS_UPSAMPLE_ROW3 = [31.6228, 34.9383, 40.4641, 46.3754, 52.3832, 58.837, 65.3742, 72.245,
                        76.3675]  # resize(img, (7, 9))[3, :, 0]
+KERAS_UPSAMPLE_BICUBIC_ROW3 = [30.62, 34.1533, 39.943, 46.3685, 52.3832, 58.5343, 65.9016,
+                               73.1194, 77.6145]  # ... interpolation="bicubic"
 
 
 def test_resize_matches_keras_ops_image_resize():
@@ -227,10 +231,14 @@ def test_resize_matches_keras_ops_image_resize():
     img = np.arange(30, dtype="float32").reshape(3, 5, 2) ** 1.5
     for key, kw in (("bilinear", {}), ("nearest", dict(interpolation="nearest")),
                     ("crop", dict(crop_to_aspect_ratio=True)),
-                    ("pad", dict(pad_to_aspect_ratio=True))):
+                    ("pad", dict(pad_to_aspect_ratio=True)),
+                    ("bicubic", dict(interpolation="bicubic"))):
         out = resize(img, (4, 3), **kw)
         np.testing.assert_allclose(out[..., 0], KERAS_RESIZE[key], atol=2e-4, err_msg=key)
     np.testing.assert_allclose(resize(img, (7, 9))[3, :, 0], KERAS_UPSAMPLE_ROW3, atol=2e-4)
+    np.testing.assert_allclose(resize(img, (7, 9), "bicubic")[3, :, 0],
+                               KERAS_UPSAMPLE_BICUBIC_ROW3, atol=2e-4)
+    np.testing.assert_array_equal(resize(img, (3, 5)), img)
 
 
 def _image_tree(root, Image):
@@ -273,8 +281,10 @@ def test_image_dataset_from_directory(tmp_path):
         utils.image_dataset_from_directory(root, color_mode="cmyk")
     with pytest.raises(ValueError, match="image_size"):
         utils.image_dataset_from_directory(root, image_size=(2, 2, 2))
-    with pytest.raises(NotImplementedError, match="bicubic"):
-        utils.image_dataset_from_directory(root, interpolation="bicubic")
+    with pytest.raises(NotImplementedError, match="area"):
+        utils.image_dataset_from_directory(root, interpolation="area")
+    with pytest.raises(ValueError, match="interpolation"):
+        utils.image_dataset_from_directory(root, interpolation="cubic")
     with pytest.raises(ValueError, match="No images"):
         empty = tmp_path / "empty"
         os.makedirs(empty / "a")

@@ -8,7 +8,7 @@ from shenjing import _dataset_utils as du
 ALLOWLIST_FORMATS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 _KERAS_INTERPOLATIONS = ("bilinear", "nearest", "bicubic", "area", "lanczos3", "lanczos5",
                          "gaussian", "mitchellcubic")
-_SUPPORTED_INTERPOLATIONS = ("bilinear", "nearest")
+_SUPPORTED_INTERPOLATIONS = ("bilinear", "nearest", "bicubic")
 
 
 def _pil():
@@ -21,18 +21,38 @@ def _pil():
     return Image
 
 
-def _axis_weights(size_in, size_out, interpolation):
-    """(i0, i1, w1) per output index along one axis: half-pixel centres without antialiasing,
-    what torch's interpolate(align_corners=False) and TF2's resize compute."""
+def _cubic(t, a=-0.75):
+    """Keys' cubic convolution kernel with torch's a = -0.75."""
+    t = np.abs(t)
+    return np.where(t <= 1, ((a + 2) * t - (a + 3)) * t * t + 1,
+                    np.where(t < 2, ((a * t - 5 * a) * t + 8 * a) * t - 4 * a, 0.0))
+
+
+def _axis_matrix(size_in, size_out, interpolation):
+    """The (size_out, size_in) matrix resizing one axis: half-pixel centres without
+    antialiasing, as torch's interpolate(align_corners=False) computes (Keras's torch
+    backend; TF2's resize gives the same bilinear and nearest)."""
     scale = size_in / size_out
     dst = np.arange(size_out, dtype=np.float64)
+    m = np.zeros((size_out, size_in))
+    rows = np.arange(size_out)
     if interpolation == "nearest":  # torch's 'nearest-exact', TF2's half-pixel nearest
-        i0 = np.minimum(np.floor((dst + 0.5) * scale).astype(np.int64), size_in - 1)
-        return i0, i0, np.zeros(size_out, dtype=np.float32)
-    src = np.maximum((dst + 0.5) * scale - 0.5, 0.0)
-    i0 = np.minimum(np.floor(src).astype(np.int64), size_in - 1)
-    i1 = np.minimum(i0 + 1, size_in - 1)
-    return i0, i1, (src - i0).astype(np.float32)
+        src = np.minimum(np.floor((dst + 0.5) * scale).astype(np.int64), size_in - 1)
+        m[rows, src] = 1.0
+        return m
+    src = (dst + 0.5) * scale - 0.5
+    if interpolation == "bilinear":
+        src = np.maximum(src, 0.0)
+        i0 = np.minimum(np.floor(src).astype(np.int64), size_in - 1)
+        w = src - i0
+        np.add.at(m, (rows, i0), 1 - w)
+        np.add.at(m, (rows, np.minimum(i0 + 1, size_in - 1)), w)
+        return m
+    i0 = np.floor(src).astype(np.int64)  # bicubic: 4 taps, indices clamped at the borders
+    t = src - i0
+    for k in (-1, 0, 1, 2):
+        np.add.at(m, (rows, np.clip(i0 + k, 0, size_in - 1)), _cubic(t - k))
+    return m
 
 
 def resize(img, size, interpolation="bilinear", crop_to_aspect_ratio=False,
@@ -55,12 +75,10 @@ def resize(img, size, interpolation="bilinear", crop_to_aspect_ratio=False,
     h, w = img.shape[:2]
     if (h, w) == (th, tw):
         return np.ascontiguousarray(img)
-    r0, r1, rw = _axis_weights(h, th, interpolation)
-    c0, c1, cw_ = _axis_weights(w, tw, interpolation)
-    rw, cw_ = rw[:, None, None], cw_[None, :, None]
-    top = img[r0][:, c0] * (1 - cw_) + img[r0][:, c1] * cw_
-    bottom = img[r1][:, c0] * (1 - cw_) + img[r1][:, c1] * cw_
-    return (top * (1 - rw) + bottom * rw).astype(np.float32)
+    rows = _axis_matrix(h, th, interpolation)
+    cols = _axis_matrix(w, tw, interpolation)
+    out = np.einsum("ih,hwc->iwc", rows, img.astype(np.float64))
+    return np.einsum("jw,iwc->ijc", cols, out).astype(np.float32)
 
 
 def load_image(path, num_channels, image_size, interpolation, crop, pad):
@@ -93,8 +111,10 @@ def image_dataset_from_directory(directory, labels="inferred", label_mode="int",
     ``label_mode=None``), images float32 ``(batch, *image_size, channels)`` (channels first
     with ``data_format='channels_first'``); ``class_names`` and ``file_paths`` attributes.
     ``subset='both'`` returns ``[train, validation]``. ``format`` ('tf' or 'grain') is
-    accepted as in Keras; both give the PyDataset. Interpolations: 'bilinear' and 'nearest'
-    (Keras's other ones raise NotImplementedError). Requires Pillow."""
+    accepted as in Keras; both give the PyDataset. Interpolations: 'bilinear', 'nearest' and
+    'bicubic', as ``keras.ops.image.resize`` computes them on the torch backend (TF's bicubic
+    kernel differs slightly: a = -0.5 instead of -0.75); Keras's other ones raise
+    NotImplementedError. Requires Pillow."""
     du.check_labels_args(labels, label_mode, class_names)
     if labels is None or label_mode is None:
         labels, label_mode = None, None
