@@ -144,6 +144,36 @@ def test_model_to_dot_nodes_edges_and_labels():
         utils.model_to_dot(keras.Sequential([layers.Dense(2)]))
 
 
+def test_model_to_dot_expand_nested_joins_the_inner_layers():
+    pytest.importorskip("pydot")
+    inner = keras.Sequential([layers.Input((4,)), layers.Dense(3, name="in_d1"),
+                              layers.Dense(3, name="in_d2")], name="inner_seq")
+    fa, fb = keras.Input((3,), name="fa"), keras.Input((3,), name="fb")
+    inner_fun = keras.Model([fa, fb], layers.Add(name="in_add")([fa, fb]), name="inner_fun")
+    x = keras.Input((4,), name="x")
+    h = inner(x)
+    outer = keras.Model(x, layers.Dense(2, name="head")(inner_fun([h, h])))
+
+    def edges(dot):
+        names = {}
+
+        def walk(g, out):
+            for n in g.get_nodes():
+                if n.get("label"):
+                    names[n.get_name()] = n.get("label").split("<b>")[1].split("</b>")[0]
+            out += g.get_edges()
+            for sub in g.get_subgraphs():
+                walk(sub, out)
+            return out
+        found = walk(dot, [])
+        return sorted((names[e.get_source()], names[e.get_destination()]) for e in found)
+    assert edges(utils.model_to_dot(outer)) == [("inner_fun", "head"),
+                                                ("inner_seq", "inner_fun"), ("x", "inner_seq")]
+    assert edges(utils.model_to_dot(outer, expand_nested=True)) == [
+        ("fa", "in_add"), ("fb", "in_add"), ("in_add", "head"), ("in_d1", "in_d2"),
+        ("in_d2", "fa"), ("in_d2", "fb"), ("x", "in_d1")]
+
+
 def test_plot_model_writes_the_image(tmp_path):
     pytest.importorskip("pydot")
     from shenjing import _plot

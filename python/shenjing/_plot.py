@@ -79,9 +79,16 @@ def _label(layer, in_shapes, out_shapes, dtypes, show_layer_names, show_layer_ac
     return table + "</table>>"
 
 
+def _is_model(layer):
+    from shenjing.functional import Functional
+    from shenjing.sequential import Sequential
+    return isinstance(layer, (Functional, Sequential))
+
+
 def _graph(model):
-    """(layers, edges, shapes): the layers to draw in order, (source, destination) layer
-    pairs, and per layer (input shapes, output shapes, output dtypes) with the batch axis."""
+    """(layers, edges, shapes): the layers to draw in order; edges as (source layer,
+    destination layer, the destination's input position, the source's output position); per
+    layer (input shapes, output shapes, output dtypes) with the batch axis."""
     from shenjing.functional import Functional
     from shenjing.sequential import Sequential
     if isinstance(model, Sequential):
@@ -91,7 +98,7 @@ def _graph(model):
             out = tuple(layer.output_shape)
             shapes[id(layer)] = ([prev], [out], [getattr(layer, "dtype", "float32")])
             prev = out
-        return layers, list(zip(layers[:-1], layers[1:])), shapes
+        return layers, [(a, b, 0, 0) for a, b in zip(layers[:-1], layers[1:])], shapes
     if not isinstance(model, Functional):
         return [model], [], {}
     layers, seen, edges, shapes = [], set(), [], {}
@@ -108,11 +115,25 @@ def _graph(model):
         shapes.setdefault(id(node.layer), ([tuple(t.shape) for t in node.inputs],
                                            [tuple(t.shape) for t in node.outputs],
                                            [t.dtype for t in node.outputs]))
-        for t in node.inputs:
-            pair = (t._node.layer, node.layer)
-            if not any(a is pair[0] and b is pair[1] for a, b in edges):
-                edges.append(pair)
+        for position, t in enumerate(node.inputs):
+            edges.append((t._node.layer, node.layer, position, t._index))
     return layers, edges, shapes
+
+
+def _innermost(source, destination, input_index, output_index):
+    """With expand_nested, an edge from or to a nested model joins the layer inside it that
+    makes that output or takes that input (Keras's rule)."""
+    from shenjing.sequential import Sequential
+    while _is_model(source):
+        if isinstance(source, Sequential):
+            source, output_index = source.layers[-1], 0
+        else:
+            t = source.outputs[output_index]
+            source, output_index = t._node.layer, t._index
+    while _is_model(destination):
+        destination = destination.layers[0] if isinstance(destination, Sequential) else \
+            destination.inputs[input_index]._node.layer
+    return source, destination
 
 
 def model_to_dot(model, show_shapes=False, show_dtype=False, show_layer_names=True,
@@ -120,8 +141,8 @@ def model_to_dot(model, show_shapes=False, show_dtype=False, show_layer_names=Tr
                  show_layer_activations=False, show_trainable=False, splines="ortho",
                  **kwargs):
     """Keras's ``model_to_dot``: the model as a ``pydot.Dot`` graph (a ``pydot.Cluster``
-    with ``subgraph=True``), one node per layer, an edge per tensor between layers.
-    ``expand_nested`` is accepted; a nested model is drawn as one node."""
+    with ``subgraph=True``), one node per layer, an edge per pair of connected layers; with
+    ``expand_nested``, a nested model is a cluster of its own layers."""
     if not model.built:
         raise ValueError("This model has not yet been built. Build the model first by "
                          "calling `build()` or by calling the model on a batch of data.")
@@ -146,6 +167,12 @@ def model_to_dot(model, show_shapes=False, show_dtype=False, show_layer_names=Tr
         dot.set_node_defaults(shape="record")
     layers, edges, shapes = _graph(model)
     for layer in layers:
+        if expand_nested and _is_model(layer):
+            dot.add_subgraph(model_to_dot(
+                layer, show_shapes, show_dtype, show_layer_names, rankdir, expand_nested,
+                subgraph=True, show_layer_activations=show_layer_activations,
+                show_trainable=show_trainable))
+            continue
         in_s, out_s, dtypes = shapes.get(id(layer), (None, None, None))
         node = pydot.Node(str(id(layer)), label=_label(
             layer, in_s, out_s, dtypes, show_layer_names, show_layer_activations, show_dtype,
@@ -154,7 +181,13 @@ def model_to_dot(model, show_shapes=False, show_dtype=False, show_layer_names=Tr
         node.set("border", "0")
         node.set("margin", "0")
         dot.add_node(node)
-    for src, dst in edges:
+    drawn = set()
+    for src, dst, input_index, output_index in edges:
+        if expand_nested:
+            src, dst = _innermost(src, dst, input_index, output_index)
+        if (id(src), id(dst)) in drawn:
+            continue
+        drawn.add((id(src), id(dst)))
         edge = pydot.Edge(str(id(src)), str(id(dst)))
         edge.set("penwidth", "2")
         dot.add_edge(edge)
