@@ -361,4 +361,7 @@ model_from_json = saving.model_from_json
 from shenjing.functional import Functional  # noqa: E402  (they subclass Model)
 from shenjing.sequential import Sequential  # noqa: E402
 
-__all__ = ["Model", "Sequential", "Functional", "load_model", "model_from_json"]
+from shenjing._cloning import clone_model  # noqa: E402
+
+__all__ = ["Model", "Sequential", "Functional", "load_model", "model_from_json",
+           "clone_model"]

@@ -1,4 +1,6 @@
-"""Utilities with Keras names: to_categorical, pad_sequences, set_random_seed, Progbar."""
+"""Utilities with Keras names: to_categorical, pad_sequences, normalize, set_random_seed,
+Progbar, PyDataset, the dataset builders (timeseries/image/text, split_dataset), get_file,
+plot_model/model_to_dot and plot_history."""
 import random
 
 import numpy as np
@@ -6,11 +8,19 @@ import numpy as np
 from shenjing import _random
 from shenjing._progbar import Progbar
 from shenjing._py_dataset import PyDataset
+from shenjing._get_file import get_file
+from shenjing._image_dataset import image_dataset_from_directory
+from shenjing._plot import model_to_dot, plot_history, plot_model
+from shenjing._split_dataset import split_dataset
+from shenjing._text_dataset import text_dataset_from_directory
+from shenjing._timeseries import timeseries_dataset_from_array
 
 Sequence = PyDataset  # Keras keeps the old name as an alias
 
-__all__ = ["to_categorical", "pad_sequences", "set_random_seed", "Progbar", "PyDataset",
-           "Sequence"]
+__all__ = ["to_categorical", "pad_sequences", "normalize", "set_random_seed", "Progbar",
+           "PyDataset", "Sequence", "timeseries_dataset_from_array",
+           "image_dataset_from_directory", "text_dataset_from_directory", "split_dataset",
+           "get_file", "plot_model", "model_to_dot", "plot_history"]
 
 
 def to_categorical(x, num_classes=None):
@@ -41,6 +51,22 @@ def to_categorical(x, num_classes=None):
     out = np.zeros(x.shape + (num_classes,), dtype=np.float32)
     np.put_along_axis(out, x[..., None], 1.0, axis=-1)
     return out
+
+
+def normalize(x, axis=-1, order=2):
+    """Keras's ``normalize``: ``x`` divided by its ``order``-norm along ``axis`` (a norm of
+    0 counts as 1, so zero vectors stay zero). Unlike Keras's NumPy path, which turns
+    ``axis=0`` into -1 (``axis or -1``), ``axis=0`` normalizes along axis 0."""
+    x = np.asarray(x)
+    if x.ndim == 0:
+        raise ValueError("normalize expects an array with at least one axis.")
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or \
+            not -x.ndim <= axis < x.ndim:
+        raise ValueError(f"`axis` must be an integer in [{-x.ndim}, {x.ndim}) for an input "
+                         f"of rank {x.ndim}. Received: axis={axis!r}")
+    norm = np.atleast_1d(np.linalg.norm(x, order, axis))
+    norm[norm == 0] = 1
+    return x / np.expand_dims(norm, axis)
 
 
 def pad_sequences(sequences, maxlen=None, dtype="int32", padding="pre", truncating="pre",

@@ -3,13 +3,15 @@
 Each file is looked up, in order, in:
 
 1. `$SHENJING_DATA/<dataset>/<name>`, a read-only folder of original files
-   (laid out as `mnist/`, `fashion-mnist/`, `boston_housing/`);
+   (laid out as `mnist/`, `fashion-mnist/`, `boston_housing/`, `cifar10/`,
+   `cifar100/`, `imdb/`, `reuters/`);
 2. the cache, `$SHENJING_HOME/datasets/<dataset>/<name>` (`SHENJING_HOME`
    defaults to `~/.shenjing`);
 3. the canonical download URLs, saved into the cache.
 
-Every file, local or downloaded, must match its SHA-256 below; a file is
-hashed once per process unless its size or modification time changes.
+Every file, local or downloaded, must match its SHA-256 (or MD5, where Keras publishes
+only that) below; a file is hashed once per process unless its size or modification time
+changes.
 """
 
 import gzip
@@ -53,6 +55,17 @@ CHECKSUMS = {
     ("boston_housing", "boston_housing.npz"): (
         57026,
         "f553886a1f8d56431e820c5b82552d9d95cfcb96d1e678153f8839538947dff5"),
+    # Keras's hashes (keras/src/datasets/*.py); the word indexes have only an MD5 there.
+    ("cifar10", "cifar-10-python.tar.gz"): (
+        None, "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"),
+    ("cifar100", "cifar-100-python.tar.gz"): (
+        None, "85cd44d02ba6437773c5bbd22e183051d648de2e7d6b014e1ef29b855ba677a7"),
+    ("imdb", "imdb.npz"): (
+        None, "69664113be75683a8fe16e3ed0ab59fda8886cb3cd7ada244f7d9544e4676b9f"),
+    ("imdb", "imdb_word_index.json"): (None, "bfafd718b763782e994055a2d397834f"),
+    ("reuters", "reuters.npz"): (
+        None, "d6586e694ee56d7a4e65172e12b3e987c03096cb01eab99753921ef915959916"),
+    ("reuters", "reuters_word_index.json"): (None, "4d44cc38712099c9e383dc6e5f11a921"),
 }
 
 # Dataset folder -> URL prefixes (mirrors), tried in order; the file name is appended.
@@ -69,6 +82,10 @@ MIRRORS = {
     "boston_housing": [
         "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
     ],
+    "cifar10": ["https://www.cs.toronto.edu/~kriz/"],
+    "cifar100": ["https://www.cs.toronto.edu/~kriz/"],
+    "imdb": ["https://storage.googleapis.com/tensorflow/tf-keras-datasets/"],
+    "reuters": ["https://storage.googleapis.com/tensorflow/tf-keras-datasets/"],
 }
 
 DOWNLOAD_TIMEOUT = 30.0  # seconds without data before a mirror is given up
@@ -95,12 +112,27 @@ def search_dirs():
     return dirs
 
 
-def sha256_of(path):
-    h = hashlib.sha256()
+def _hasher(expected):
+    """SHA-256, or MD5 for the 32-digit hashes Keras publishes for some files."""
+    return hashlib.md5() if len(expected) == 32 else hashlib.sha256()
+
+
+def _size(size):
+    return "size unknown" if size is None else f"{size} bytes"
+
+
+def sha256_of(path, hasher=None):
+    h = hasher or hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def _digest_of(path, expected):
+    if len(expected) == 32:
+        return sha256_of(path, hashlib.md5())
+    return sha256_of(path)
 
 
 def verify(path, dataset, name):
@@ -114,11 +146,11 @@ def verify(path, dataset, name):
     key, stamp = os.path.realpath(path), (st.st_size, st.st_mtime_ns)
     if _verified.get(key) == stamp:
         return
-    actual = sha256_of(path)
+    actual = _digest_of(path, expected)
     if actual != expected:
         raise ValueError(
             f"Dataset file {path} is corrupt or not the original: expected "
-            f"SHA-256 {expected} ({size} bytes), got {actual} "
+            f"{_hasher(expected).name} {expected} ({_size(size)}), got {actual} "
             f"({st.st_size} bytes). Delete it or replace it with the original.")
     _verified[key] = stamp
 
@@ -135,7 +167,7 @@ def download(url, dest, dataset, name):
     print(f"Downloading data from {url}", file=sys.stderr)
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
     try:
-        h = hashlib.sha256()
+        h = _hasher(expected)
         with os.fdopen(fd, "wb") as out, urlopen(url, timeout=DOWNLOAD_TIMEOUT) as resp:
             for chunk in iter(lambda: resp.read(1 << 20), b""):
                 h.update(chunk)
@@ -144,7 +176,7 @@ def download(url, dest, dataset, name):
         if actual != expected:
             raise ValueError(
                 f"Downloaded file {name} from {url} does not match its "
-                f"checksum: expected SHA-256 {expected} ({size} bytes), got "
+                f"checksum: expected {h.name} {expected} ({_size(size)}), got "
                 f"{actual} ({os.path.getsize(tmp)} bytes). It was not saved.")
         os.replace(tmp, dest)
     except BaseException:
