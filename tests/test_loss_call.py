@@ -76,3 +76,19 @@ def test_symbolic_loss_in_custom_layer_is_traced():
     model.compile(optimizer="sgd", loss=lambda y_true, y_pred: ops.mean(y_pred * 0.0, axis=-1))
     got = model.evaluate([x, t], np.zeros((6, 10), np.float32), verbose=0)
     assert got == pytest.approx(want, rel=1e-5)
+
+
+def test_model_trained_on_add_loss_alone():
+    """keras.io's LogisticEndpoint: compile(optimizer) with no loss, fit(dict of inputs) with no
+    targets; the add_loss term is what is minimised and logged as 'loss'."""
+    model = _endpoint_model()
+    model.compile(optimizer=keras.optimizers.SGD(0.5))
+    rng = np.random.default_rng(2)
+    data = {"inputs": rng.random((64, 3)), "targets": (rng.random((64, 10)) > 0.5) * 1.0}
+    first = model.evaluate(data, verbose=0)
+    dense = next(layer for layer in model.layers if layer.weights)
+    kernel, bias = dense.get_weights()
+    assert first == pytest.approx(losses.BinaryCrossentropy(from_logits=True)(
+        data["targets"], data["inputs"] @ kernel + bias), rel=1e-5)
+    hist = model.fit(data, epochs=5, batch_size=16, verbose=0)
+    assert list(hist.history) == ["loss"] and hist.history["loss"][-1] < first

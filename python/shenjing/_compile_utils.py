@@ -51,6 +51,10 @@ def _weight(w, name):
     return float(w)
 
 
+class DeferredLossError(ValueError):
+    """A loss configuration Keras accepts at compile and refuses when training starts."""
+
+
 def resolve_losses(loss, loss_weights, outs):
     """[(Loss, weight)] per output in model order; ValueError as Keras's CompileLoss.build."""
     n = len(outs.names)
@@ -60,14 +64,20 @@ def resolve_losses(loss, loss_weights, outs):
             "Expected `loss_weights` argument to be a float (single output case) or a list, "
             "tuple, or dict (multiple output case). Received instead: "
             f"loss_weights={loss_weights} of type {type(loss_weights)}")
-    if is_leaf(loss):
+    if loss is None:
+        per = [None] * n  # only add_loss() terms (checked when training starts)
+        n_losses = 0
+    elif is_leaf(loss):
         per = [loss] * n  # one loss for every output
         n_losses = 1
     elif isinstance(loss, dict):
         unknown = [k for k in loss if k not in outs.names]
         if not outs.is_dict and (unknown or len(loss) != n):
-            raise ValueError(f"Expected keys {outs.names} in loss dict, but found "
-                             f"loss.keys()={list(loss.keys())}")
+            message = (f"Expected keys {outs.names} in loss dict, but found "
+                       f"loss.keys()={list(loss.keys())}")
+            # Keras raises this when training starts; a dict of only some of the outputs
+            # compiles there (keras.io's guide does it), so it does here too.
+            raise (ValueError if unknown else DeferredLossError)(message)
         if unknown:
             raise ValueError(f"The path: ({unknown[0]!r},) in the `loss` argument, can't be "
                              f"found in either the model's output (`y_pred`) or in the labels "
@@ -82,13 +92,11 @@ def resolve_losses(loss, loss_weights, outs):
         per = outs.from_list(list(loss))
         n_losses = n
     for k, item in enumerate(per):
-        if item is None:
-            raise ValueError(f"No loss for output '{outs.names[k]}': every output needs a loss "
-                             f"(outputs without one are not supported).")
-        if not is_leaf(item):
+        if item is not None and not is_leaf(item):
             raise ValueError(f"The loss of output '{outs.names[k]}' must be one loss, received "
                              f"{item!r:.200}.")
-    resolved = [losses_mod.get(item) for item in per]
+    from shenjing._loss_graph import NoLoss
+    resolved = [NoLoss() if item is None else losses_mod.get(item) for item in per]
 
     if loss_weights is None:
         weights = [1.0] * n

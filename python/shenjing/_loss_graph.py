@@ -10,6 +10,24 @@ of another shape (sparse labels, say); the graph is then traced again for it.
 from shenjing.layers.node import KerasTensor
 
 
+class NoLoss:
+    """An output compile() gave no loss (``loss=None``, ``[None, ...]`` or a dict without its
+    name), as Keras allows: it adds nothing to the loss (a constant 0 in the graph), takes no
+    targets, and logs no ``<output>_loss``."""
+
+    _traced = True
+    _kind = None
+    name = None
+
+    def call(self, y_true, y_pred):
+        import numpy as np
+        from shenjing.ops import _trace
+        return _trace.as_tensor(np.zeros((), np.float32))
+
+    def _spec(self):
+        raise AssertionError("NoLoss is traced, never a built-in loss spec.")
+
+
 def is_custom(loss):
     """Whether a resolved Loss is traced (user code) rather than a built-in C++ loss."""
     return not type(loss).__module__.startswith("shenjing.") or \
@@ -56,10 +74,11 @@ def _trace_one(model, core, ids, outputs, k, fn, shape, y_true):
         value = _trace.as_tensor(fn.call(t_true, t_pred))
     finally:
         _trace._scopes.pop()
-    nodes = graph_nodes([t_true, t_pred], [value], getattr(fn, "name", "loss"))
+    nodes = graph_nodes([t_true, t_pred], [value], getattr(fn, "name", None) or "loss")
     ids[id(t_pred)] = ids[id(outputs[k])]
-    if k not in y_true:
-        y_true[k] = core.add_target(k, list(shape))
-    ids[id(t_true)] = y_true[k]
+    if any(t is t_true for node in nodes for t in node.inputs):  # the targets are read
+        if k not in y_true:
+            y_true[k] = core.add_target(k, list(shape))
+        ids[id(t_true)] = y_true[k]
     model._emit(core, nodes, ids, {}, model._graph_order, True)
     return ids[id(value)]

@@ -42,6 +42,11 @@ class TrainerCompile:
     def _resolve_metrics(self, ys):
         """The metrics of each output for targets ``ys`` ('accuracy' becomes binary, sparse
         or categorical accuracy by the shapes, as Keras); the core counts them from here."""
+        if getattr(self, "_deferred_loss_error", None):
+            raise ValueError(self._deferred_loss_error)
+        if all(isinstance(loss, _loss_graph.NoLoss) for loss, _ in self._loss_plan) and \
+                not self._has_added_losses():
+            raise ValueError("No loss to compute. Provide a `loss` argument in `compile()`.")
         self._retrace_losses_for(ys)
         shapes = self._output_shapes()
         names = self._out.names
@@ -75,6 +80,10 @@ class TrainerCompile:
         self._eval_keys = cu.flatten_in_order(
             dict.fromkeys(["loss"] + self._log_names + trackers), metrics, trackers)
 
+    def _has_added_losses(self):
+        """Whether the graph has add_loss() terms (a model may then compile with no loss)."""
+        return bool(getattr(self, "_added_losses", None))
+
     def _metric_object(self, m, y_shape, out_shape):
         """metrics_mod.get, with one wrapper per metric function for the model's life (its
         traced graph is then made once)."""
@@ -91,7 +100,8 @@ class TrainerCompile:
         if not traced:
             return
         shapes = _loss_graph.target_shapes(self)
-        wanted = [tuple(y.shape[1:]) if k in traced else shapes[k] for k, y in enumerate(ys)]
+        wanted = [tuple(y.shape[1:]) if k in traced and not isinstance(
+            self._loss_plan[k][0], _loss_graph.NoLoss) else shapes[k] for k, y in enumerate(ys)]
         if wanted != shapes:
             def rebuild():
                 self._target_shapes = wanted

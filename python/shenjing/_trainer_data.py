@@ -3,6 +3,7 @@ predict, per input and per output, each error naming the input or output it is a
 import numpy as np
 
 from shenjing import _checks as checks, _dynamic, _multi_io as mio, losses
+from shenjing._loss_graph import NoLoss
 from shenjing.data import DataLoader, Dataset
 
 _SPARSE_CE = losses.SparseCategoricalCrossentropy._kind
@@ -65,6 +66,8 @@ class TrainerData:
         them: shaped like the output (a trailing axis of 1 may be added or dropped), or for
         sparse_categorical_crossentropy one integer label per position of the output but its
         last axis (``(batch,)`` for ``(None, 10)``, ``(batch, time)`` for ``(None, time, 10)``)."""
+        if isinstance(self._loss_plan[k][0], NoLoss):
+            return np.zeros((n, 0), np.float32)  # no loss: its targets, if any, are unused
         y = checks.numeric(y, what)
         if y.shape[0] != n:
             raise ValueError(f"x and y must have the same number of samples: x has {n}, "
@@ -107,17 +110,26 @@ class TrainerData:
             self._specialize([a.shape[1:] for a in x.xs])
             return x
         xs, xlabels = self._inputs(x, prefix)
+        outs = self._out
+        unused = [name for (loss, _), name in zip(self._loss_plan, outs.names)
+                  if isinstance(loss, NoLoss)]
+        if y is None and len(unused) == len(outs.names):
+            y = {name: None for name in outs.names}  # only add_loss terms: no targets
+        elif isinstance(y, dict) and unused:
+            y = {**{name: None for name in unused}, **y}
         if y is None:
             raise ValueError(f"{what} needs targets y.")
-        outs = self._out
         raw = mio.flatten(y, outs.names, outs.is_dict, "y", "output")
+        n = len(xs[0])
+        # Outputs without a loss take no targets (any given are not read).
+        raw = [np.zeros((n, 0), np.float32) if name in unused else a
+               for a, name in zip(raw, outs.names)]
         if len(raw) == 1:
             ylabels = ["y"]
         else:
             ylabels = [f"y for output '{n}'" for n in outs.names]
             raw = [checks.numeric(a, lab) for a, lab in zip(raw, ylabels)]
             mio.check_cardinality(xs, raw, mio.input_structure(self)[0], outs.names)
-        n = len(xs[0])
         ys = [self._as_target(a, n, k, lab) for k, (a, lab) in enumerate(zip(raw, ylabels))]
         for a, lab in zip(xs, xlabels):
             checks.check_finite(a, lab)

@@ -13,6 +13,7 @@ import numpy as np
 from shenjing import _compile_utils as cu, _data_parallel as dp, _multi_io as mio, _random
 from shenjing import distribution as dist
 from shenjing import _checks as checks, metrics as metrics_mod, optimizers as optimizers_mod
+from shenjing._loss_graph import NoLoss
 from shenjing._trainer_compile import TrainerCompile
 from shenjing._trainer_data import TrainerData
 from shenjing.callbacks import CallbackList, ProgbarLogger, TerminateOnNaN, _pythonify
@@ -34,7 +35,9 @@ class Trainer(TrainerData, TrainerCompile):
                 Keras config dict.
             loss: name ('mse', 'categorical_crossentropy', ...), function, Loss instance or
                 Keras config dict; with several outputs, one loss for every output, a list
-                with one loss per output, or a dict keyed by output name.
+                with one loss per output, or a dict keyed by output name. None (or None for
+                an output) adds no loss for it: the model then trains on its ``add_loss``
+                terms and the other outputs' losses, and needs no targets for it.
             loss_weights: with several outputs, a list or dict (by output name) of scalar
                 weights: the loss minimised is the weighted sum of the output losses (each
                 weight 1.0 when None). A float with one loss.
@@ -44,31 +47,37 @@ class Trainer(TrainerData, TrainerCompile):
                 output name, e.g. ``{'a': 'accuracy', 'b': ['accuracy', 'mse']}``. Logged as
                 ``<output>_<metric>`` (Keras 3's names).
         """
-        if loss is None:
-            raise ValueError("compile() needs a loss, e.g. loss='sparse_categorical_crossentropy'.")
         if weighted_metrics is not None:
             raise ValueError("weighted_metrics are not supported.")
         # Resolve everything before changing the model, so a failed compile() changes nothing.
         optimizer = optimizers_mod.get(optimizer)
         outs = mio.output_structure(self)
-        plan = cu.resolve_losses(loss, loss_weights, outs)
-        order = cu.loss_order(loss, outs)
+        deferred = None
+        try:
+            plan = cu.resolve_losses(loss, loss_weights, outs)
+        except cu.DeferredLossError as e:
+            deferred, plan = str(e), [(NoLoss(), 1.0) for _ in outs.names]
+        order = [k for k in cu.loss_order(loss, outs) if not isinstance(plan[k][0], NoLoss)]
         if len(outs.names) == 1 and (isinstance(metrics, (str, metrics_mod.Metric))
                                      or callable(metrics)):
             metrics = [metrics]
         metric_ids = cu.resolve_metric_ids(metrics, outs)
         cu.check_metric_ids(metric_ids)
-        if cu.is_leaf(loss):
+        if loss is None:
+            user_loss = None
+        elif cu.is_leaf(loss):
             user_loss = plan[0][0]
         elif isinstance(loss, dict):
             user_loss = {k: plan[outs.names.index(k)][0] for k in loss}
         else:
-            user_loss = [plan[k][0] for k in outs.list_index]
+            user_loss = [None if isinstance(plan[k][0], NoLoss) else plan[k][0]
+                         for k in outs.list_index]
 
         def apply():
             self.optimizer, self.loss = optimizer, user_loss
             self._out, self._loss_plan, self._loss_order = outs, plan, order
             self._metric_ids = metric_ids
+            self._deferred_loss_error = deferred
             self._metrics = None
             self._compile_args = (loss, loss_weights, metrics)
             if self._core is not None:
