@@ -306,3 +306,27 @@ def test_bad_options_raise_value_error():
         model.evaluate(x, np.ones((2, 3), np.float32), verbose=0)
     with pytest.raises(ValueError, match="dtype"):
         metrics.KLDivergence(dtype="float16")
+
+
+def test_loss_functions_as_metrics_keep_their_sign_after_load(tmp_path):
+    """metrics=[losses.cosine_similarity] is -cos (Keras wraps the loss function), the string
+    "cosine_similarity" +cos: the compile config saves the function as Keras does (a function
+    dict), so the loaded model logs the same values; Keras's own dicts load too."""
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(8, 3)).astype(np.float32), rng.normal(size=(8, 3)).astype(np.float32)
+    model = _linear_model((3,))
+    model.compile(optimizer="sgd", loss=losses.kl_divergence,
+                  metrics=[losses.cosine_similarity, "cosine_similarity", losses.log_cosh])
+    before = model.evaluate(x, y, verbose=0, return_dict=True)
+    assert before["cosine_similarity"] == pytest.approx(-before["cosine_similarity_1"])
+    cfg = model._compile_config()
+    assert cfg["metrics"][0] == {"module": "builtins", "class_name": "function",
+                                 "config": "cosine_similarity", "registered_name": "function"}
+    model.save(tmp_path / "m.keras")
+    assert load_model(tmp_path / "m.keras").evaluate(x, y, verbose=0, return_dict=True) == before
+    other = _linear_model((3,))
+    other.compile(**cfg)
+    assert other.evaluate(x, y, verbose=0, return_dict=True) == before
+    with pytest.raises(ValueError, match="Unknown loss function 'nope'"):
+        losses.get({"module": "builtins", "class_name": "function", "config": "nope",
+                    "registered_name": "function"})

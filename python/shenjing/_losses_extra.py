@@ -79,6 +79,21 @@ def mean_squared_logarithmic_error(y_true, y_pred):
     return np.mean(np.square(d), axis=-1)
 
 
+def builtin_function(spec, functions, what):
+    """The function a Keras function dict names: ``{"class_name": "function", "config": name}``
+    is how Keras saves ``compile(loss=fn)`` / ``metrics=[fn]``. A built-in function of that
+    name from ``functions``, else a registered custom one; ValueError otherwise."""
+    name = spec.get("config")
+    found = {f.__name__: f for f in functions}.get(name) if isinstance(name, str) else None
+    if found is None and isinstance(name, str):
+        from shenjing import _registry
+        found = _registry.get_registered_object(spec.get("registered_name") or name) or \
+            _registry.get_registered_object(name)
+    if found is None:
+        raise ValueError(f"Unknown {what} function {name!r:.80}.")
+    return found
+
+
 def check_axis(axis, out_shape, what):
     """ValueError unless ``axis`` is the last axis of outputs of ``out_shape`` (batched): the
     core computes every loss and metric over the last axis."""

@@ -267,6 +267,8 @@ def get(identifier):
     or Keras config dict."""
     if isinstance(identifier, Loss):
         return identifier
+    if isinstance(identifier, dict) and identifier.get("class_name") == "function":
+        return get(_losses_extra.builtin_function(identifier, _BY_FUNCTION, "loss"))
     if isinstance(identifier, dict):
         return _config.deserialize(identifier, {c.__name__: c for c in _BY_NAME.values()},
                                    "loss")

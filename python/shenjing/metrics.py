@@ -122,6 +122,10 @@ def get(identifier, y_true_shape, y_pred_shape):
             f"metrics=[fn]; its mean over the samples is logged.")
     if isinstance(identifier, Metric):
         return identifier
+    if isinstance(identifier, dict) and identifier.get("class_name") == "function":
+        from shenjing._losses_extra import builtin_function
+        return get(builtin_function(identifier, _BY_FUNCTION, "metric"), y_true_shape,
+                   y_pred_shape)
     if isinstance(identifier, dict):
         return _config.deserialize(identifier, {c.__name__: c for c in _BY_NAME.values()},
                                    "metric")
