@@ -330,3 +330,13 @@ def test_loss_functions_as_metrics_keep_their_sign_after_load(tmp_path):
     with pytest.raises(ValueError, match="Unknown loss function 'nope'"):
         losses.get({"module": "builtins", "class_name": "function", "config": "nope",
                     "registered_name": "function"})
+
+
+def test_ignore_class_refused_under_data_parallel():
+    """Ranks average per-rank means; ignore_class's mean is over the global batch's kept
+    labels, so DataParallel training refuses it (before any weight is broadcast)."""
+    from shenjing import _data_parallel
+    model = _linear_model((3,))
+    model.compile(optimizer="sgd", loss=losses.SparseCategoricalCrossentropy(ignore_class=0))
+    with pytest.raises(ValueError, match="ignore_class.*DataParallel"):
+        _data_parallel.prepare(model)
