@@ -340,3 +340,22 @@ def test_ignore_class_refused_under_data_parallel():
     model.compile(optimizer="sgd", loss=losses.SparseCategoricalCrossentropy(ignore_class=0))
     with pytest.raises(ValueError, match="ignore_class.*DataParallel"):
         _data_parallel.prepare(model)
+
+
+@pytest.mark.parametrize("name", ["hinge", "squared_hinge"])
+def test_hinge_converts_binary_targets_per_batch_as_keras(name):
+    """Keras reads {0, 1} targets as {-1, 1} when the whole batch tensor is 0/1: one batch of
+    0/1 labels is converted, the next (with a 0.5) is not; loss and metric agree."""
+    rng = np.random.default_rng(2)
+    p = rng.normal(size=(8, 3)).astype(np.float32)
+    y = rng.integers(0, 2, size=(8, 3)).astype(np.float32)
+    y[5, 1] = 0.5
+    model = _linear_model((3,))
+    model.compile(optimizer="sgd", loss=name, metrics=[name])
+    logs = model.evaluate(p, y, batch_size=4, verbose=0, return_dict=True)
+    per_batch = [np.mean(_keras_formula(name, y[i:i + 4], p[i:i + 4])) for i in (0, 4)]
+    assert logs["loss"] == pytest.approx(np.mean(per_batch), rel=1e-5)
+    assert logs[name] == pytest.approx(np.mean(per_batch), rel=1e-5)
+    whole = float(np.mean(_keras_formula(name, y, p)))  # one batch: nothing converted
+    assert whole != pytest.approx(np.mean(per_batch), rel=1e-3)
+    assert model.evaluate(p, y, batch_size=8, verbose=0) == pytest.approx([whole] * 2, rel=1e-5)
