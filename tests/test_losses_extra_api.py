@@ -359,3 +359,36 @@ def test_hinge_converts_binary_targets_per_batch_as_keras(name):
     whole = float(np.mean(_keras_formula(name, y, p)))  # one batch: nothing converted
     assert whole != pytest.approx(np.mean(per_batch), rel=1e-3)
     assert model.evaluate(p, y, batch_size=8, verbose=0) == pytest.approx([whole] * 2, rel=1e-5)
+
+
+def test_fit_history_and_weights_equal_keras():
+    """Two epochs of SGD in Keras 3.15.1 (fixtures/keras315_losses_extra_fit.npz): the same
+    logs (names and values, metrics averaged over batches of 6 and a short one) and weights."""
+    import json
+    f = np.load(os.path.join(os.path.dirname(__file__), "fixtures",
+                             "keras315_losses_extra_fit.npz"), allow_pickle=False)
+    x, onehot, labels = f["x"], f["onehot"], f["labels"]
+    cases = {
+        "kld": ("softmax", "kld", ["mape", "kl_divergence", "LogCoshError", "cosine_similarity",
+                                   "categorical_hinge", "poisson", "msle", "hinge",
+                                   "squared_hinge"], onehot),
+        "cathinge": ("linear", "categorical_hinge", ["mape"], onehot),
+        "cce_ls": ("softmax", losses.CategoricalCrossentropy(label_smoothing=0.1),
+                   ["cosine_similarity"], onehot),
+        "scce_ign": ("linear", losses.SparseCategoricalCrossentropy(from_logits=True,
+                                                                   ignore_class=1), [], labels),
+        "cos": ("linear", "cosine_similarity", [], onehot),
+    }
+    for key, (act, loss, ms, y) in cases.items():
+        model = shenjing.Sequential([layers.Input((4,)), layers.Dense(5, activation="tanh"),
+                                     layers.Dense(3, activation=act)])
+        model.set_weights([f[f"w{i}"] for i in range(4)])
+        model.compile(optimizer=shenjing.optimizers.SGD(0.1), loss=loss, metrics=ms)
+        hist = model.fit(x, y, batch_size=6, epochs=2, shuffle=False, verbose=0).history
+        want = json.loads(str(f[f"{key}/hist"]))
+        assert set(hist) == set(want), key
+        for name in want:
+            np.testing.assert_allclose(hist[name], want[name], rtol=1e-5, atol=1e-6,
+                                       err_msg=f"{key}: {name}")
+        for i, w in enumerate(model.get_weights()):
+            np.testing.assert_allclose(w, f[f"{key}/w{i}"], rtol=1e-5, atol=1e-6)
