@@ -47,7 +47,8 @@ enum class MetricKind : int {
   BinaryAccuracy = 0, CategoricalAccuracy, SparseCategoricalAccuracy, MeanSquaredError,
   MeanAbsoluteError,
   // Keras's mean metrics of the losses above (losses_extra.cpp). CosineSimilarity is the
-  // metric's +cos; CosineSimilarityLoss the loss function's -cos (metrics=[losses.cosine_similarity]).
+  // metric's +cos; CosineSimilarityLoss the loss function's -cos
+  // (metrics=[losses.cosine_similarity]).
   KLDivergence = 5, Poisson, Hinge, SquaredHinge, CategoricalHinge, LogCoshError,
   CosineSimilarity, MeanAbsolutePercentageError, MeanSquaredLogarithmicError,
   CosineSimilarityLoss
