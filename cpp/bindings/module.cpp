@@ -554,18 +554,27 @@ PYBIND11_MODULE(_core, m) {
       .def("compile",
            [](Model& self, const std::vector<py::tuple>& outputs, py::dict o) {
              // outputs: (loss kind, from_logits, huber delta, loss weight, [metric kinds]
-             // [, value tensor of a traced custom loss])
+             // [, value tensor of a traced custom loss, its traced metrics, {loss options}])
              std::vector<OutputTraining> outs;
              for (const py::tuple& t : outputs) {
                OutputTraining ot;
                const int kind = t[0].cast<int>();
-               if (kind < 0 || kind > static_cast<int>(LossKind::Value))
+               if (kind < 0 || kind >= kLossKindCount)
                  throw ValueError("compile: unknown loss kind " + std::to_string(kind) + ".");
                if (t.size() > 5) ot.value_tensor = t[5].cast<int>();
                if (t.size() > 6) ot.value_metrics = t[6].cast<std::vector<int>>();
                ot.loss = LossOptions{static_cast<LossKind>(t[0].cast<int>()), t[1].cast<bool>(),
                                      t[2].cast<float>()};
                ot.weight = t[3].cast<float>();
+               if (t.size() > 7) {  // the cross-entropies' options (Loss._options)
+                 const py::dict d = t[7].cast<py::dict>();
+                 if (d.contains("label_smoothing"))
+                   ot.loss.label_smoothing = d["label_smoothing"].cast<float>();
+                 if (d.contains("ignore_class") && !d["ignore_class"].is_none()) {
+                   ot.loss.has_ignore_class = true;
+                   ot.loss.ignore_class = d["ignore_class"].cast<int>();
+                 }
+               }
                for (int k : t[4].cast<std::vector<int>>())
                  ot.metrics.push_back(static_cast<MetricKind>(k));
                outs.push_back(std::move(ot));

@@ -42,9 +42,13 @@ int label_of(const float* y, long long i, int w) {
 }
 
 // Cross-entropy over one row of class weights t (one-hot or soft) given probabilities or logits.
+// Keras's label smoothing moves `ls` of each row's weight to a uniform share ls / w.
 double ce_row(const float* pred, const float* t, int sparse_label, int w, bool logits, bool fused,
-              float scale, float* g, float* tmp) {
-  auto target = [&](int j) { return sparse_label >= 0 ? (j == sparse_label ? 1.0f : 0.0f) : t[j]; };
+              float scale, float* g, float* tmp, float ls) {
+  auto target = [&](int j) {
+    return sparse_label >= 0 ? (j == sparse_label ? 1.0f : 0.0f)
+                             : (ls != 0.0f ? t[j] * (1.0f - ls) + ls / (float)w : t[j]);
+  };
   float tsum = 0.0f;
   for (int j = 0; j < w; ++j) tsum += target(j);
   double loss = 0.0;
@@ -119,8 +123,9 @@ double loss_forward_backward(const LossOptions& opt, const float* pred, const fl
     }
     case LossKind::BinaryCrossentropy: {
       const float s = 1.0f / (float)len;
+      const float ls = opt.label_smoothing;
       for (size_t i = 0; i < len; ++i) {
-        const float t = y[i];
+        const float t = ls != 0.0f ? y[i] * (1.0f - ls) + 0.5f * ls : y[i];
         if (opt.from_logits) {
           const float z = pred[i];
           total += std::max(z, 0.0f) - z * t + std::log1p(std::exp(-std::fabs(z)));
@@ -140,16 +145,27 @@ double loss_forward_backward(const LossOptions& opt, const float* pred, const fl
     case LossKind::CategoricalCrossentropy:
     case LossKind::SparseCategoricalCrossentropy: {
       const bool sparse = opt.kind == LossKind::SparseCategoricalCrossentropy;
-      const float s = (float)(1.0 / (double)rows);
+      // ignore_class: Keras masks those rows, and its mean is over the rows left (0 if none).
+      const bool ignoring = sparse && opt.has_ignore_class;
+      const float ignored = (float)opt.ignore_class;
+      long long valid = rows;
+      if (ignoring)
+        for (long long i = 0; i < rows; ++i) valid -= y[i] == ignored;
+      const float s = valid > 0 ? (float)(1.0 / (double)valid) : 0.0f;
       static thread_local std::vector<float> tmp;  // reused: no allocation per batch
       if (tmp.size() < (size_t)width) tmp.resize(width);
       for (long long i = 0; i < rows; ++i) {
+        float* gi = grad ? grad + (size_t)i * width : nullptr;
+        if (ignoring && y[i] == ignored) {
+          if (gi) std::fill(gi, gi + width, 0.0f);
+          continue;
+        }
         const int label = sparse ? label_of(y, i, width) : -1;
         total += ce_row(pred + (size_t)i * width, sparse ? nullptr : y + (size_t)i * width,
-                        label, width, opt.from_logits, fused, s,
-                        grad ? grad + (size_t)i * width : nullptr, tmp.data());
+                        label, width, opt.from_logits, fused, s, gi, tmp.data(),
+                        sparse ? 0.0f : opt.label_smoothing);
       }
-      return total / (double)rows;
+      return valid > 0 ? total / (double)valid : 0.0;
     }
     case LossKind::Value: {
       const float s = 1.0f / (float)len;
@@ -159,6 +175,8 @@ double loss_forward_backward(const LossOptions& opt, const float* pred, const fl
       }
       return total / (double)len;
     }
+    default:
+      return extra_loss_forward_backward(opt, pred, y, rows, width, grad);
   }
   return 0.0;
 }
@@ -172,6 +190,7 @@ const char* loss_name(LossKind kind) {
     case LossKind::CategoricalCrossentropy: return "categorical_crossentropy";
     case LossKind::SparseCategoricalCrossentropy: return "sparse_categorical_crossentropy";
     case LossKind::Value: return "loss";
+    default: return extra_loss_name(kind);
   }
   return "loss";
 }
@@ -183,6 +202,7 @@ const char* metric_name(MetricKind kind) {
     case MetricKind::SparseCategoricalAccuracy: return "sparse_categorical_accuracy";
     case MetricKind::MeanSquaredError: return "mean_squared_error";
     case MetricKind::MeanAbsoluteError: return "mean_absolute_error";
+    default: return extra_metric_name(kind);
   }
   return "metric";
 }
@@ -191,6 +211,10 @@ bool metric_accepts(MetricKind kind, int width, int y_width) {
   switch (kind) {
     case MetricKind::CategoricalAccuracy: return y_width == width;  // one-hot rows
     case MetricKind::SparseCategoricalAccuracy: return y_width == 1;  // a class index per row
+    // Whole rows: a single target cannot stand for a row (Keras would normalise or sum it).
+    case MetricKind::CategoricalHinge:
+    case MetricKind::CosineSimilarity:
+    case MetricKind::CosineSimilarityLoss: return y_width == width;
     default: return y_width == width || y_width == 1;  // elementwise, 1 broadcasts
   }
 }
@@ -201,6 +225,8 @@ double metric_sum(MetricKind kind, const float* pred, const float* y, long long 
     throw ValueError(std::string("Metric ") + metric_name(kind) + " cannot compare targets of " +
                      std::to_string(y_width) + " value(s) per position with predictions of " +
                      std::to_string(width) + ".");
+  if ((int)kind >= (int)MetricKind::KLDivergence)
+    return extra_metric_sum(kind, pred, y, rows, width, y_width);
   // y_step 0 repeats a row's single target across the row (Keras broadcasts (.., 1) targets).
   const int y_step = y_width == width ? 1 : 0;
   double total = 0.0;
@@ -230,6 +256,7 @@ double metric_sum(MetricKind kind, const float* pred, const float* y, long long 
         total += s / width;
         break;
       }
+      default: break;  // extra_metric_sum's kinds, returned above
     }
   }
   return total;

@@ -237,6 +237,11 @@ def serialize_arg(v):
         v = v.fn  # a loss function is saved by its (registered) name, as Keras does
     if hasattr(v, "get_config"):
         return _config.serialize(v)
+    if callable(v) and getattr(v, "__module__", "").startswith("shenjing."):
+        # A built-in function as Keras saves it: by name alone, losses.cosine_similarity (-cos)
+        # would load as the metric "cosine_similarity" (+cos).
+        return {"module": "builtins", "class_name": "function", "config": v.__name__,
+                "registered_name": "function"}
     if callable(v) and not hasattr(v, "get_config"):
         from shenjing import _registry
         return _registry.get_registered_name(v) if hasattr(v, "_registered_name") else \

@@ -16,6 +16,11 @@ def active():
 def prepare(model):
     """Before fit: every rank starts from rank 0's weights, and each rank's Dropout (and
     recurrent dropout) streams differ."""
+    for loss, _ in getattr(model, "_loss_plan", []):
+        if getattr(loss, "ignore_class", None) is not None:
+            # Its mean is over the global batch's kept labels; ranks average per-rank means.
+            raise ValueError("SparseCategoricalCrossentropy(ignore_class=...) is not supported "
+                             "under a DataParallel distribution yet.")
     for layer in model._core_layers:
         for _, value, _ in layer._views:
             dist.broadcast(value)

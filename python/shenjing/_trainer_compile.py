@@ -30,12 +30,15 @@ class TrainerCompile:
         if any(n != len(have.get(k, [])) for k, n in enumerate(want)):
             return self._build_graph(init=False)  # traced metrics join the graph
         specs = []
+        shapes = self._output_shapes()
         for k, ((loss, w), ms) in enumerate(zip(self._loss_plan, metrics)):
             codes = [m._code for m in ms if not getattr(m, "_traced", False)]
             spec = (6, False, 1.0) if k in traced else loss._spec()
+            # Options (label smoothing, ...) are checked against the output's shape here.
+            opts = {} if k in traced else loss._options(shapes[k] if k < len(shapes) else None)
             # A traced custom loss is the mean of its graph's values; traced metrics report
             # theirs after the built-in ones (the order _resolve_metrics gives them).
-            specs.append(spec + (w, codes, traced.get(k, -1), have.get(k, [])))
+            specs.append(spec + (w, codes, traced.get(k, -1), have.get(k, []), opts))
         self._core.compile(specs, self.optimizer._spec())
         self.optimizer._model = self._core
 

@@ -89,7 +89,9 @@ class TrainerData:
             if y.dtype.kind == "f" and np.any(y != np.round(y)):
                 raise ValueError(f"sparse_categorical_crossentropy{name} expects integer class "
                                  f"labels, received non-integer values.")
-            lo, hi, width = y.min(), y.max(), out[-1]
+            ignored = getattr(self._loss_plan[k][0], "ignore_class", None)  # left out
+            kept = y if ignored is None else y[y != ignored]
+            (lo, hi), width = ((kept.min(), kept.max()) if kept.size else (0, 0)), out[-1]
             if lo < 0 or hi >= width:
                 bad = lo if lo < 0 else hi
                 raise ValueError(f"Received a label value of {bad}{name} which is outside the "

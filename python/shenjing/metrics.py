@@ -122,6 +122,10 @@ def get(identifier, y_true_shape, y_pred_shape):
             f"metrics=[fn]; its mean over the samples is logged.")
     if isinstance(identifier, Metric):
         return identifier
+    if isinstance(identifier, dict) and identifier.get("class_name") == "function":
+        from shenjing._losses_extra import builtin_function
+        return get(builtin_function(identifier, _BY_FUNCTION, "metric"), y_true_shape,
+                   y_pred_shape)
     if isinstance(identifier, dict):
         return _config.deserialize(identifier, {c.__name__: c for c in _BY_NAME.values()},
                                    "metric")
@@ -161,6 +165,8 @@ def check_targets(metric, y_true_shape, y_pred_shape):
     per = int(np.prod(y_true_shape[1:], dtype=np.int64)) // max(1, positions)
     if getattr(metric, "_traced", False):
         return  # its traced ops check the shapes
+    if hasattr(metric, "_check_output"):
+        metric._check_output(y_pred_shape)  # an axis it cannot compute over
     if metric._code == _CATEGORICAL_ACC:
         ok, need = per == width, f"one-hot targets shaped like the output {y_pred_shape}"
         alt = " For integer labels use 'sparse_categorical_accuracy' (or 'accuracy')."
@@ -169,7 +175,22 @@ def check_targets(metric, y_true_shape, y_pred_shape):
                               f"{(None,) + tuple(y_pred_shape[1:-1])}")
         alt = " For one-hot targets use 'categorical_accuracy' (or 'accuracy')."
     else:
-        ok, need, alt = per in (1, width), f"targets shaped like the output {y_pred_shape}", ""
+        # Row metrics (cosine similarity, categorical hinge) need whole rows of targets.
+        ok = per == width or (per == 1 and not getattr(metric, "_full_targets", False))
+        need, alt = f"targets shaped like the output {y_pred_shape}", ""
     if not ok:
         raise ValueError(f"Metric '{metric.name}' needs {need}; received y with shape "
                          f"{(None,) + tuple(y_true_shape[1:])}.{alt}")
+
+
+# Keras's mean metrics of the other losses (_metrics_extra.py); keras.metrics also exports the
+# loss functions they average.
+from shenjing._metrics_extra import (  # noqa: E402,F401  (they subclass Metric, above)
+    CategoricalHinge, CosineSimilarity, Hinge, KLDivergence, LogCoshError,
+    MeanAbsolutePercentageError, MeanSquaredLogarithmicError, Poisson, SquaredHinge)
+from shenjing._losses_extra import (  # noqa: E402,F401
+    categorical_hinge, hinge, kl_divergence, log_cosh, mean_absolute_percentage_error,
+    mean_squared_logarithmic_error, poisson, squared_hinge)
+from shenjing import _metrics_extra  # noqa: E402
+_BY_NAME.update(_metrics_extra.BY_NAME)
+_BY_FUNCTION.update(_metrics_extra.BY_FUNCTION)

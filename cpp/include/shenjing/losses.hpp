@@ -11,13 +11,23 @@ enum class LossKind : int {
   SparseCategoricalCrossentropy,
   // The output is itself the loss (a traced custom loss or an add_loss term): the loss is the
   // mean of its values, and it takes no targets (width 0).
-  Value
+  Value,
+  // Keras's other per-row losses (losses_extra.cpp), each computed over the last axis.
+  KLDivergence = 7, Poisson, Hinge, SquaredHinge, CategoricalHinge, LogCosh, CosineSimilarity,
+  MeanAbsolutePercentageError, MeanSquaredLogarithmicError
 };
+constexpr int kLossKindCount = static_cast<int>(LossKind::MeanSquaredLogarithmicError) + 1;
 
 struct LossOptions {
   LossKind kind = LossKind::MeanSquaredError;
   bool from_logits = false;
   float delta = 1.0f;  // Huber
+  // Cross-entropies: Keras's label_smoothing (binary: t (1 - s) + s / 2; categorical:
+  // t (1 - s) + s / C), and the sparse one's ignore_class (those rows add nothing and the mean
+  // is over the other rows, as Keras's mask does).
+  float label_smoothing = 0.0f;
+  bool has_ignore_class = false;
+  int ignore_class = 0;
 };
 
 // Losses and metrics work on rows: one row is one position of the output's last axis (a
@@ -35,7 +45,13 @@ double loss_forward_backward(const LossOptions& opt, const float* pred, const fl
 
 enum class MetricKind : int {
   BinaryAccuracy = 0, CategoricalAccuracy, SparseCategoricalAccuracy, MeanSquaredError,
-  MeanAbsoluteError
+  MeanAbsoluteError,
+  // Keras's mean metrics of the losses above (losses_extra.cpp). CosineSimilarity is the
+  // metric's +cos; CosineSimilarityLoss the loss function's -cos
+  // (metrics=[losses.cosine_similarity]).
+  KLDivergence = 5, Poisson, Hinge, SquaredHinge, CategoricalHinge, LogCoshError,
+  CosineSimilarity, MeanAbsolutePercentageError, MeanSquaredLogarithmicError,
+  CosineSimilarityLoss
 };
 
 // Sum over the rows of the per-row metric (a mean over the last axis, as Keras). y_true holds
@@ -47,5 +63,13 @@ double metric_sum(MetricKind kind, const float* pred, const float* y_true, long 
 bool metric_accepts(MetricKind kind, int width, int y_width);
 const char* metric_name(MetricKind kind);
 const char* loss_name(LossKind kind);
+
+// The kernels of the kinds above in losses_extra.cpp (the dispatch in losses.cpp calls them).
+double extra_loss_forward_backward(const LossOptions& opt, const float* pred, const float* y,
+                                   long long rows, int width, float* grad);
+double extra_metric_sum(MetricKind kind, const float* pred, const float* y, long long rows,
+                        int width, int y_width);
+const char* extra_loss_name(LossKind kind);
+const char* extra_metric_name(MetricKind kind);
 
 }  // namespace shenjing
