@@ -129,8 +129,7 @@ class Source:
     # -- one batch ------------------------------------------------------------------------
     def _standardize(self, batch, label):
         """(x, y, sample_weight, label): label names the batch in error messages."""
-        batch = conv.map_arrays(batch)
-        x, y, sw = conv.unpack(batch, label)
+        x, y, sw = conv.map_arrays(conv.unpack(batch, label))
         if self._class_weight is not None and y is not None:
             if sw is not None:
                 raise ValueError("You cannot specify `class_weight` and `sample_weight` at the "

@@ -66,7 +66,8 @@ def _child(dataset, conn, inherited):
                 return
             try:
                 arrays = []
-                tree, size = _encode(dataset[index], arrays, 0)
+                batch = _data_convert.unpack(dataset[index], f"PyDataset.__getitem__({index})")
+                tree, size = _encode(batch, arrays, 0)
                 if block is None or block.size < size:
                     # The parent has copied the last batch out (it asked for this one).
                     new = shared_memory.SharedMemory(create=True, size=max(4096, 2 * size))
