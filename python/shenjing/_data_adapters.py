@@ -214,6 +214,15 @@ class Source:
             self._pass.pause()
 
 
+def array_batches(x, y, batch_size):
+    """evaluate/predict with ``steps`` on arrays or shenjing's in-memory Dataset/DataLoader."""
+    if isinstance(x, Dataset):
+        x, y = x.x, x.y
+    elif isinstance(x, DataLoader):
+        x, y, batch_size = x.dataset.x, x.dataset.y, x.batch_size
+    return ArrayBatches(x, y, batch_size)
+
+
 class ArrayBatches:
     """Arrays (in any structure fit takes) as a re-iterable of ``(x, y)`` slices of
     ``batch_size`` rows: evaluate/predict with ``steps`` on arrays read this way."""

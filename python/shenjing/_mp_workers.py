@@ -11,6 +11,7 @@ dataset as it is then) and stopped at its end. Where fork does not exist, ``avai
 False and the caller uses threads."""
 import json
 import multiprocessing
+import signal
 import struct
 import traceback
 
@@ -53,6 +54,7 @@ def _encode(value, arrays, offset):
 
 def _child(dataset, conn, inherited):
     from multiprocessing import shared_memory
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops us
     for c in inherited:  # other workers' pipe ends: a dead parent must mean EOF here
         c.close()
     block = None  # reused from batch to batch: fresh pages cost a fault each
@@ -168,6 +170,7 @@ class Workers:
             conn.send_bytes(struct.pack("<q", int(index)))
             header = json.loads(conn.recv_bytes().decode())
         except (EOFError, OSError):
+            self._procs[k].join(timeout=1)
             code = self._procs[k].exitcode
             raise RuntimeError(f"A PyDataset worker process (pid {self._procs[k].pid}) died "
                                f"while making batch {index} (exit code {code}).") from None

@@ -232,7 +232,7 @@ def evaluate(model, x, y=None, batch_size=None, verbose="auto", return_dict=Fals
     _refuse_parallel("evaluate")
     own = not isinstance(x, da.Source)
     if own and not da.is_stream(x):  # arrays with steps: read as batches
-        x, y = da.ArrayBatches(x, y, checks.check_batch_size(batch_size)), None
+        x, y = da.array_batches(x, y, checks.check_batch_size(batch_size)), None
     if own:
         da.check_args(x, "evaluate", y)
     source = da.Source(x, "evaluate", steps) if own else x
@@ -303,7 +303,7 @@ def predict(model, x, batch_size=None, verbose="auto", callbacks=None, steps=Non
     _count("steps", steps, allow_none=True, positive=True)
     _refuse_parallel("predict")
     if not da.is_stream(x):  # arrays with steps: read as batches
-        x = da.ArrayBatches(x, None, checks.check_batch_size(batch_size))
+        x = da.array_batches(x, None, checks.check_batch_size(batch_size))
     da.check_args(x, "predict")
     source = da.Source(x, "predict", steps)
     cbl = callbacks if isinstance(callbacks, CallbackList) else CallbackList(

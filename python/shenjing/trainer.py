@@ -86,7 +86,8 @@ class Trainer(TrainerData, TrainerCompile):
             x, y: samples and targets: one array each for a single input/output; with
                 several, a list (in ``model.inputs``/``model.outputs`` order) or a dict keyed
                 by input/output name. Or a ``shenjing.data.DataLoader`` as x (single input
-                and output).
+                and output), or a Python iterable of batches ``(x, y[, sample_weight])``
+                as x: ``utils.PyDataset``, a generator, a torch DataLoader (_trainer_stream).
             batch_size: samples per gradient update (32 when None).
             epochs: index of the last epoch to train (training starts at ``initial_epoch``).
             verbose: 'auto' or 1 (live progress bar), 2 (one line per epoch), 0 (silent).
@@ -95,9 +96,11 @@ class Trainer(TrainerData, TrainerCompile):
                 to hold out and evaluate at the end of each epoch.
             validation_data: ``(x_val, y_val)`` (in the forms x and y take) or a DataLoader
                 evaluated after each epoch.
-            shuffle: reshuffle the samples before each epoch.
+            shuffle: reshuffle the samples (a PyDataset's batches) before each epoch.
+            class_weight: dict class index -> weight of its samples' loss (PyDataset).
             steps_per_epoch: batches per epoch; the next epoch continues where this one
                 stopped, and an epoch that runs out of data ends early with a warning (Keras).
+            validation_steps: batches of each validation on an iterable (None: all).
 
         Returns:
             A ``History`` whose ``history`` dict maps 'loss', metric names and their 'val_'
