@@ -134,7 +134,8 @@ def test_steps_per_epoch_continues_an_endless_generator_without_restarting_it(qu
     ref = _model()
     ref.fit(x, y, batch_size=BATCH, epochs=3, steps_per_epoch=4, shuffle=False, verbose=0)
     assert _same_weights(_weights(m), _weights(ref))
-    assert len(h.history["loss"]) == 3 and taken[:12] == list(range(12))
+    # read no further than the 12 batches fit uses: the rest is left for the next call
+    assert len(h.history["loss"]) == 3 and taken == list(range(12))
 
 
 def test_a_generator_that_runs_out_warns_and_is_not_restarted():

@@ -88,8 +88,12 @@ class Source:
     """Batches of x for one fit/evaluate/predict call (or for fit's validation, kept over
     the epochs). ``steps``: batches per epoch (``steps_per_epoch``) or None."""
 
-    def __init__(self, x, what, steps=None, shuffle=False, class_weight=None, rng=None):
+    def __init__(self, x, what, steps=None, shuffle=False, class_weight=None, rng=None,
+                 epochs=1):
         self.data, self.what, self.steps = x, what, steps
+        # A generator is read ahead no further than the call can use: what is left of it
+        # stays there for the next call, as with Keras's unbuffered reads.
+        self._budget = steps * epochs if steps is not None else None
         self.kind = _kind_name(x)
         self._class_weight = class_weight
         self._shuffle, self._rng = shuffle, rng
@@ -173,7 +177,8 @@ class Source:
                 raise _prefetch.Exhausted() from None
             return self._standardize(batch, f"Batch {pos} of the {self.kind}")
 
-        return _prefetch.Prefetcher(produce, 1, GENERATOR_QUEUE, name="shenjing-iterable")
+        return _prefetch.Prefetcher(produce, 1, GENERATOR_QUEUE, name="shenjing-iterable",
+                                    length=self._budget if self.one_shot else None)
 
     # -- epochs ---------------------------------------------------------------------------
     def begin_epoch(self):

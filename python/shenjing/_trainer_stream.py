@@ -110,7 +110,7 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
     cbl = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
         callbacks, add_history=True, add_progbar=level != 0)
     source = da.Source(x, "fit", steps_per_epoch, shuffle, class_weight,
-                       model._shuffle_generator)
+                       model._shuffle_generator, epochs=epochs - initial_epoch)
     val = None
     try:
         source.begin_epoch()
@@ -140,7 +140,7 @@ def validation_source(data, steps, n_epochs, make=True):
             "validation_steps (the batches of each evaluation, from an endless generator), or "
             "a PyDataset or re-iterable (e.g. a torch DataLoader) that starts over at each "
             "evaluation.")
-    return da.Source(data, "evaluate", steps) if make else None
+    return da.Source(data, "evaluate", steps, epochs=n_epochs) if make else None
 
 
 def _fit_epochs(model, source, pending, y_shapes, val, cbl, callbacks, verbose, epochs,
@@ -157,12 +157,12 @@ def _fit_epochs(model, source, pending, y_shapes, val, cbl, callbacks, verbose, 
     cbl.on_train_begin()
     training_logs = None
     for epoch in range(initial_epoch, epochs):
-        if pending is None:
-            if source.one_shot and source.exhausted():  # a generator is never restarted
-                da.warn_ran_out()
-                break
-            source.begin_epoch()
+        if pending is None and source.one_shot and source.exhausted():
+            da.warn_ran_out()  # a generator is never restarted: nothing left to train on
+            break
         cbl.on_epoch_begin(epoch)
+        if pending is None:
+            source.begin_epoch()  # after the callbacks' hook, as Keras's EpochIterator
         model._core.learning_rate = model.optimizer.learning_rate
         loss_sum, sums, seen, b = 0.0, np.zeros(len(names)), 0, 0
         out_sums = np.zeros(len(y_shapes))
