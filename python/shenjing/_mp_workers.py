@@ -157,9 +157,14 @@ class Workers:
                 p.join()
         for c in self._conns:
             c.close()
-        for b in self._blocks:
+        for p, b in zip(self._procs, self._blocks):
             if b is not None:
-                b.close()  # the worker unlinked it
+                b.close()
+                if p.exitcode != 0:  # a worker that died did not unlink its block
+                    try:
+                        b.unlink()
+                    except FileNotFoundError:
+                        pass
         self._procs, self._conns, self._blocks = [], [], []
 
     def fetch(self, k, index):
