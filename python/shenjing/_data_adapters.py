@@ -16,7 +16,6 @@ import numpy as np
 
 from shenjing import _data_convert as conv, _mp_workers, _prefetch
 from shenjing._multi_io import Prepared
-from shenjing._prefetch import END
 from shenjing._py_dataset import PyDataset
 from shenjing.data import DataLoader, Dataset
 
