@@ -73,8 +73,8 @@ class Progbar:
                     bar += rest
                 parts.append(f"{current:{digits}d}/{self.target} {bar}")
             else:
-                parts.append(f"{current}")
-            if finalize:
+                parts.append(f"{current:7d}/Unknown")  # Keras's, until an epoch ends
+            if finalize or not self.target:
                 parts.append(f"{elapsed:.0f}s {_fmt_time_per_step(per_step)}")
             else:
                 eta = per_step * (self.target - current) if self.target else 0

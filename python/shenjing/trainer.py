@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 
 from shenjing import _compile_utils as cu, _data_parallel as dp, _multi_io as mio, _random
+from shenjing import _data_adapters as da, _trainer_stream as stream
 from shenjing import distribution as dist
 from shenjing import _checks as checks, metrics as metrics_mod, optimizers as optimizers_mod
 from shenjing._loss_graph import NoLoss
@@ -86,15 +87,16 @@ class Trainer(TrainerData, TrainerCompile):
 
     # -- training --------------------------------------------------------------------------
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
-            validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0,
-            steps_per_epoch=None):
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            initial_epoch=0, steps_per_epoch=None, validation_steps=None):
         """Trains the model for a fixed number of epochs.
 
         Args:
             x, y: samples and targets: one array each for a single input/output; with
                 several, a list (in ``model.inputs``/``model.outputs`` order) or a dict keyed
                 by input/output name. Or a ``shenjing.data.DataLoader`` as x (single input
-                and output).
+                and output), or a Python iterable of batches ``(x, y[, sample_weight])``
+                as x: ``utils.PyDataset``, a generator, a torch DataLoader (_trainer_stream).
             batch_size: samples per gradient update (32 when None).
             epochs: index of the last epoch to train (training starts at ``initial_epoch``).
             verbose: 'auto' or 1 (live progress bar), 2 (one line per epoch), 0 (silent).
@@ -103,15 +105,21 @@ class Trainer(TrainerData, TrainerCompile):
                 to hold out and evaluate at the end of each epoch.
             validation_data: ``(x_val, y_val)`` (in the forms x and y take) or a DataLoader
                 evaluated after each epoch.
-            shuffle: reshuffle the samples before each epoch.
+            shuffle: reshuffle the samples (a PyDataset's batches) before each epoch.
+            class_weight: dict class index -> weight of its samples' loss (PyDataset).
             steps_per_epoch: batches per epoch; the next epoch continues where this one
                 stopped, and an epoch that runs out of data ends early with a warning (Keras).
+            validation_steps: batches of each validation on an iterable (None: all).
 
         Returns:
             A ``History`` whose ``history`` dict maps 'loss', metric names and their 'val_'
             counterparts to per-epoch values, keys sorted (Keras 3's names: with several
             outputs ``<output>_loss`` and ``<output>_<metric>``).
         """
+        if da.is_stream(x) or class_weight is not None:  # Python iterables: _trainer_stream.py
+            return stream.fit(self, x, y, batch_size, epochs, verbose, callbacks,
+                              validation_split, validation_data, shuffle, class_weight,
+                              initial_epoch, steps_per_epoch, validation_steps)
         if self.optimizer is None:
             raise ValueError("You must call compile() before fit().")
         if x is None:
@@ -137,8 +145,11 @@ class Trainer(TrainerData, TrainerCompile):
             x, y = prepared, None
         p, batch_size, order, steps = self._data(x, y, batch_size, "fit", shuffle)
         train_shapes = [list(s) for s in getattr(self, "_core_input_shapes", None) or []]
-        if validation_data is not None and not isinstance(validation_data, (DataLoader,
-                                                                             Dataset)):
+        if da.is_stream(validation_data):
+            val = stream.validation_source(validation_data, validation_steps,
+                                           epochs - initial_epoch)
+        elif validation_data is not None and not isinstance(validation_data, (DataLoader,
+                                                                               Dataset)):
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ValueError("validation_data must be a tuple (x_val, y_val).")
             val = self._arrays(*validation_data, "fit", prefix="validation ")
@@ -254,11 +265,14 @@ class Trainer(TrainerData, TrainerCompile):
         return logs
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", return_dict=False,
-                 callbacks=None):
+                 callbacks=None, steps=None):
         """Returns the loss, or a list ``[loss, ...]`` when the model has metrics or several
         outputs (in ``metrics_names`` order; a dict when ``return_dict``), at inference
         behaviour (dropout off). x and y take the forms ``fit`` takes. ``callbacks`` get the
-        ``on_test_*`` hooks."""
+        ``on_test_*`` hooks; ``steps``: the batches to evaluate (None: all). Python
+        iterables go to _trainer_stream.py."""
+        if da.is_stream(x) or steps is not None:
+            return stream.evaluate(self, x, y, batch_size, verbose, return_dict, callbacks, steps)
         if self.optimizer is None:
             raise ValueError("You must call compile() before evaluate().")
         if x is None:
@@ -309,7 +323,7 @@ class Trainer(TrainerData, TrainerCompile):
         values = [logs[k] for k in self._eval_keys]
         return values[0] if len(values) == 1 else values
 
-    def predict(self, x, batch_size=None, verbose="auto", callbacks=None):
+    def predict(self, x, batch_size=None, verbose="auto", callbacks=None, steps=None):
         """Returns the outputs for the samples in x as float32: one array, or with several
         outputs a list in ``model.outputs`` order (a dict when the model's outputs were given
         as a dict). x: an array, a list (in ``model.inputs`` order) or a dict keyed by input
@@ -326,6 +340,8 @@ class Trainer(TrainerData, TrainerCompile):
             out = np.empty((len(x),) + self._output_tail, dtype=np.float32)
             core.predict(x, out, 0, len(x))
             return out
+        if da.is_stream(x) or steps is not None:  # Python iterables: _trainer_stream.py
+            return stream.predict(self, x, batch_size, verbose, callbacks, steps)
         if x is None:
             raise ValueError("predict needs input data x (an array or a DataLoader).")
         if isinstance(x, (Dataset, DataLoader)):
