@@ -85,7 +85,10 @@ class TrainerBatch:
         """The outputs for the batch x (as ``predict`` returns them), in one call."""
         return self._call_on_arrays(x)
 
-    def __call__(self, x, training=False):
+    def _call_on_arrays(self, x, training=None):
+        """``model(x)`` on arrays: predict over every sample in one batch. With
+        training=True only for a model whose layers all compute the same in training (no
+        Dropout, trainable BatchNormalization or recurrent dropout), else a clear error."""
         if training:
             layer = _differs_in_training(self)
             if layer is not None:
@@ -95,11 +98,6 @@ class TrainerBatch:
                     f"training (shenjing runs training behaviour only inside fit and "
                     f"train_on_batch). Call model(x) for inference, or train with "
                     f"train_on_batch.")
-        # Without such layers, training and inference compute the same outputs.
-        return self._call_on_arrays(x)
-
-    def _call_on_arrays(self, x):
-        """``model(x)`` on arrays: predict over every sample in one batch."""
         names, _ = mio.input_structure(self)
         first = mio.flatten(x, names, False, "x", "input")[0] if not isinstance(x, dict) \
             else next(iter(x.values()), [])
