@@ -296,3 +296,33 @@ def test_the_core_refuses_bad_weights_before_running():
     sums = core.test_step(X, y, None, 4, 6, sample_weight=W)
     again = core.test_step(X[4:10], y[4:10], None, 0, 6, sample_weight=W[4:10])
     assert sums[0] == pytest.approx(again[0], rel=1e-7)
+
+
+def test_weighted_custom_loss_and_weighted_metrics_saved(tmp_path):
+    from shenjing import ops
+
+    def my_loss(t, p):  # per-sample values, as Keras's LossFunctionWrapper weighs them
+        return ops.mean(ops.square(t - p), axis=-1)
+
+    y = RNG.normal(size=(12, 2)).astype(np.float32)
+    keras.utils.set_random_seed(5)
+    m = keras.Sequential([keras.Input((5,)), layers.Dense(2)])
+    m.compile("sgd", my_loss, weighted_metrics=["mae"])
+    p = m.predict(X, verbose=0)
+    logs = m.evaluate(X, y, sample_weight=W, verbose=0, return_dict=True)
+    assert logs["loss"] == pytest.approx((W * ((p - y) ** 2).mean(1)).mean(), rel=1e-5)
+    assert logs["mae"] == pytest.approx((W * np.abs(p - y).mean(1)).sum() / W.sum(), rel=1e-6)
+    m.fit(X, y, sample_weight=W, verbose=0)
+    m.save(tmp_path / "m.keras")
+    again = keras.models.load_model(tmp_path / "m.keras", custom_objects={"my_loss": my_loss})
+    assert again.evaluate(X, y, sample_weight=W, verbose=0, return_dict=True) == \
+        pytest.approx(m.evaluate(X, y, sample_weight=W, verbose=0, return_dict=True))
+
+
+def test_weighted_metrics_arguments():
+    m = keras.Sequential([keras.Input((5,)), layers.Dense(2)])
+    with pytest.raises(ValueError, match="list, tuple, or dict"):
+        m.compile("sgd", "mse", weighted_metrics="mae")
+    with pytest.raises(ValueError, match="cannot|built-in"):
+        m.compile("sgd", "mse", weighted_metrics=[lambda t, p: t - p])
+    assert m.optimizer is None  # the failed compile changed nothing
