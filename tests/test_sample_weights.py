@@ -97,6 +97,12 @@ def test_temporal_weights_on_a_sequence_output_equal_torch():
         m2.test_on_batch(x, labels, sample_weight=np.repeat(per_sample, 7, 1)))
     with pytest.raises(ValueError, match="time step"):  # Keras fails to broadcast (n,) here
         m2.test_on_batch(x, labels, sample_weight=w[:, 0])
+    # A weighted metric over time steps: sum(w * hit) / sum(w), as Keras's Mean reduces it.
+    m3 = _model(layers.Dense(3, activation="softmax"), (7, 5), "sparse_categorical_crossentropy",
+                weighted=["accuracy"])
+    hit = m3.predict(x, verbose=0).argmax(-1) == labels
+    logs = m3.evaluate(x, labels, sample_weight=w, batch_size=4, verbose=0, return_dict=True)
+    assert logs["accuracy"] == pytest.approx((w * hit).sum() / w.sum(), rel=1e-6)
 
 
 def test_finite_differences_of_the_weighted_loss():
