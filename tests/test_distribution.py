@@ -46,6 +46,8 @@ def _load(path):
     ("--model", "mlp", "--optimizer", "sgd", "--samples", 2, "--batch", 4),  # fewer than ranks
     # Synchronized BatchNormalization: statistics and their gradients over the global batch.
     ("--model", "cnn_bn", "--optimizer", "adam", "--samples", 41, "--batch", 8),
+    # Sample weights: each rank's weighted loss over its rows, the gradients weighted by rows.
+    ("--model", "mlp", "--optimizer", "sgd", "--samples", 37, "--batch", 8, "--weighted"),
 ])
 def test_two_ranks_equal_one_process_on_the_global_batches(tmp_path, args):
     one = _run(tmp_path / "one.npz", *args)

@@ -116,18 +116,56 @@ Batch batch_args(Model& m, const std::vector<py::array>& xs, const std::vector<p
   return b;
 }
 
+// sample_weight of a batch call: None, one array (for every output) or a list with one array
+// or None per output; each float32, C-contiguous, with x's rows (one weight per sample, or
+// several: temporal weights), gathered by the same indices as y. The arrays must stay alive.
+std::vector<py::object> weight_list(const Model& m, const py::object& sw) {
+  std::vector<py::object> out(m.num_outputs(), py::none());
+  if (sw.is_none()) return out;
+  if (py::isinstance<py::list>(sw) || py::isinstance<py::tuple>(sw)) {
+    if (py::len(sw) != m.num_outputs())
+      throw ValueError("sample_weight: the model has " + std::to_string(m.num_outputs()) +
+                       " output(s), received " + std::to_string(py::len(sw)) + " weight arrays.");
+    size_t k = 0;
+    for (const py::handle& h : sw) out[k++] = py::reinterpret_borrow<py::object>(h);
+  } else {
+    for (auto& o : out) o = sw;
+  }
+  return out;
+}
+
+void attach_weights(Batch& b, const std::vector<py::object>& ws, long long rows, long long start,
+                    bool offset) {
+  for (size_t k = 0; k < ws.size(); ++k) {
+    if (ws[k].is_none()) continue;
+    const py::array a = ws[k].cast<py::array>();
+    const float* p = f32(a, "sample_weight");
+    if (a.ndim() == 0 || a.shape(0) != rows)
+      throw ValueError("sample_weight must have one entry per sample: x has " +
+                       std::to_string(rows) + " samples, sample_weight " +
+                       std::to_string(a.ndim() ? a.shape(0) : 0) + ".");
+    if (rows == 0 || a.size() / rows > INT_MAX || a.size() == 0)
+      throw ValueError("sample_weight has no or too many values per sample.");
+    b.ys[k].weight_width = (int)(a.size() / rows);
+    b.ys[k].weight = p + (offset ? start * b.ys[k].weight_width : 0);
+  }
+}
+
 py::tuple stats_tuple(const BatchStats& s) {
   return py::make_tuple(s.loss_sum, s.metric_sums, s.output_loss_sums);
 }
 
-// train_step / test_step: (xs, ys, indices or None, start, count) ->
+// train_step / test_step: (xs, ys, indices or None, start, count, sample_weight=None) ->
 // (loss_sum, metric_sums, output_loss_sums).
 template <BatchStats (Model::*step)(const std::vector<ArrayRef>&, const std::vector<Target>&,
                                     const long long*, int)>
 py::tuple batch_step(Model& self, const py::object& x, const py::object& y,
-                     const py::object& idx, long long start, int count) {
+                     const py::object& idx, long long start, int count,
+                     const py::object& sample_weight) {
   const std::vector<py::array> xs = array_list(x), ys = array_list(y);
   Batch b = batch_args(self, xs, ys, idx, start, count);
+  const std::vector<py::object> ws = weight_list(self, sample_weight);
+  attach_weights(b, ws, xs[0].ndim() ? xs[0].shape(0) : 0, start, idx.is_none());
   BatchStats s;
   {
     py::gil_scoped_release nogil;
@@ -597,6 +635,15 @@ PYBIND11_MODULE(_core, m) {
              oo.clipvalue = o["clipvalue"].cast<float>();
              self.compile(outs, oo);
            })
+      .def("set_weighted_metrics",
+           [](Model& self, const std::vector<std::vector<int>>& per_output) {
+             std::vector<std::vector<MetricKind>> mk;
+             for (const auto& ms : per_output) {
+               mk.emplace_back();
+               for (int k : ms) mk.back().push_back(static_cast<MetricKind>(k));
+             }
+             self.set_weighted_metrics(mk);
+           })
       .def("set_metrics",
            [](Model& self, const std::vector<std::vector<int>>& per_output) {
              std::vector<std::vector<MetricKind>> mk;
@@ -610,8 +657,10 @@ PYBIND11_MODULE(_core, m) {
                     [](Model& self) { return self.optimizer().options().learning_rate; },
                     [](Model& self, float lr) { self.optimizer().set_learning_rate(lr); })
       .def_property_readonly("iterations", [](Model& self) { return self.optimizer().iterations(); })
-      .def("train_step", batch_step<&Model::train_step>)
-      .def("gradient_step", batch_step<&Model::gradient_step>)
+      .def("train_step", batch_step<&Model::train_step>, py::arg("x"), py::arg("y"), py::arg("indices"),
+           py::arg("start"), py::arg("count"), py::arg("sample_weight") = py::none())
+      .def("gradient_step", batch_step<&Model::gradient_step>, py::arg("x"), py::arg("y"), py::arg("indices"),
+           py::arg("start"), py::arg("count"), py::arg("sample_weight") = py::none())
       .def("set_allreduce",
            [](Model& self, const py::object& fn) {
              if (fn.is_none()) return self.set_allreduce(nullptr);
@@ -644,7 +693,8 @@ PYBIND11_MODULE(_core, m) {
            },
            "Fills every parameter gradient for the batch (x, y) without updating; returns the "
            "total loss")
-      .def("test_step", batch_step<&Model::test_step>)
+      .def("test_step", batch_step<&Model::test_step>, py::arg("x"), py::arg("y"), py::arg("indices"),
+           py::arg("start"), py::arg("count"), py::arg("sample_weight") = py::none())
       .def("predict",
            [](Model& self, const py::object& x, const py::object& out, long long start,
               int count) {

@@ -88,8 +88,35 @@ double ce_row(const float* pred, const float* t, int sparse_label, int w, bool l
 
 }  // namespace
 
+// loss_forward_backward with one weight per row: each row runs alone (its loss and gradient
+// as a batch of one row), then is scaled by weight / rows, so the result is
+// sum_r w_r loss_r / (number of loss values), Keras's "sum_over_batch_size" of weighted losses.
+static double weighted_loss(const LossOptions& opt, const float* pred, const float* y,
+                            long long rows, int width, bool fused, float* grad,
+                            const float* w) {
+  const int y_width = opt.kind == LossKind::SparseCategoricalCrossentropy ? 1
+                      : opt.kind == LossKind::Value                       ? 0
+                                                                          : width;
+  const double inv = 1.0 / (double)rows;
+  double total = 0.0;
+  for (long long r = 0; r < rows; ++r) {
+    float* g = grad ? grad + (size_t)r * width : nullptr;
+    const double v = loss_forward_backward(opt, pred + (size_t)r * width,
+                                           y ? y + (size_t)r * y_width : nullptr, 1, width,
+                                           fused, g, nullptr);
+    if (g) {
+      const float f = (float)((double)w[r] * inv);
+      for (int j = 0; j < width; ++j) g[j] *= f;
+    }
+    total += (double)w[r] * v;
+  }
+  return total * inv;
+}
+
 double loss_forward_backward(const LossOptions& opt, const float* pred, const float* y,
-                             long long rows, int width, bool fused, float* grad) {
+                             long long rows, int width, bool fused, float* grad,
+                             const float* row_weight) {
+  if (row_weight) return weighted_loss(opt, pred, y, rows, width, fused, grad, row_weight);
   double total = 0.0;
   // The mean over rows of a mean over the last axis is the mean over every element.
   const size_t len = (size_t)rows * width;
@@ -220,7 +247,7 @@ bool metric_accepts(MetricKind kind, int width, int y_width) {
 }
 
 double metric_sum(MetricKind kind, const float* pred, const float* y, long long rows, int width,
-                  int y_width) {
+                  int y_width, const float* row_weight) {
   if (!metric_accepts(kind, width, y_width))
     throw ValueError(std::string("Metric ") + metric_name(kind) + " cannot compare targets of " +
                      std::to_string(y_width) + " value(s) per position with predictions of " +
@@ -233,18 +260,19 @@ double metric_sum(MetricKind kind, const float* pred, const float* y, long long 
   for (long long i = 0; i < rows; ++i) {
     const float* p = pred + (size_t)i * width;
     const float* t = y + (size_t)i * y_width;
+    double v = 0.0;
     switch (kind) {
       case MetricKind::BinaryAccuracy: {
         int hits = 0;
         for (int j = 0; j < width; ++j) hits += (p[j] > 0.5f ? 1.0f : 0.0f) == t[j * y_step];
-        total += (double)hits / width;
+        v = (double)hits / width;
         break;
       }
       case MetricKind::CategoricalAccuracy:
-        total += argmax(p, width) == argmax(t, width);
+        v = argmax(p, width) == argmax(t, width);
         break;
       case MetricKind::SparseCategoricalAccuracy:
-        total += (float)argmax(p, width) == t[0];
+        v = (float)argmax(p, width) == t[0];
         break;
       case MetricKind::MeanSquaredError:
       case MetricKind::MeanAbsoluteError: {
@@ -253,11 +281,14 @@ double metric_sum(MetricKind kind, const float* pred, const float* y, long long 
           const double e = (double)p[j] - t[j * y_step];
           s += kind == MetricKind::MeanSquaredError ? e * e : std::fabs(e);
         }
-        total += s / width;
+        v = s / width;
         break;
       }
       default: break;  // extra_metric_sum's kinds, returned above
     }
+    // Keras's weighted metrics: each row's value times its weight (the caller divides by
+    // the weights' sum).
+    total += row_weight ? v * (double)row_weight[i] : v;
   }
   return total;
 }

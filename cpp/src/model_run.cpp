@@ -83,7 +83,9 @@ void Model::check_targets(std::size_t k, int y_width) const {
                      " values per sample do not fit the output " + shape_str(out) +
                      " and the loss " + loss_name(loss.kind) + ", which needs " +
                      std::to_string(sparse ? positions : positions * width) + ".");
-  for (MetricKind m : train_[k].metrics)
+  std::vector<MetricKind> all = train_[k].metrics;
+  all.insert(all.end(), train_[k].weighted_metrics.begin(), train_[k].weighted_metrics.end());
+  for (MetricKind m : all)
     if (!metric_accepts(m, width, (int)per))
       throw ValueError(std::string("Metric ") + metric_name(m) + " cannot compare targets" +
                        which + " of " + std::to_string(per) + " value(s) per position with "
@@ -100,6 +102,7 @@ void Model::check_batch(const std::vector<ArrayRef>& xs, const std::vector<Targe
     throw ValueError("The model has " + std::to_string(outputs_.size()) + " output(s), "
                      "received targets for " + std::to_string(ys->size()) + ".");
   for (size_t k = 0; k < outputs_.size(); ++k) check_targets(k, (*ys)[k].width);
+  check_weights(*ys);
 }
 
 void Model::run_forward(const std::vector<ArrayRef>& xs, const std::vector<Target>* ys,
@@ -171,7 +174,16 @@ double Model::losses(const std::vector<Target>& ys, const long long* idx, int n,
     const BackStep* step = grads && loss_step_[k] >= 0 ? &back_[loss_step_[k]] : nullptr;
     if (step) g = grad_slots_[step->dx_slot[0]].data();
     const bool fused = grads && fused_[tensors_[t].producer];
-    const double mean = loss_forward_backward(tr.loss, act_ptr_[t], y, rows, width, fused, g);
+    double mean;
+    if (k < outputs_.size() && wwidth_[k] && value) {
+      // A traced loss is the mean of its values: one weight per value (or per sample).
+      const long long len = tensor_floats(t, n);
+      mean = loss_forward_backward(tr.loss, act_ptr_[t], y, len, 1, fused, g,
+                                   row_weights(k, len / n, n));
+    } else {
+      const float* rw = k < outputs_.size() && wwidth_[k] ? row_weights(k, positions, n) : nullptr;
+      mean = loss_forward_backward(tr.loss, act_ptr_[t], y, rows, width, fused, g, rw);
+    }
     if (g) {
       const size_t len = (size_t)rows * width;
       if (tr.weight != 1.0f)
@@ -200,6 +212,7 @@ double Model::losses(const std::vector<Target>& ys, const long long* idx, int n,
       }
     }
   }
+  if (st) weighted_metric_sums(ys, idx, n, st);
   return total;
 }
 
@@ -259,6 +272,7 @@ void Model::run_backward(int n) {
 double Model::forward_backward(const std::vector<ArrayRef>& xs, const std::vector<Target>& ys,
                                const long long* idx, int n, BatchStats* st) {
   check_batch(xs, &ys);
+  gather_weights(ys, idx, n);
   reserve_training(n);
   run_forward(xs, &ys, idx, n, true, active_);
   const double loss = losses(ys, idx, n, true, st);
@@ -319,6 +333,7 @@ BatchStats Model::test_step(const std::vector<ArrayRef>& xs, const std::vector<T
   DenormalGuard ftz(flush_denormals(layers_));
   if (!compiled()) throw ValueError("You must call compile() before evaluating the model.");
   check_batch(xs, &ys);
+  gather_weights(ys, idx, n);
   reserve_inference(n);
   run_forward(xs, &ys, idx, n, false, active_);
   BatchStats st;

@@ -44,9 +44,11 @@ def _buffer(model, size):
     return buf
 
 
-def train_step(model, core, x, y, idx, start, count):
+def train_step(model, core, x, y, idx, start, count, sample_weight=None):
     """One global batch of ``count`` rows from ``start``: (loss sum, metric sums, output loss
-    sums) over the whole batch, like core.train_step."""
+    sums) over the whole batch, like core.train_step. With sample weights each rank's loss is
+    still sum(w * loss) over its rows / its rows, so weighting the ranks' gradients by their
+    rows (below) gives the global batch's sum(w * loss) / rows, as on one process."""
     lo, hi = dist.shard(count)
     grads = _grads(model)
     if getattr(model, "_allreduce_core", None) is not core:  # a new core: hook it up
@@ -59,7 +61,8 @@ def train_step(model, core, x, y, idx, start, count):
                          f"in each step: use a batch_size of at least the number of "
                          f"processes, and a data set whose last batch is too.")
     if hi > lo:
-        ls, ms, outs = core.gradient_step(x, y, idx, start + lo, hi - lo)
+        ls, ms, outs = core.gradient_step(x, y, idx, start + lo, hi - lo,
+                                          sample_weight=sample_weight)
     else:  # a batch smaller than the number of ranks: this rank adds nothing
         for g in grads:
             g[...] = 0.0
@@ -86,10 +89,11 @@ def _synchronized(model):
                for la in model._core_layers)
 
 
-def test_step(core, x, y, idx, start, count, n_metrics, n_outputs):
+def test_step(core, x, y, idx, start, count, n_metrics, n_outputs, sample_weight=None):
     lo, hi = dist.shard(count)
     if hi > lo:
-        ls, ms, outs = core.test_step(x, y, idx, start + lo, hi - lo)
+        ls, ms, outs = core.test_step(x, y, idx, start + lo, hi - lo,
+                                      sample_weight=sample_weight)
     else:
         ls, ms, outs = 0.0, np.zeros(n_metrics), np.zeros(n_outputs)
     return _sum_stats(ls, ms, outs)

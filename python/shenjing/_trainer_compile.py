@@ -2,6 +2,7 @@
 metrics resolved from the first data seen, and the traced graphs of custom losses and metric
 functions (which need the core model rebuilt with them, see _loss_graph.py)."""
 from shenjing import _compile_utils as cu, _loss_graph, metrics as metrics_mod
+from shenjing import _weighted_metrics as wm
 
 
 class TrainerCompile:
@@ -40,6 +41,7 @@ class TrainerCompile:
             # theirs after the built-in ones (the order _resolve_metrics gives them).
             specs.append(spec + (w, codes, traced.get(k, -1), have.get(k, []), opts))
         self._core.compile(specs, self.optimizer._spec())
+        wm.apply(self)  # compile cleared the core's weighted metrics
         self.optimizer._model = self._core
 
     def _resolve_metrics(self, ys):
@@ -78,10 +80,13 @@ class TrainerCompile:
                                     for ms in old]:
             self._core.set_metrics(codes)
         self._log_names = cu.metric_names(names, metrics)
+        weighted = wm.resolve(self, ys, shapes)  # appends the weighted metrics' names
         trackers = cu.loss_names(names, self._loss_order)
         self._trackers = list(zip(trackers, self._loss_order))
-        self._eval_keys = cu.flatten_in_order(
-            dict.fromkeys(["loss"] + self._log_names + trackers), metrics, trackers)
+        shown = [n for n in self._log_names if not n.startswith(wm.HIDDEN)]
+        keys = dict.fromkeys(["loss"] + shown + trackers)
+        self._eval_keys = wm.eval_keys(keys, metrics, weighted, trackers) if any(weighted) \
+            else cu.flatten_in_order(keys, metrics, trackers)
 
     def _has_added_losses(self):
         """Whether the graph has add_loss() terms (a model may then compile with no loss)."""
@@ -122,4 +127,6 @@ class TrainerCompile:
 
     def _compile_config(self):
         """Keras 3's compile config (see ``_compile_utils.compile_config``)."""
-        return cu.compile_config(self.optimizer, *self._compile_args)
+        config = cu.compile_config(self.optimizer, *self._compile_args)
+        config["weighted_metrics"] = cu.serialize_arg(getattr(self, "_weighted_arg", None))
+        return config

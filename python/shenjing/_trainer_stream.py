@@ -95,9 +95,6 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
         raise ValueError(f"`validation_split` is only supported for Tensors or NumPy arrays. "
                          f"Found incompatible type in the input: {type(x)}. Pass "
                          f"validation_data instead.")
-    if not da.is_stream(x):
-        raise ValueError("class_weight is supported for a PyDataset here; with arrays, pass "
-                         "the batches as a PyDataset.")
     _refuse_parallel("fit")
     da.check_args(x, "fit", y, class_weight, shuffle)
     val_stream = da.is_stream(validation_data)
@@ -231,8 +228,6 @@ def evaluate(model, x, y=None, batch_size=None, verbose="auto", return_dict=Fals
     _count("steps", steps, allow_none=True, positive=True)
     _refuse_parallel("evaluate")
     own = not isinstance(x, da.Source)
-    if own and not da.is_stream(x):  # arrays with steps: read as batches
-        x, y = da.array_batches(x, y, checks.check_batch_size(batch_size)), None
     if own:
         da.check_args(x, "evaluate", y)
     source = da.Source(x, "evaluate", steps) if own else x

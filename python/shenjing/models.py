@@ -112,7 +112,7 @@ class Model(Trainer, GraphModel):
         if is_symbolic(x) or isinstance(x, dict) and x and is_symbolic(list(x.values())):
             self._check_training_arg(training)
             return self._symbolic_call(x)
-        return self._call_on_arrays(x)
+        return self._call_on_arrays(x, training)
 
     def _check_training_arg(self, training):
         Layer._check_training_arg(self, training)

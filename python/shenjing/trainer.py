@@ -14,14 +14,16 @@ from shenjing import _compile_utils as cu, _data_parallel as dp, _multi_io as mi
 from shenjing import _data_adapters as da, _trainer_stream as stream
 from shenjing import distribution as dist
 from shenjing import _checks as checks, metrics as metrics_mod, optimizers as optimizers_mod
+from shenjing import _fit_args as fa, _sample_weights as sw, _weighted_metrics as wm
 from shenjing._loss_graph import NoLoss
+from shenjing._trainer_batch import TrainerBatch
 from shenjing._trainer_compile import TrainerCompile
 from shenjing._trainer_data import TrainerData
 from shenjing.callbacks import CallbackList, ProgbarLogger, TerminateOnNaN, _pythonify
 from shenjing.data import DataLoader, Dataset
 
 
-class Trainer(TrainerData, TrainerCompile):
+class Trainer(TrainerData, TrainerCompile, TrainerBatch):
     """The training half of a model (mixed into ``Model``): needs ``self._core``, the
     layers, the input shapes and ``_build``/``_rollback_on_error`` from the model."""
 
@@ -48,8 +50,6 @@ class Trainer(TrainerData, TrainerCompile):
                 output name, e.g. ``{'a': 'accuracy', 'b': ['accuracy', 'mse']}``. Logged as
                 ``<output>_<metric>`` (Keras 3's names).
         """
-        if weighted_metrics is not None:
-            raise ValueError("weighted_metrics are not supported.")
         # Resolve everything before changing the model, so a failed compile() changes nothing.
         optimizer = optimizers_mod.get(optimizer)
         outs = mio.output_structure(self)
@@ -64,6 +64,7 @@ class Trainer(TrainerData, TrainerCompile):
             metrics = [metrics]
         metric_ids = cu.resolve_metric_ids(metrics, outs)
         cu.check_metric_ids(metric_ids)
+        weighted_ids = wm.resolve_ids(weighted_metrics, outs)
         if loss is None:
             user_loss = None
         elif cu.is_leaf(loss):
@@ -79,6 +80,8 @@ class Trainer(TrainerData, TrainerCompile):
             self._out, self._loss_plan, self._loss_order = outs, plan, order
             self._metric_ids = metric_ids
             self._deferred_loss_error = deferred
+            self._weighted_ids, self._weighted_arg, self._weighted = weighted_ids, \
+                weighted_metrics, None
             self._metrics = None
             self._compile_args = (loss, loss_weights, metrics)
             if self._core is not None:
@@ -88,7 +91,8 @@ class Trainer(TrainerData, TrainerCompile):
     # -- training --------------------------------------------------------------------------
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
-            initial_epoch=0, steps_per_epoch=None, validation_steps=None):
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
+            validation_batch_size=None, validation_freq=1):
         """Trains the model for a fixed number of epochs.
 
         Args:
@@ -103,20 +107,34 @@ class Trainer(TrainerData, TrainerCompile):
             callbacks: list of ``shenjing.callbacks.Callback`` (or a ``CallbackList``).
             validation_split: fraction of the samples, taken from the end before shuffling,
                 to hold out and evaluate at the end of each epoch.
-            validation_data: ``(x_val, y_val)`` (in the forms x and y take) or a DataLoader
-                evaluated after each epoch.
+            validation_data: ``(x_val, y_val)`` or ``(x_val, y_val, val_sample_weight)`` (in
+                the forms x, y and sample_weight take), a DataLoader or a Python iterable of
+                batches, evaluated after each epoch.
             shuffle: reshuffle the samples (a PyDataset's batches) before each epoch.
-            class_weight: dict class index -> weight of its samples' loss (PyDataset).
+            class_weight: dict class index -> weight (single output): each sample's loss is
+                weighted by its class's weight (1 for classes not listed).
+            sample_weight: array of one weight per sample, or (samples, steps) for a sequence
+                output (per output with several: a list or dict); the loss is
+                sum(weight * loss) / number of loss values, as Keras's sum_over_batch_size.
             steps_per_epoch: batches per epoch; the next epoch continues where this one
                 stopped, and an epoch that runs out of data ends early with a warning (Keras).
-            validation_steps: batches of each validation on an iterable (None: all).
+                Without batch_size, the batch size is ceil(samples / steps_per_epoch).
+            validation_steps: validation batches run at each validation (from the first; an
+                iterable continues where the last validation stopped).
+            validation_batch_size: batch size of the validation data (default: batch_size).
+            validation_freq: validate every that many epochs, or at the epochs (from 1) of a
+                list.
 
         Returns:
             A ``History`` whose ``history`` dict maps 'loss', metric names and their 'val_'
             counterparts to per-epoch values, keys sorted (Keras 3's names: with several
             outputs ``<output>_loss`` and ``<output>_<metric>``).
         """
-        if da.is_stream(x) or class_weight is not None:  # Python iterables: _trainer_stream.py
+        if da.is_stream(x):  # Python iterables: _trainer_stream.py
+            if sample_weight is not None:
+                raise ValueError("fit: `sample_weight` is not supported with a dataset, "
+                                 "generator or other iterable: yield (x, y, sample_weight) "
+                                 "batches instead.")
             return stream.fit(self, x, y, batch_size, epochs, verbose, callbacks,
                               validation_split, validation_data, shuffle, class_weight,
                               initial_epoch, steps_per_epoch, validation_steps)
@@ -136,23 +154,33 @@ class Trainer(TrainerData, TrainerCompile):
                 or not 0 <= validation_split < 1:
             raise ValueError(f"validation_split must be in [0, 1), received "
                              f"{validation_split!r}.")
+        fa.check(validation_steps, validation_batch_size, validation_freq)
+        loader = fa.refuse_weights_with_loader(x, sample_weight)
+        if sample_weight is not None and class_weight is not None:
+            raise ValueError("You cannot `class_weight` and `sample_weight` at the same time.")
         # Checked before anything changes: a bad callbacks list must not half-build the model.
         cbl = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
             callbacks, add_history=True, add_progbar=level != 0)
-        val = None
+        val = val_sw = None
+        user_batch_size = batch_size
         if validation_split and validation_data is None:
             prepared, val = self._split(x, y, validation_split)
+            if sample_weight is not None:  # split as x and y are (Keras splits all three)
+                sample_weight, val_sw = sw.sample_weights(
+                    self, sample_weight, prepared.n + val.n).split(prepared.n)
             x, y = prepared, None
-        p, batch_size, order, steps = self._data(x, y, batch_size, "fit", shuffle)
+        p, batch, order, steps = self._data(x, y, batch_size, "fit", shuffle)
+        batch_size, steps = fa.steps_of(batch_size, batch, p.n, steps_per_epoch, steps, loader)
+        weights = sw.resolve(self, p, sample_weight, class_weight).core_arg()
         train_shapes = [list(s) for s in getattr(self, "_core_input_shapes", None) or []]
         if da.is_stream(validation_data):
             val = stream.validation_source(validation_data, validation_steps,
                                            epochs - initial_epoch)
         elif validation_data is not None and not isinstance(validation_data, (DataLoader,
                                                                                Dataset)):
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("validation_data must be a tuple (x_val, y_val).")
-            val = self._arrays(*validation_data, "fit", prefix="validation ")
+            vx, vy, vsw = fa.unpack_validation(validation_data)
+            val = self._arrays(vx, vy, "fit", prefix="validation ")
+            val_sw = sw.sample_weights(self, vsw, val.n, "validation sample_weight")
         elif validation_data is not None:
             self._single_io_only("fit")
             val = validation_data
@@ -216,9 +244,10 @@ class Trainer(TrainerData, TrainerCompile):
                 count = min(batch_size, n - start)
                 pos += 1
                 if parallel:
-                    ls, ms, outs = dp.train_step(self, core, x, y, idx, start, count)
+                    ls, ms, outs = dp.train_step(self, core, x, y, idx, start, count, weights)
                 else:
-                    ls, ms, outs = core.train_step(x, y, idx, start, count)
+                    ls, ms, outs = core.train_step(x, y, idx, start, count,
+                                                   sample_weight=weights)
                 if not math.isfinite(ls) and not nan_stops:
                     raise ValueError(
                         f"The loss became {ls / count} at epoch {epoch + 1}, batch {b + 1}: "
@@ -242,9 +271,10 @@ class Trainer(TrainerData, TrainerCompile):
             if pos >= steps:
                 pos = 0
             epoch_logs = self._logs(names, sums, loss_sum, seen, trackers, out_sums)
-            if val is not None:
-                logs = self.evaluate(val, None, batch_size=batch_size, callbacks=cbl,
-                                     return_dict=True)
+            if val is not None and fa.should_eval(epoch, validation_freq):
+                logs = self.evaluate(val, None, batch_size=validation_batch_size or
+                                     user_batch_size, callbacks=cbl, return_dict=True,
+                                     sample_weight=val_sw, steps=validation_steps)
                 epoch_logs.update({"val_" + k: v for k, v in logs.items()})
             cbl.on_epoch_end(epoch, epoch_logs)
             training_logs = epoch_logs
@@ -253,25 +283,19 @@ class Trainer(TrainerData, TrainerCompile):
         cbl.on_train_end(training_logs)
         return self.history
 
-    @staticmethod
-    def _logs(names, sums, loss_sum, seen, trackers=(), out_sums=None):
-        """Keras's logs: 'loss' (the total), the compiled metrics and, with several outputs,
-        each output's unweighted loss (``<output>_loss``), all means over the samples seen."""
-        logs = {"loss": loss_sum / seen}
-        for name, s in zip(names, sums):
-            logs[name] = float(s / seen)
-        for name, k in trackers:
-            logs[name] = float(out_sums[k] / seen)
-        return logs
-
-    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", return_dict=False,
-                 callbacks=None, steps=None):
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
+                 steps=None, callbacks=None, return_dict=False):
         """Returns the loss, or a list ``[loss, ...]`` when the model has metrics or several
         outputs (in ``metrics_names`` order; a dict when ``return_dict``), at inference
-        behaviour (dropout off). x and y take the forms ``fit`` takes. ``callbacks`` get the
-        ``on_test_*`` hooks; ``steps``: the batches to evaluate (None: all). Python
+        behaviour (dropout off). x, y and sample_weight take the forms ``fit`` takes;
+        ``steps``: run only the first that many batches (without batch_size, the batch size
+        is then ceil(samples / steps)). ``callbacks`` get the ``on_test_*`` hooks. Python
         iterables go to _trainer_stream.py."""
-        if da.is_stream(x) or steps is not None:
+        if da.is_stream(x):
+            if sample_weight is not None:
+                raise ValueError("evaluate: `sample_weight` is not supported with a dataset, "
+                                 "generator or other iterable: yield (x, y, sample_weight) "
+                                 "batches instead.")
             return stream.evaluate(self, x, y, batch_size, verbose, return_dict, callbacks, steps)
         if self.optimizer is None:
             raise ValueError("You must call compile() before evaluate().")
@@ -280,7 +304,12 @@ class Trainer(TrainerData, TrainerCompile):
         level = checks.verbosity(verbose) if dist.rank() == 0 else 0  # rank 0 prints
         cbl = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
             callbacks, add_progbar=level != 0)
-        p, batch_size, order, steps = self._data(x, y, batch_size, "evaluate")
+        fa.check_steps(steps, "steps")
+        loader = fa.refuse_weights_with_loader(x, sample_weight)
+        p, batch, order, available = self._data(x, y, batch_size, "evaluate")
+        batch_size, available = fa.steps_of(batch_size, batch, p.n, steps, available, loader)
+        steps = fa.limit_steps(steps, available)
+        weights = sw.sample_weights(self, sample_weight, p.n).core_arg()
         self._resolve_metrics(p.ys)
         if cbl is not callbacks:
             cbl.set_model(self)
@@ -304,9 +333,10 @@ class Trainer(TrainerData, TrainerCompile):
             count = min(batch_size, n - start)
             if dp.active():  # each rank evaluates its part; the sums are global
                 ls, ms, outs = dp.test_step(self._core, x, y, idx, start, count, len(names),
-                                            len(p.ys))
+                                            len(p.ys), weights)
             else:
-                ls, ms, outs = self._core.test_step(x, y, idx, start, count)
+                ls, ms, outs = self._core.test_step(x, y, idx, start, count,
+                                                    sample_weight=weights)
             loss_sum += ls
             sums += ms
             if trackers:
@@ -396,17 +426,6 @@ class Trainer(TrainerData, TrainerCompile):
             self._fast_core = core
             return True
         return False
-
-    def __call__(self, x, training=False):
-        return self._call_on_arrays(x)
-
-    def _call_on_arrays(self, x):
-        """``model(x)`` on arrays: predict over every sample in one batch."""
-        names, _ = mio.input_structure(self)
-        first = mio.flatten(x, names, False, "x", "input")[0] if not isinstance(x, dict) \
-            else next(iter(x.values()), [])
-        n = len(first) if hasattr(first, "__len__") else 1
-        return self.predict(x, batch_size=max(1, n), verbose=0)
 
     def _shuffle_generator(self):
         if self._shuffle_rng is None:

@@ -18,6 +18,7 @@ ap.add_argument("--samples", type=int, default=100)
 ap.add_argument("--batch", type=int, default=16)
 ap.add_argument("--dropout", type=float, default=0.0)
 ap.add_argument("--checkpoint", default="")
+ap.add_argument("--weighted", action="store_true", help="sample weights, weighted metrics")
 ap.add_argument("--raise-at", type=int, default=-1, help="rank 1 raises at this batch")
 a = ap.parse_args()
 
@@ -42,7 +43,8 @@ else:  # "cnn", or "cnn_bn" with (synchronized) BatchNormalization
                               layers.Flatten(), *[layers.BatchNormalization()] * bool(bn),
                               layers.Dense(3, activation="softmax")])
 model.compile(optimizer=a.optimizer, loss="sparse_categorical_crossentropy",
-              metrics=["accuracy"])
+              metrics=["accuracy"], weighted_metrics=["accuracy"] if a.weighted else None)
+sw = rng.uniform(0.1, 2.0, a.samples).astype(np.float32) if a.weighted else None
 
 
 class RaiseAt(keras.callbacks.Callback):
@@ -55,8 +57,8 @@ callbacks = [RaiseAt()] if a.raise_at >= 0 else []
 if a.checkpoint:
     callbacks.append(keras.callbacks.ModelCheckpoint(a.checkpoint))
 hist = model.fit(x, y, batch_size=a.batch, epochs=3, validation_split=0.2, verbose=0,
-                 callbacks=callbacks)
-ev = model.evaluate(x, y, batch_size=a.batch, verbose=0)
+                 callbacks=callbacks, sample_weight=sw)
+ev = model.evaluate(x, y, batch_size=a.batch, verbose=0, sample_weight=sw)
 # Rank 0 writes; every rank may read it right after (save waits for the write).
 model.save(a.out + ".model.keras")
 again = keras.models.load_model(a.out + ".model.keras")

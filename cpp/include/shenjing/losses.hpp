@@ -40,8 +40,12 @@ struct LossOptions {
 // per-row loss and, when grad is not null, writes dL/d(pred) of that mean — or dL/d(logits)
 // when `fused` (the model asks for that when the last activation is softmax/sigmoid and the
 // loss is the matching cross-entropy).
+// row_weight (null: every weight 1) holds one weight per row (Keras's sample_weight, per sample
+// or per time step): each row's loss and gradient is multiplied by it, and the result is still
+// divided by the number of loss values (Keras's "sum_over_batch_size"), not by the weights' sum.
 double loss_forward_backward(const LossOptions& opt, const float* pred, const float* y_true,
-                             long long rows, int width, bool fused, float* grad);
+                             long long rows, int width, bool fused, float* grad,
+                             const float* row_weight = nullptr);
 
 enum class MetricKind : int {
   BinaryAccuracy = 0, CategoricalAccuracy, SparseCategoricalAccuracy, MeanSquaredError,
@@ -58,8 +62,10 @@ enum class MetricKind : int {
 // y_width values per row: `width`, or 1, which the elementwise metrics (binary accuracy, mse,
 // mae) broadcast over the row as Keras does and the sparse accuracy reads as a class index.
 // Throws ValueError when y_width does not suit the metric (metric_accepts says which do).
+// row_weight (null: every weight 1) multiplies each row's value (Keras's weighted_metrics;
+// the caller divides by the weights' sum).
 double metric_sum(MetricKind kind, const float* pred, const float* y_true, long long rows,
-                  int width, int y_width);
+                  int width, int y_width, const float* row_weight = nullptr);
 bool metric_accepts(MetricKind kind, int width, int y_width);
 const char* metric_name(MetricKind kind);
 const char* loss_name(LossKind kind);

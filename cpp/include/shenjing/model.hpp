@@ -32,7 +32,9 @@ struct Value;
 
 // Sums over one batch: the total loss * n (weighted sum of the output losses plus the weight
 // penalties), each output's own loss * n, and metric sums (outputs in order, each output's
-// metrics in order); divide by the sample count to get means.
+// metrics in order); divide by the sample count to get means. After every output's metrics
+// come the weighted metrics (Keras's weighted_metrics): for each output that has some, the
+// sums of weight * value, then that output's sum of weights (divide by it instead).
 struct BatchStats {
   double loss_sum = 0.0;
   std::vector<double> output_loss_sums;
@@ -52,12 +54,21 @@ struct OutputTraining {
   // Traced custom metrics of this output (metric functions written with ops): each reports the
   // mean of its tensor's values, after the built-in `metrics`.
   std::vector<int> value_metrics;
+  // Keras's weighted_metrics: built-in metrics weighted by the batch's sample weights.
+  std::vector<MetricKind> weighted_metrics;
 };
 
-// Targets of one output for a batch call: `width` float values per sample (see train_step).
+// Targets of one output for a batch call: `width` float values per sample (see train_step),
+// and optionally Keras's sample weights for that output, gathered by the same row indices:
+// `weight_width` finite floats per sample, 1 (one weight per sample) or one per position of
+// the output but its last axis (temporal weights, (samples, T) for a (None, T, C) output; for
+// a traced custom loss, one per value of its per-sample loss). Each loss value is multiplied
+// by its weight and the loss stays the sum over the number of values (sum_over_batch_size).
 struct Target {
   const float* data = nullptr;
   int width = 0;
+  const float* weight = nullptr;
+  int weight_width = 0;
 };
 
 // Floats per sample of the workspaces (memory_plan()): forward activations kept for training,
@@ -154,6 +165,8 @@ class Model {
   void compile(const LossOptions& loss, const OptimizerOptions& opt,
                const std::vector<MetricKind>& metrics);
   void set_metrics(const std::vector<std::vector<MetricKind>>& per_output);
+  // Keras's weighted_metrics per output (kept until the next call; compile() clears them).
+  void set_weighted_metrics(const std::vector<std::vector<MetricKind>>& per_output);
   bool compiled() const { return optimizer_ != nullptr; }
   Optimizer& optimizer() { return *optimizer_; }
 
@@ -236,6 +249,14 @@ class Model {
   };
 
   void check_targets(std::size_t out, int y_width) const;
+  // Sample weights (model_weights.cpp): their widths checked against the outputs, then the
+  // batch's rows gathered (and checked finite) before anything runs, so a bad weight changes
+  // nothing; row_weights expands an output's to one weight per row of `per_sample` rows.
+  void check_weights(const std::vector<Target>& ys) const;
+  void gather_weights(const std::vector<Target>& ys, const long long* idx, int n);
+  const float* row_weights(std::size_t k, long long per_sample, int n);
+  void weighted_metric_sums(const std::vector<Target>& ys, const long long* idx, int n,
+                            BatchStats* st);
   void check_batch(const std::vector<ArrayRef>& xs, const std::vector<Target>* ys) const;
   void predict_unlocked(const std::vector<ArrayRef>& xs, int n, const std::vector<float*>& outs);
   // Forward, losses, backward; fills gradients and stats, returns the total loss.
@@ -320,6 +341,8 @@ class Model {
   std::vector<std::vector<float>> grad_slots_;
   std::vector<const float*> act_ptr_;  // per tensor, this batch
   std::vector<std::vector<float>> ybatch_;
+  std::vector<std::vector<float>> wbatch_, wrows_;  // per output: gathered, expanded weights
+  std::vector<int> wwidth_;                          // per output: weights per sample, 0: none
   std::vector<float> stash_;  // a shared layer's weight gradients from its other nodes
   // Scratch of one batch call, kept so that the steady-state loop allocates nothing.
   std::vector<const float*> in_ptrs_;
