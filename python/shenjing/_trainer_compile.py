@@ -37,7 +37,7 @@ class TrainerCompile:
             # theirs after the built-in ones (the order _resolve_metrics gives them).
             specs.append(spec + (w, codes, traced.get(k, -1), have.get(k, [])))
         self._core.compile(specs, self.optimizer._spec())
-        self.optimizer._model = self._core
+        self.optimizer._attach(self._core, self)
 
     def _resolve_metrics(self, ys):
         """The metrics of each output for targets ``ys`` ('accuracy' becomes binary, sparse

@@ -350,3 +350,4 @@ __all__ = ["Callback", "CallbackList", "History", "EarlyStopping", "ModelCheckpo
 
 
 from shenjing._lambda_callback import LambdaCallback  # noqa: E402 (needs Callback)
+from shenjing._lr_callbacks import LearningRateScheduler, ReduceLROnPlateau  # noqa: E402,F401
