@@ -86,18 +86,17 @@ class Optimizer:
 
     @learning_rate.setter
     def learning_rate(self, value):
-        if isinstance(value, schedules_mod.LearningRateSchedule) or callable(value):
-            self._learning_rate = value
-        else:
+        if not (isinstance(value, schedules_mod.LearningRateSchedule) or callable(value)):
             if isinstance(self._learning_rate, schedules_mod.LearningRateSchedule):
                 raise TypeError("This optimizer was created with a `LearningRateSchedule` "
                                 "object as its `learning_rate` constructor argument, hence its "
                                 "learning rate is not settable. If you need the learning rate "
                                 "to be settable, you should instantiate the optimizer with a "
                                 "float `learning_rate` argument.")
-            self._learning_rate = _lr_value(value)
+            value = _lr_value(value)
         if self._model is not None:  # takes effect at the next step, as Keras's variable
-            self._push_learning_rate(self._model)
+            self._push_learning_rate(self._model, value)  # first: a failure changes nothing
+        self._learning_rate = value
 
     def _python_learning_rate(self):
         """True when the rate comes from Python code (a user schedule or a callable): then
@@ -105,12 +104,18 @@ class Optimizer:
         lr = self._learning_rate
         return callable(lr) and not isinstance(lr, schedules_mod._BuiltIn)
 
-    def _push_learning_rate(self, core):
-        lr = self._learning_rate
+    def _push_learning_rate(self, core, lr=None):
+        """Hands the core the rate ``lr`` (default: the optimizer's): a built-in schedule
+        as its description, anything else as the number it gives at ``iterations``."""
+        lr = self._learning_rate if lr is None else lr
         if isinstance(lr, schedules_mod._BuiltIn):
             core.set_schedule(lr._spec())
+        elif isinstance(lr, schedules_mod.LearningRateSchedule):
+            core.learning_rate = float(lr(core.iterations))
+        elif callable(lr):
+            core.learning_rate = float(lr())
         else:
-            core.learning_rate = self.learning_rate
+            core.learning_rate = lr
 
     @property
     def iterations(self):
@@ -185,7 +190,8 @@ class Optimizer:
                 "weight_decay": self.weight_decay, "clipnorm": self.clipnorm,
                 "global_clipnorm": self.global_clipnorm, "clipvalue": self.clipvalue,
                 "use_ema": self.use_ema, "ema_momentum": self.ema_momentum,
-                "ema_overwrite_frequency": self.ema_overwrite_frequency, **config}
+                "ema_overwrite_frequency": self.ema_overwrite_frequency,
+                "loss_scale_factor": None, "gradient_accumulation_steps": None, **config}
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
