@@ -27,78 +27,81 @@ void LearningRateSchedule::validate() const {
 
 namespace {
 
-const float kPi = (float)M_PI;
+using T = float;  // Keras's float32 tensors
 
 // CosineDecay's decay from `from` over `steps`, at `step` (already clipped).
-float cosine(float step, float steps, float from, double alpha) {
-  const float fraction = step / steps;
-  const float decayed_cos = 0.5f * (1.0f + std::cos(kPi * fraction));
-  return from * ((float)(1.0 - alpha) * decayed_cos + (float)alpha);
+T cosine(T step, T steps, T from, double alpha) {
+  const T fraction = step / steps;
+  const T decayed_cos = T(0.5) * (T(1) + std::cos(T(M_PI) * fraction));
+  return from * ((T)(1.0 - alpha) * decayed_cos + (T)alpha);
 }
 
-}  // namespace
-
-float LearningRateSchedule::value(double step_in) const {
-  const float init = (float)initial_learning_rate;
-  const float step = (float)step_in;  // Keras: ops.cast(step, dtype)
-  const float ds = (float)decay_steps;
-  switch (kind) {
+T evaluate(const LearningRateSchedule& s, double step_in) {
+  const T init = (T)s.initial_learning_rate;
+  const T step = (T)step_in;  // Keras: ops.cast(step, dtype)
+  const T ds = (T)s.decay_steps;
+  switch (s.kind) {
     case ScheduleKind::Constant: return init;
     case ScheduleKind::ExponentialDecay: {
-      float p = step / ds;
-      if (staircase) p = std::floor(p);
-      return init * std::pow((float)decay_rate, p);
+      T p = step / ds;
+      if (s.staircase) p = std::floor(p);
+      return init * std::pow((T)s.decay_rate, p);
     }
     case ScheduleKind::InverseTimeDecay: {
-      float p = step / ds;
-      if (staircase) p = std::floor(p);
-      return init / (1.0f + (float)decay_rate * p);
+      T p = step / ds;
+      if (s.staircase) p = std::floor(p);
+      return init / (T(1) + (T)s.decay_rate * p);
     }
     case ScheduleKind::PiecewiseConstantDecay: {
       // Keras sums value * [step in (low, high]] over the intervals: one of them holds.
-      if (step_in <= boundaries.front()) return (float)values.front();
-      for (size_t i = 0; i + 1 < boundaries.size(); ++i)
-        if (step_in > boundaries[i] && step_in <= boundaries[i + 1]) return (float)values[i + 1];
-      if (step_in > boundaries.back()) return (float)values.back();
-      return 0.0f;  // a NaN step is in no interval: Keras's sum is 0 too
+      const auto& b = s.boundaries;
+      if (step_in <= b.front()) return (T)s.values.front();
+      for (size_t i = 0; i + 1 < b.size(); ++i)
+        if (step_in > b[i] && step_in <= b[i + 1]) return (T)s.values[i + 1];
+      if (step_in > b.back()) return (T)s.values.back();
+      return T(0);  // a NaN step is in no interval: Keras's sum is 0 too
     }
     case ScheduleKind::PolynomialDecay: {
-      const float end = (float)end_learning_rate;
-      float s = step, steps = ds;
-      if (cycle) {
-        const float multiplier = s == 0.0f ? 1.0f : std::ceil(s / ds);
+      const T end = (T)s.end_learning_rate;
+      T at = step, steps = ds;
+      if (s.cycle) {
+        const T multiplier = at == T(0) ? T(1) : std::ceil(at / ds);
         steps = steps * multiplier;
       } else {
-        s = std::fmin(s, steps);
+        at = std::fmin(at, steps);
       }
-      const float p = s / steps;
-      return (init - end) * std::pow(1.0f - p, (float)power) + end;
+      const T p = at / steps;
+      return (init - end) * std::pow(T(1) - p, (T)s.power) + end;
     }
     case ScheduleKind::CosineDecay: {
-      if (!warmup) return cosine(std::fmin(step, ds), ds, init, alpha);
-      const float target = (float)warmup_target, ws = (float)warmup_steps;
-      const float s = std::fmin(step, ds + ws);
-      if (s < ws) return (target - init) * (s / ws) + init;
-      return cosine(s - ws, ds, target, alpha);
+      if (!s.warmup) return cosine(std::fmin(step, ds), ds, init, s.alpha);
+      const T target = (T)s.warmup_target, ws = (T)s.warmup_steps;
+      const T at = std::fmin(step, ds + ws);
+      if (at < ws) return (target - init) * (at / ws) + init;
+      return cosine(at - ws, ds, target, s.alpha);
     }
     case ScheduleKind::CosineDecayRestarts: {
-      const float t_mul_f = (float)t_mul;
-      float fraction = step / ds, i_restart;
-      if (t_mul_f == 1.0f) {
+      const T t_mul = (T)s.t_mul;
+      T fraction = step / ds, i_restart;
+      if (t_mul == T(1)) {
         i_restart = std::floor(fraction);
         fraction -= i_restart;
       } else {
-        i_restart = std::floor(std::log(1.0f - fraction * (1.0f - t_mul_f)) / std::log(t_mul_f));
-        const float sum_r = (1.0f - std::pow(t_mul_f, i_restart)) / (1.0f - t_mul_f);
-        fraction = (fraction - sum_r) / std::pow(t_mul_f, i_restart);
+        i_restart = std::floor(std::log(T(1) - fraction * (T(1) - t_mul)) / std::log(t_mul));
+        const T sum_r = (T(1) - std::pow(t_mul, i_restart)) / (T(1) - t_mul);
+        fraction = (fraction - sum_r) / std::pow(t_mul, i_restart);
       }
-      const float m_fac = std::pow((float)m_mul, i_restart);
-      const float decayed_cos = 0.5f * m_fac * (1.0f + std::cos(kPi * fraction));
-      const float alpha_f = (float)alpha;
-      return init * ((1.0f - alpha_f) * decayed_cos + alpha_f);
+      const T m_fac = std::pow((T)s.m_mul, i_restart);
+      const T decayed_cos = T(0.5) * m_fac * (T(1) + std::cos(T(M_PI) * fraction));
+      const T alpha = (T)s.alpha;
+      return init * ((T(1) - alpha) * decayed_cos + alpha);
     }
   }
   return init;
 }
+
+}  // namespace
+
+float LearningRateSchedule::value(double step) const { return evaluate(*this, step); }
 
 }  // namespace shenjing

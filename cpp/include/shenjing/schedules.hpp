@@ -16,8 +16,8 @@ enum class ScheduleKind : int {
 };
 
 // The arguments of every kind (each reads its own; Keras's names). Keras computes a schedule in
-// the dtype of initial_learning_rate, float32 for a Python float: value() does the same
-// arithmetic in float32, so the rate matches Keras's to the last bit or so.
+// float32 (floatx: its torch backend converts even a NumPy float64 rate to it); value() does
+// the same float32 arithmetic, so the rate matches Keras's to the last bit or so.
 struct LearningRateSchedule {
   ScheduleKind kind = ScheduleKind::Constant;
   double initial_learning_rate = 0.0;

@@ -61,7 +61,7 @@ class _BuiltIn(LearningRateSchedule):
         return _config.init_config(self)
 
     def _spec(self):
-        return {"kind": self._kind, **{k: v for k, v in self._core_args().items()}}
+        return {"kind": self._kind, **self._core_args()}
 
     def _core_args(self):
         return {k: v for k, v in self.get_config().items() if k != "name"}
