@@ -311,3 +311,21 @@ def test_keras_written_optimizer_config_with_a_schedule_loads():
     opt = optimizers.get(cfg)
     assert isinstance(opt._learning_rate, S.ExponentialDecay)
     assert opt.get_config()["learning_rate"] == cfg["config"]["learning_rate"]
+
+
+def _constant_rate():
+    return 0.01
+
+
+def test_callable_learning_rate_saves_by_name(tmp_path):
+    """Keras's function form; loading finds the function only where the program gives it."""
+    a = _model(optimizers.SGD(learning_rate=_constant_rate))
+    assert a.optimizer.get_config()["learning_rate"] == {
+        "module": "builtins", "class_name": "function", "config": "_constant_rate",
+        "registered_name": "function"}
+    a.save(tmp_path / "m.keras")
+    with pytest.raises(ValueError, match="not registered"):
+        shenjing.models.load_model(tmp_path / "m.keras")
+    b = shenjing.models.load_model(tmp_path / "m.keras",
+                                   custom_objects={"_constant_rate": _constant_rate})
+    assert b.optimizer._learning_rate is _constant_rate and b.optimizer.learning_rate == 0.01
