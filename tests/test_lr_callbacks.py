@@ -49,12 +49,15 @@ def _sgd_by_hand(model, lrs, batch):
 # m.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse", metrics=["mae"])
 # h = m.fit(X, Y, batch_size=3, epochs=3, verbose=0, validation_data=(X, Y), callbacks=[
 #     keras.callbacks.LearningRateScheduler(lambda e, lr: lr * 0.5, verbose=1),
-#     keras.callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=1, min_delta=10.0, verbose=1)])
+#     keras.callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=1,
+#                                       min_delta=10.0, verbose=1)])
 # print(h.history["learning_rate"])
 # r = keras.callbacks.ReduceLROnPlateau(monitor="val_mae")
-# m.fit(X, Y, epochs=1, verbose=0, validation_data=(X,Y), callbacks=[r]); print(r.monitor_op, r.min_delta)
+# m.fit(X, Y, epochs=1, verbose=0, validation_data=(X,Y), callbacks=[r])
+# print(r.monitor_op, r.min_delta)
 # try:
-#     m.fit(X, Y, epochs=1, verbose=0, callbacks=[keras.callbacks.LearningRateScheduler(lambda e: 1)])
+#     m.fit(X, Y, epochs=1, verbose=0,
+#           callbacks=[keras.callbacks.LearningRateScheduler(lambda e: 1)])
 # except Exception as e: print(type(e).__name__, e)
 KERAS_MESSAGES = """
 Epoch 1: LearningRateScheduler setting learning rate to 0.05000000074505806.
