@@ -255,6 +255,33 @@ def test_exclude_from_weight_decay_by_name_and_by_variable():
         np.testing.assert_allclose(w1, expect, rtol=1e-5, atol=1e-7)
     with pytest.raises(ValueError, match="before the optimizer is built"):
         opt.exclude_from_weight_decay(var_names=["kernel"])
+    copy = optimizers.SGD(0.05, weight_decay=0.3)
+    copy.exclude_from_weight_decay(var_list=[model.get_weights()[0]])
+    with pytest.raises(ValueError, match="not a weight of this model"):
+        model.compile(optimizer=copy, loss="mse")
+    assert model.optimizer is opt  # the failed compile changed nothing
+
+
+def test_exclude_a_custom_layers_variable():
+    class Scale(layers.Layer):
+        def build(self, input_shape):
+            self.w = self.add_weight(shape=(input_shape[-1],), initializer="ones", name="w")
+
+        def call(self, x):
+            return x * self.w
+
+    for exclude in (True, False):
+        scale = Scale()
+        model = shenjing.Sequential([layers.Input((4,)), scale, layers.Dense(2)])
+        opt = optimizers.SGD(0.1, weight_decay=0.5)
+        if exclude:
+            opt.exclude_from_weight_decay(var_list=[scale.w])
+        model.compile(optimizer=opt, loss="mse")
+        model.layers[1].set_weights([np.zeros((4, 2), np.float32), np.zeros(2, np.float32)])
+        # Zero Dense kernel: no gradient reaches w, so only decay could move it.
+        model.fit(X, np.zeros((5, 2), np.float32), batch_size=5, verbose=0)
+        expect = 1.0 if exclude else 1.0 - 0.1 * 0.5
+        np.testing.assert_allclose(scale.w.numpy(), np.full(4, expect, np.float32), rtol=1e-7)
 
 
 def test_weight_decay_moves_unused_embedding_rows():

@@ -133,12 +133,26 @@ class Optimizer:
         self._exclude_pattern = (re.compile("|".join(set(var_names))) if var_names else None)
 
     def _decay_mask(self, core, core_layers):
-        """For each parameter the core trains: whether weight decay applies to it."""
+        """For each parameter the core trains: whether weight decay applies to it. A var_list
+        entry is found by its memory (a weight array or Variable of this model, not a copy)."""
+        from shenjing.variables import Variable
+        arrays = []
+        for v in self._exclude_ids:
+            a = v._value if isinstance(v, Variable) else v
+            if not isinstance(a, np.ndarray):
+                raise ValueError(f"exclude_from_weight_decay: var_list holds {type(v).__name__}"
+                                 "; expected the model's weights (e.g. layer.kernel).")
+            if not any(a.shape == value.shape and np.shares_memory(a, value)
+                       for layer in core_layers for _, value, _ in layer._views):
+                raise ValueError(f"exclude_from_weight_decay: a var_list entry of shape "
+                                 f"{a.shape} is not a weight of this model (a copy, such as "
+                                 "get_weights() returns, cannot be matched).")
+            arrays.append(a)
         mask = []
         for i, k in core.trained_params():
             pname, value, _ = core_layers[i]._views[k]
-            excluded = any(isinstance(v, np.ndarray) and v.shape == value.shape and
-                           np.shares_memory(v, value) for v in self._exclude_ids)
+            excluded = any(a.shape == value.shape and np.shares_memory(a, value)
+                           for a in arrays)
             if self._exclude_pattern is not None and self._exclude_pattern.search(pname):
                 excluded = True
             mask.append(not excluded)
