@@ -2,6 +2,7 @@
 // kernels (kernels/optimizer.inc) run over slices of every parameter in one parallel region.
 #include <algorithm>
 #include <cmath>
+#include <string>
 
 #include "kernels/kernels.hpp"
 #include "shenjing/optimizers.hpp"
@@ -126,6 +127,10 @@ void Optimizer::clip(std::vector<Param*>& params) {
 
 void Optimizer::apply(std::vector<Param*>& params) {
   const OptimizerOptions& o = opt_;
+  if (!decay_mask_.empty() && decay_mask_.size() != params.size())
+    throw ValueError("Optimizer: the weight decay mask has " +
+                     std::to_string(decay_mask_.size()) + " entries for " +
+                     std::to_string(params.size()) + " parameters.");
   if (o.clipnorm > 0.0f || o.global_clipnorm > 0.0f || o.clipvalue > 0.0f) clip(params);
   if (slots_.size() != params.size()) {
     slots_.assign(params.size(), {});
