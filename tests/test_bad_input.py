@@ -395,8 +395,8 @@ def test_set_weights_before_build():
 def test_bad_optimizer_and_loss_arguments():
     with pytest.raises(ValueError, match="momentum"):
         optimizers.SGD(momentum=1.5)
-    with pytest.raises(ValueError, match="unsupported argument.*use_ema"):
-        optimizers.Adam(use_ema=True)
+    with pytest.raises(ValueError, match="unsupported argument.*gradient_accumulation_steps"):
+        optimizers.Adam(gradient_accumulation_steps=2)
     with pytest.raises(ValueError, match="clipnorm must be a positive number"):
         optimizers.Adam(clipnorm=0.0)
     with pytest.raises(ValueError, match="delta must be positive"):

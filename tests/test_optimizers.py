@@ -210,7 +210,7 @@ def test_string_optimizer_uses_defaults_in_the_update():
         np.testing.assert_allclose(w1 - w0, -0.01 * g, rtol=2e-4, atol=1e-8)
 
 
-@pytest.mark.parametrize("bad", [0, -0.1, "fast", None, True])
+@pytest.mark.parametrize("bad", [-1, -0.1, "fast", None, True, float("inf")])  # 0.0 is valid
 def test_bad_learning_rate(bad):
     with pytest.raises(ValueError, match="learning_rate"):
         optimizers.Adam(learning_rate=bad)

@@ -19,6 +19,23 @@ using namespace shenjing;
 
 namespace {
 
+// A built-in learning-rate schedule from shenjing.optimizers.schedules' _spec() dict.
+LearningRateSchedule schedule_from(const py::dict& d) {
+  LearningRateSchedule s;
+  s.kind = static_cast<ScheduleKind>(d["kind"].cast<int>());
+  auto num = [&](const char* k, double& out) { if (d.contains(k)) out = d[k].cast<double>(); };
+  auto flag = [&](const char* k, bool& out) { if (d.contains(k)) out = d[k].cast<bool>(); };
+  num("initial_learning_rate", s.initial_learning_rate), num("decay_steps", s.decay_steps);
+  num("decay_rate", s.decay_rate), num("end_learning_rate", s.end_learning_rate);
+  num("power", s.power), num("alpha", s.alpha), num("warmup_target", s.warmup_target);
+  num("warmup_steps", s.warmup_steps), num("t_mul", s.t_mul), num("m_mul", s.m_mul);
+  flag("staircase", s.staircase), flag("cycle", s.cycle), flag("warmup", s.warmup);
+  if (d.contains("boundaries")) s.boundaries = d["boundaries"].cast<std::vector<double>>();
+  if (d.contains("values")) s.values = d["values"].cast<std::vector<double>>();
+  s.validate();
+  return s;
+}
+
 // A float32, C-contiguous array, or TypeError naming the argument.
 const float* f32(const py::array& a, const char* what) {
   if (!py::isinstance<py::array_t<float>>(a) || !(a.flags() & py::array::c_style))
@@ -633,6 +650,13 @@ PYBIND11_MODULE(_core, m) {
              oo.clipnorm = o["clipnorm"].cast<float>();
              oo.global_clipnorm = o["global_clipnorm"].cast<float>();
              oo.clipvalue = o["clipvalue"].cast<float>();
+             if (o.contains("use_ema")) {
+               oo.use_ema = o["use_ema"].cast<bool>();
+               oo.ema_momentum = o["ema_momentum"].cast<float>();
+               oo.ema_overwrite_frequency = o["ema_overwrite_frequency"].cast<long long>();
+             }
+             if (o.contains("schedule") && !o["schedule"].is_none())
+               oo.schedule = schedule_from(o["schedule"].cast<py::dict>());
              self.compile(outs, oo);
            })
       .def("set_weighted_metrics",
@@ -654,8 +678,23 @@ PYBIND11_MODULE(_core, m) {
              self.set_metrics(mk);
            })
       .def_property("learning_rate",
-                    [](Model& self) { return self.optimizer().options().learning_rate; },
+                    [](Model& self) { return self.optimizer().current_learning_rate(); },
                     [](Model& self, float lr) { self.optimizer().set_learning_rate(lr); })
+      .def("set_schedule",
+           [](Model& self, const py::dict& d) { self.optimizer().set_schedule(schedule_from(d)); },
+           "A built-in schedule (dict) the optimizer evaluates from iterations at each step")
+      .def("set_decay_mask",
+           [](Model& self, const std::vector<bool>& mask) {
+             if (mask.size() != self.trained_params().size())
+               throw ValueError("set_decay_mask: one flag per trained parameter expected.");
+             self.optimizer().set_decay_mask(std::vector<char>(mask.begin(), mask.end()));
+           })
+      .def("finalize_optimizer",
+           [](Model& self) {
+             std::vector<Param*> ps;
+             for (auto [i, k] : self.trained_params()) ps.push_back(&self.layers()[i]->params()[k]);
+             self.optimizer().finalize(ps);
+           }, "Keras's finalize_variable_values: with use_ema, the weights take their averages")
       .def_property_readonly("iterations", [](Model& self) { return self.optimizer().iterations(); })
       .def("train_step", batch_step<&Model::train_step>, py::arg("x"), py::arg("y"), py::arg("indices"),
            py::arg("start"), py::arg("count"), py::arg("sample_weight") = py::none())
@@ -731,6 +770,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("_run_op", &run_op,
         "One primitive op alone: (config JSON, inputs of full shapes, batched flags, n, dy or "
         "None, params or None) -> (y, [dx per input], [param grads])");
+  m.def("_schedule_value",
+        [](const py::dict& d, double step) { return schedule_from(d).value(step); });
   m.def("_set_conv_chunk_floats", &set_conv_chunk_floats);
   m.def("_isas", []() {
     const kernels::KernelTable* t[8];

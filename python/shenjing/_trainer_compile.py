@@ -42,7 +42,7 @@ class TrainerCompile:
             specs.append(spec + (w, codes, traced.get(k, -1), have.get(k, []), opts))
         self._core.compile(specs, self.optimizer._spec())
         wm.apply(self)  # compile cleared the core's weighted metrics
-        self.optimizer._model = self._core
+        self.optimizer._attach(self._core, self)
 
     def _resolve_metrics(self, ys):
         """The metrics of each output for targets ``ys`` ('accuracy' becomes binary, sparse

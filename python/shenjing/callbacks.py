@@ -284,11 +284,12 @@ from shenjing._callback_list import CallbackList, _pythonify  # noqa: E402
 
 __all__ = ["Callback", "CallbackList", "History", "EarlyStopping", "ModelCheckpoint",
            "BackupAndRestore", "CSVLogger", "TerminateOnNaN", "ProgbarLogger", "LambdaCallback",
-           "TensorBoard"]
+           "TensorBoard", "LearningRateScheduler", "ReduceLROnPlateau"]
 
 
 # Each in its own module (they subclass Callback, so they come after it).
 from shenjing._lambda_callback import LambdaCallback  # noqa: E402
 from shenjing._checkpoints import BackupAndRestore, ModelCheckpoint  # noqa: E402
 from shenjing._log_callbacks import CSVLogger, TerminateOnNaN  # noqa: E402
+from shenjing._lr_callbacks import LearningRateScheduler, ReduceLROnPlateau  # noqa: E402
 from shenjing._tensorboard import TensorBoard  # noqa: E402

@@ -218,7 +218,10 @@ class Trainer(TrainerData, TrainerCompile, TrainerBatch):
             if train_shapes:  # back from validation data of other sequence lengths
                 self._specialize(train_shapes)
                 core = self._core
-            core.learning_rate = self.optimizer.learning_rate
+            self.optimizer._push_learning_rate(core)
+            # A user schedule or callable is Python: evaluated before every batch (the one
+            # per-batch Python cost; built-in schedules run inside the core's update).
+            py_lr = self.optimizer._python_learning_rate()
             if pos == 0:
                 idx = order()
                 if parallel:
@@ -240,6 +243,8 @@ class Trainer(TrainerData, TrainerCompile, TrainerBatch):
                     if train_shapes:
                         self._specialize(train_shapes)
                     core = self._core
+                if py_lr:
+                    core.learning_rate = self.optimizer.learning_rate
                 start = pos * batch_size
                 count = min(batch_size, n - start)
                 pos += 1
@@ -280,6 +285,8 @@ class Trainer(TrainerData, TrainerCompile, TrainerBatch):
             training_logs = epoch_logs
             if self.stop_training:
                 break
+        if epochs > 0:
+            self.optimizer.finalize_variable_values()  # use_ema: the averages become weights
         cbl.on_train_end(training_logs)
         return self.history
 

@@ -78,6 +78,12 @@ using RmspropFn = void (*)(float* w, const float* g, float* v, float* mom, float
                            std::size_t n, float lr, float rho, float momentum, float eps);
 using AdagradFn = void (*)(float* w, const float* g, float* acc, std::size_t n, float lr,
                            float eps);
+using NadamFn = void (*)(float* w, const float* g, float* m, float* v, std::size_t n, float lr,
+                         float c1, float c2, float cm, float cg, float bc2, float eps);
+using AdamaxFn = void (*)(float* w, const float* g, float* m, float* u, std::size_t n,
+                          float lr_t, float c1, float beta_2, float eps);
+using LionFn = void (*)(float* w, const float* g, float* m, std::size_t n, float lr,
+                        float beta_1, float beta_2);
 
 // y[i] = f(x[i]) for i < n, float32 exp, log, log1p or expm1 (math.inc): vectorised, within 2
 // ulp of the exact value, IEEE special values as libm.
@@ -161,6 +167,9 @@ struct KernelTable {
   AdamFn adam;
   RmspropFn rmsprop;
   AdagradFn adagrad;
+  NadamFn nadam;
+  AdamaxFn adamax;
+  LionFn lion;
   SgemmFn sgemm;
   ActForwardFn act_forward;
   ActBackwardFn act_backward;
