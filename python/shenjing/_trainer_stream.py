@@ -12,7 +12,7 @@ import numpy as np
 from shenjing import _checks as checks, _data_adapters as da, _data_parallel as dp
 from shenjing import _multi_io as mio, distribution as dist
 from shenjing._prefetch import END
-from shenjing.callbacks import CallbackList, ProgbarLogger, _pythonify
+from shenjing.callbacks import CallbackList, ProgbarLogger, TerminateOnNaN, _pythonify
 
 
 def _count(what, v, allow_none=False, positive=False):
@@ -152,6 +152,10 @@ def _fit_epochs(model, source, pending, y_shapes, val, cbl, callbacks, verbose, 
     names, trackers = model._log_names, model._trackers
     model.stop_training = False
     cbl.on_train_begin()
+    # As trainer.fit: BackupAndRestore's resume epoch, TerminateOnNaN, Python-side rates.
+    initial_epoch, model._initial_epoch = model._initial_epoch or initial_epoch, None
+    nan_stops = cbl._has(TerminateOnNaN)
+    py_lr = model.optimizer._python_learning_rate()
     training_logs = None
     for epoch in range(initial_epoch, epochs):
         if pending is None and source.one_shot and source.exhausted():
@@ -160,7 +164,7 @@ def _fit_epochs(model, source, pending, y_shapes, val, cbl, callbacks, verbose, 
         cbl.on_epoch_begin(epoch)
         if pending is None:
             source.begin_epoch()  # after the callbacks' hook, as Keras's EpochIterator
-        model._core.learning_rate = model.optimizer.learning_rate
+        model.optimizer._push_learning_rate(model._core)
         loss_sum, sums, seen, b = 0.0, np.zeros(len(names)), 0, 0
         out_sums = np.zeros(len(y_shapes))
         next_draw, logs, drawn = time.perf_counter() + redraw_every, None, True
@@ -177,8 +181,10 @@ def _fit_epochs(model, source, pending, y_shapes, val, cbl, callbacks, verbose, 
                 p, sw = _convert(model, batch, "fit", y_shapes)
             for c in begin_cbs:
                 c.on_train_batch_begin(b, {})
+            if py_lr:
+                model._core.learning_rate = model.optimizer.learning_rate
             ls, ms, outs = _step(model._core.train_step, p, sw)
-            if not math.isfinite(ls):
+            if not math.isfinite(ls) and not nan_stops:
                 raise ValueError(
                     f"The loss became {ls / p.n} at epoch {epoch + 1}, batch {b + 1}: training "
                     "stopped (like Keras's TerminateOnNaN). Lower the learning rate, scale the "
