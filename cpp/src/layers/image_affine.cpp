@@ -180,6 +180,18 @@ class RandomAffine final : public image::RandomImageLayer {
     const float fill = opt_.fill_value;
     each_cell(t, [&](size_t cell, const Tap2& r, const Tap2& c) {
       float* yc = y + cell * C;
+      if (r.i[0] >= 0 && r.i[1] >= 0 && c.i[0] >= 0 && c.i[1] >= 0) {
+        // Every tap inside the image (most cells): no per-tap branches. A zero weight adds
+        // an exact 0 (the data is finite: fit checks it), the sum in the same order as below.
+        const float* p[4] = {x + ((size_t)r.i[0] * W + c.i[0]) * C,
+                             x + ((size_t)r.i[0] * W + c.i[1]) * C,
+                             x + ((size_t)r.i[1] * W + c.i[0]) * C,
+                             x + ((size_t)r.i[1] * W + c.i[1]) * C};
+        const float w[4] = {r.w[0] * c.w[0], r.w[0] * c.w[1], r.w[1] * c.w[0], r.w[1] * c.w[1]};
+        for (int k = 0; k < C; ++k)
+          yc[k] = ((w[0] * p[0][k] + w[1] * p[1][k]) + w[2] * p[2][k]) + w[3] * p[3][k];
+        return;
+      }
       for (int k = 0; k < C; ++k) yc[k] = 0.0f;
       for (int a = 0; a < 2; ++a)
         for (int e = 0; e < 2; ++e) {

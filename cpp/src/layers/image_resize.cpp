@@ -73,6 +73,11 @@ class Resize final : public Layer {
     W_ = input[1];
     C_ = input[2];
     const long long th = opt_.height, tw = opt_.width;
+    // Before the taps are allocated (the model checks activation sizes only after build).
+    if (th * tw * C_ > (1LL << 28))
+      throw ValueError("Layer '" + name_ + "' (" + type() + "): the output (" +
+                       std::to_string(th) + ", " + std::to_string(tw) + ", " +
+                       std::to_string(C_) + ") has more than 2^28 values per sample.");
     // The window: S cells from `off` along each axis (Keras's integer arithmetic, in doubles
     // as Python's float()).
     long long sh = H_, sw = W_, oh = 0, ow = 0;
