@@ -150,3 +150,12 @@ def test_onnx_export_matches_predict(tmp_path, case):
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     got = sess.run(["output"], {"input": x})[0]
     np.testing.assert_allclose(got, model.predict(x, verbose=0), atol=1e-5, rtol=1e-5)
+
+
+def test_onnx_export_of_an_unknown_image_size_is_refused(tmp_path):
+    pytest.importorskip("onnx")
+    inp = L.Input((None, None, 3))
+    model = shenjing.Model(inp, L.Resizing(4, 4)(inp))
+    with pytest.raises(ValueError, match="height and width"):
+        model.export_onnx(str(tmp_path / "m.onnx"))
+    assert not (tmp_path / "m.onnx").exists()

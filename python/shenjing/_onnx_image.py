@@ -37,6 +37,9 @@ def window(layer, H, W):
 
 def _resize(g, layer, x):
     H, W = layer.input_shape[1:3]
+    if H is None or W is None:  # the window and the taps depend on them
+        raise ValueError(f"export_onnx: layer '{layer.name}' ({type(layer).__name__}) needs the "
+                         f"height and width of its input, received {layer.input_shape}.")
     interp, (oh, sh), (ow, sw) = window(layer, H, W)
     name = layer.name
     if oh > 0 or ow > 0 or sh < H or sw < W:  # a crop
