@@ -3,8 +3,8 @@
 CenterCrop and Resizing: the window the core reads (cpp/src/layers/image_resize.cpp, Keras's
 arithmetic) as a Slice (crop) or a Pad with fill_value, then, when the window's size differs
 from the target, one Resize on channels-first data: 'linear' with half-pixel centres for
-bilinear, 'nearest' with TF's half-pixel rule rounded down (floor((o + 0.5) * in / out)) for
-nearest. The random layers export as what they do at inference: Identity.
+bilinear, 'nearest' with half-pixel centres rounded half up (floor((o + 0.5) * in / out),
+Keras's rule) for nearest. The random layers export as what they do at inference: Identity.
 """
 import numpy as np
 
@@ -63,8 +63,10 @@ def _resize(g, layer, x):
     if interp == "bilinear":
         attrs = {"mode": "linear", "coordinate_transformation_mode": "half_pixel"}
     else:
-        attrs = {"mode": "nearest", "coordinate_transformation_mode": "tf_half_pixel_for_nn",
-                 "nearest_mode": "floor"}
+        # (o + 0.5) * in / out - 0.5 rounded half up: floor((o + 0.5) * in / out), Keras's
+        # nearest (tf_half_pixel_for_nn + floor says the same but is deprecated).
+        attrs = {"mode": "nearest", "coordinate_transformation_mode": "half_pixel",
+                 "nearest_mode": "round_prefer_ceil"}
     y = g.op("Resize", [xt, "", "", sizes], name + "/resize", **attrs)
     return g.op("Transpose", [y], name, perm=[0, 2, 3, 1])
 
