@@ -320,6 +320,21 @@ def test_array_calls_augment_as_keras_and_follow_the_seed():
     assert a(x[0]).shape == x[0].shape  # one image
 
 
+def test_augmentation_pipeline_called_on_arrays_augments_as_keras():
+    """keras.io's data_augmentation = Sequential([...]) then data_augmentation(images): each
+    layer's array call, so the images are augmented (identity with training=False); a model
+    with other layers predicts."""
+    x = np.random.default_rng(12).uniform(0, 9, (5, 6, 6, 3)).astype(np.float32)
+    pipeline = shenjing.Sequential([L.RandomFlip(seed=1), L.RandomRotation(0.2, seed=2),
+                                    L.Resizing(4, 4)])
+    y = pipeline(x)
+    assert y.shape == (5, 4, 4, 3)
+    assert not np.allclose(y, L.Resizing(4, 4)(x))
+    np.testing.assert_allclose(pipeline(x, training=False), L.Resizing(4, 4)(x), atol=1e-6)
+    model = shenjing.Sequential([L.Input((6, 6, 3)), L.RandomFlip(seed=1), L.Flatten()])
+    np.testing.assert_array_equal(model(x), x.reshape(5, -1))
+
+
 def test_same_seed_same_augmentation_for_any_thread_count():
     x = np.random.default_rng(2).uniform(0, 9, (64, 9, 11, 3)).astype(np.float32)
     saved = shenjing.get_num_threads()

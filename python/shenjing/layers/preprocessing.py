@@ -80,6 +80,20 @@ class _ImageLayer(Layer):
         return y[0] if single else y
 
 
+def pipeline_on_arrays(model, x, training):
+    """``model(x)`` on arrays for a Sequential of image preprocessing layers only (Keras's
+    data_augmentation = Sequential([RandomFlip(...), ...])): each layer's own call, so the
+    random layers augment unless training=False, as in Keras, where their call defaults to
+    training=True. None for any other model (it predicts)."""
+    from shenjing.sequential import Sequential
+    layers = model.layers if isinstance(model, Sequential) else []
+    if not layers or not all(isinstance(layer, _ImageLayer) for layer in layers):
+        return None
+    for layer in layers:
+        x = layer(x, training=training)
+    return x
+
+
 class _RandomImageLayer(_ImageLayer):
     """A layer with a seeded random stream in the core (as Dropout's)."""
 
