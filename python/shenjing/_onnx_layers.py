@@ -9,6 +9,7 @@ the call from ``layer.input_shape`` / ``layer.output_shape``: a layer called sev
 """
 import numpy as np
 
+from shenjing._onnx_image import CONVERTERS as _IMAGE_CONVERTERS
 from shenjing._onnx_layer_norm import layer_norm as _layer_norm
 from shenjing._onnx_rnn import CONVERTERS as _RNN_CONVERTERS
 from shenjing._onnx_time_distributed import time_distributed as _time_distributed
@@ -258,6 +259,7 @@ _CONVERTERS = {Dense: _dense, Activation: _activation_layer, Dropout: _identity,
                LayerNormalization: _layer_norm, Embedding: _embedding,
                TimeDistributed: _time_distributed}
 _CONVERTERS.update(_RNN_CONVERTERS)  # SimpleRNN, LSTM, GRU (_onnx_rnn.py)
+_CONVERTERS.update(_IMAGE_CONVERTERS)  # CenterCrop, Resizing, Random* (_onnx_image.py)
 
 
 # -- merge layers: each takes (graph, layer, [input tensor names]) and returns its output name ---

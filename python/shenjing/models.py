@@ -112,7 +112,9 @@ class Model(Trainer, GraphModel):
         if is_symbolic(x) or isinstance(x, dict) and x and is_symbolic(list(x.values())):
             self._check_training_arg(training)
             return self._symbolic_call(x)
-        return self._call_on_arrays(x, training)
+        from shenjing.layers import preprocessing  # an augmentation pipeline augments, as Keras
+        out = preprocessing.pipeline_on_arrays(self, x, training)
+        return self._call_on_arrays(x, training) if out is None else out
 
     def _check_training_arg(self, training):
         Layer._check_training_arg(self, training)

@@ -24,6 +24,8 @@ class Fields;
 std::unique_ptr<Layer> merge_layer_from_config(const std::string& cls, const config::Fields& f);
 // LayerNormalization from its config fields (layer_config_norm.cpp); nullptr for other classes.
 std::unique_ptr<Layer> norm_layer_from_config(const std::string& cls, const config::Fields& f);
+// The image preprocessing layers (layer_config_image.cpp); nullptr for other classes.
+std::unique_ptr<Layer> image_layer_from_config(const std::string& cls, const config::Fields& f);
 
 // The core spec of a functional config's "Operation" entry (a primitive op, module
 // shenjing.ops): {"class_name": "Op", "config": its config without "output_dtype"}, the Python

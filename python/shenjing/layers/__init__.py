@@ -15,6 +15,9 @@ from shenjing.layers.pooling import (AveragePooling1D, AveragePooling2D, AvgPool
                                      GlobalAvgPool1D, GlobalAvgPool2D, GlobalMaxPool1D,
                                      GlobalMaxPool2D, GlobalMaxPooling1D, GlobalMaxPooling2D,
                                      MaxPool1D, MaxPool2D, MaxPooling1D, MaxPooling2D)
+from shenjing.layers.preprocessing import (CenterCrop, RandomContrast, RandomFlip,
+                                           RandomRotation, RandomTranslation, RandomZoom,
+                                           Resizing)
 from shenjing.layers.recurrent import GRU, LSTM, SimpleRNN
 from shenjing.layers.reshaping import (Cropping1D, Cropping2D, Flatten, Permute, RepeatVector,
                                        Reshape, ZeroPadding1D, ZeroPadding2D)
@@ -32,4 +35,5 @@ __all__ = ["Layer", "Dense", "Activation", "Dropout", "Flatten", "Reshape", "Inp
            "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot", "add",
            "subtract", "multiply", "average", "maximum", "minimum", "concatenate", "dot",
            "SimpleRNN", "LSTM", "GRU", "LayerNormalization", "Embedding", "Masking", "Bidirectional",
-           "TimeDistributed"]
+           "TimeDistributed", "CenterCrop", "Resizing", "RandomFlip", "RandomRotation",
+           "RandomZoom", "RandomTranslation", "RandomContrast"]

@@ -166,8 +166,8 @@ class Layer(CustomLayerAPI):
         from shenjing.layers.core import Dropout
         from shenjing.layers.normalization import BatchNormalization
         for layer in self._sublayers():
-            if isinstance(layer, Dropout) or (isinstance(layer, BatchNormalization) and
-                                              layer.trainable):
+            if isinstance(layer, Dropout) or getattr(layer, "_train_only", False) or (
+                    isinstance(layer, BatchNormalization) and layer.trainable):
                 raise ValueError(
                     f"Calling '{self.name}' with training=False is not supported when it holds "
                     f"{type(layer).__name__} layer '{layer.name}' that would behave "
