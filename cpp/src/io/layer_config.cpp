@@ -173,6 +173,7 @@ std::unique_ptr<Layer> layer_from_config(const Value& spec, const Shape& input) 
   else if ((layer = merge_layer_from_config(cls, f))) {}
   else if ((layer = recurrent_layer_from_config(cls, f, input))) {}
   else if ((layer = norm_layer_from_config(cls, f))) {}
+  else if ((layer = extra_layer_from_config(cls, f))) {}
   else
     throw ValueError("Unknown layer type '" + (cls.size() > 64 ? cls.substr(0, 64) + "..." : cls) +
                      "'. Known: Dense, Activation, Dropout, Flatten, Reshape, Conv1D, Conv2D, "
@@ -181,7 +182,10 @@ std::unique_ptr<Layer> layer_from_config(const Value& spec, const Shape& input) 
                      "Conv1DTranspose, Conv2DTranspose, UpSampling1D/2D, Cropping1D/2D, "
                      "RepeatVector, Permute, Identity, Add, Subtract, Multiply, Average, Maximum, "
                      "Minimum, Concatenate, Dot, SimpleRNN, LSTM, GRU, LayerNormalization, "
-                     "Embedding, Masking, Bidirectional, TimeDistributed.");
+                     "Embedding, Masking, Bidirectional, TimeDistributed, ReLU, LeakyReLU, PReLU, "
+                     "ELU, Softmax, Rescaling, ActivityRegularization, GaussianNoise, "
+                     "GaussianDropout, SpatialDropout1D/2D/3D, Normalization, "
+                     "DepthwiseConv1D/2D, SeparableConv1D/2D.");
   layer->set_name(name);
   return layer;
 }

@@ -1,5 +1,11 @@
 """Layers with Keras 3 names and arguments."""
+from shenjing.layers.activation_layers import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from shenjing.layers.base import Layer
+from shenjing.layers.depthwise_conv import (DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D,
+                                            SeparableConv2D)
+from shenjing.layers.noise import (ActivityRegularization, GaussianDropout, GaussianNoise,
+                                   SpatialDropout1D, SpatialDropout2D, SpatialDropout3D)
+from shenjing.layers.preprocessing import Normalization, Rescaling
 from shenjing.layers.bidirectional import Bidirectional
 from shenjing.layers.convolutional import Conv1D, Conv2D
 from shenjing.layers.convolutional_transpose import Conv1DTranspose, Conv2DTranspose
@@ -32,4 +38,7 @@ __all__ = ["Layer", "Dense", "Activation", "Dropout", "Flatten", "Reshape", "Inp
            "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot", "add",
            "subtract", "multiply", "average", "maximum", "minimum", "concatenate", "dot",
            "SimpleRNN", "LSTM", "GRU", "LayerNormalization", "Embedding", "Masking", "Bidirectional",
-           "TimeDistributed"]
+           "TimeDistributed", "ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax", "Rescaling",
+           "ActivityRegularization", "GaussianNoise", "GaussianDropout", "SpatialDropout1D",
+           "SpatialDropout2D", "SpatialDropout3D", "Normalization", "DepthwiseConv1D",
+           "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D"]
