@@ -152,6 +152,7 @@ class Depthwise final : public Layer {
               const float* xr = xs + ((size_t)h * g_.W + w) * C;
               const float* kr = k + ((size_t)i * g_.KW + j) * CM;
               if (M == 1) {
+#pragma omp simd
                 for (int c = 0; c < C; ++c) acc[c] += xr[c] * kr[c];
               } else {
                 for (int c = 0; c < C; ++c)
@@ -183,6 +184,7 @@ class Depthwise final : public Layer {
             const float* xr = x + b * in_sz + ((size_t)h * g_.W + w) * C;
             const float* dr = dd + b * out_sz + ((size_t)oh * g_.OW + ow) * CM;
             if (M == 1) {
+#pragma omp simd
               for (int c = 0; c < C; ++c) g[c] += xr[c] * dr[c];
             } else {
               for (int c = 0; c < C; ++c)
@@ -214,6 +216,7 @@ class Depthwise final : public Layer {
               float* xr = dxs + ((size_t)h * g_.W + w) * C;
               const float* kr = k + ((size_t)i * g_.KW + j) * CM;
               if (M == 1) {
+#pragma omp simd
                 for (int c = 0; c < C; ++c) xr[c] += dr[c] * kr[c];
               } else {
                 for (int c = 0; c < C; ++c) {
