@@ -177,3 +177,13 @@ def test_onnx_export_is_the_identity(tmp_path):
     model.export_onnx(path)
     got = ort.InferenceSession(path).run(None, {"input": x})[0]
     np.testing.assert_allclose(got, model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_training_false_call_is_refused_not_ignored():
+    # The core switches the noise with fit/predict; a per-call inference mode would be
+    # silently ignored, so it is an error (as for Dropout).
+    inp = shenjing.Input((4,))
+    for layer in (layers.GaussianNoise(0.3), layers.GaussianDropout(0.2)):
+        with pytest.raises(ValueError, match="training=False"):
+            layer(inp, training=False)
+    layers.GaussianNoise(0.3)(inp, training=True)  # fit's mode: accepted
