@@ -208,6 +208,8 @@ def test_configs_match_keras():
     assert layers.ActivityRegularization(0.1).get_config()["l1"] == 0.1
     with pytest.warns(UserWarning, match="alpha"):
         assert layers.LeakyReLU(alpha=0.1).negative_slope == 0.1
+    with pytest.warns(UserWarning, match="alpha"):  # a Keras 2 config
+        assert layers.LeakyReLU.from_config({"name": "l", "alpha": 0.2}).negative_slope == 0.2
     # Keras's written configs load (ELU without alpha: Keras's 1.0).
     elu = layers.ELU.from_config({"name": "e", "trainable": True, "dtype": "float32"})
     assert elu.alpha == 1.0

@@ -43,6 +43,7 @@ class LeakyReLU(Layer):
     """``x`` for x > 0, ``negative_slope * x`` otherwise (0.3 by default, as Keras)."""
 
     supports_masking = True
+    _config_kwargs = ("alpha",)  # Keras 2 configs
 
     def __init__(self, negative_slope=0.3, **kwargs):
         if "alpha" in kwargs:  # Keras 2's name, accepted with Keras 3's warning
