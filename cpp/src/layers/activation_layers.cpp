@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/kernels.hpp"
 #include "shenjing/layers_extra.hpp"
 
 namespace shenjing {
@@ -40,42 +41,51 @@ class Pointwise final : public Layer {
     switch (o_.kind) {
       case PointwiseKind::ReLU:
         // Keras: x where x > threshold else 0, clipped to [0, max_value], minus
-        // slope * relu(threshold - x).
-        for (size_t i = 0; i < len; ++i) {
-          float v = x[i] > t ? x[i] : 0.0f;
-          if (o_.has_max) v = std::min(std::max(v, 0.0f), m);
-          y[i] = v + (x[i] < t ? s * (x[i] - t) : 0.0f);
-        }
+        // slope * relu(threshold - x). Written without branches (selects of values computed
+        // either way) so that the loops vectorise: random signs would mispredict.
+        if (o_.has_max)
+          for (size_t i = 0; i < len; ++i) {
+            const float v = x[i] > t ? x[i] : 0.0f;
+            y[i] = std::min(std::max(v, 0.0f), m) + s * std::min(x[i] - t, 0.0f);
+          }
+        else
+          for (size_t i = 0; i < len; ++i)
+            y[i] = (x[i] > t ? x[i] : 0.0f) + s * std::min(x[i] - t, 0.0f);
         break;
       case PointwiseKind::LeakyReLU:
-        for (size_t i = 0; i < len; ++i) y[i] = x[i] > 0.0f ? x[i] : s * x[i];
+        for (size_t i = 0; i < len; ++i) y[i] = std::max(x[i], 0.0f) + s * std::min(x[i], 0.0f);
         break;
       case PointwiseKind::ELU:
-        for (size_t i = 0; i < len; ++i) y[i] = x[i] > 0.0f ? x[i] : a * std::expm1(x[i]);
+        // max(x, 0) + alpha * expm1(min(x, 0)), expm1 by the kernels' vector expm1 (within
+        // 2 ulp).
+        for (size_t i = 0; i < len; ++i) y[i] = std::min(x[i], 0.0f);
+        kernels::table().vexpm1(y, y, len);
+        for (size_t i = 0; i < len; ++i) y[i] = std::max(x[i], 0.0f) + a * y[i];
         break;
     }
   }
-  void backward(const float* x, const float*, const float* dy, float* dx, int n,
+  void backward(const float* x, const float* y, const float* dy, float* dx, int n,
                 const RunContext&) override {
     if (!dx) return;
     const size_t len = (size_t)n * shape_size(in_);
     const float s = o_.slope, t = o_.threshold, m = o_.max_value, a = o_.alpha;
     switch (o_.kind) {
       case PointwiseKind::ReLU:
+        // The clip passes the gradient on its closed range (as torch.clip does).
         for (size_t i = 0; i < len; ++i) {
-          // The clip passes the gradient on its closed range (as torch.clip does).
-          float g = x[i] > t && (!o_.has_max || x[i] <= m) && (!o_.has_max || x[i] >= 0.0f)
-                        ? 1.0f : 0.0f;
-          if (x[i] < t) g += s;
-          dx[i] = dy[i] * g;
+          const bool pass = x[i] > t && (!o_.has_max || (x[i] <= m && x[i] >= 0.0f));
+          dx[i] = dy[i] * ((pass ? 1.0f : 0.0f) + (x[i] < t ? s : 0.0f));
         }
         break;
       case PointwiseKind::LeakyReLU:
-        for (size_t i = 0; i < len; ++i) dx[i] = x[i] > 0.0f ? dy[i] : s * dy[i];
+        for (size_t i = 0; i < len; ++i) dx[i] = dy[i] * (x[i] > 0.0f ? 1.0f : s);
         break;
       case PointwiseKind::ELU:
-        for (size_t i = 0; i < len; ++i)
-          dx[i] = x[i] > 0.0f ? dy[i] : dy[i] * a * std::exp(x[i]);
+        // d/dx of alpha * expm1(x) is y + alpha (y the output) for x <= 0.
+        for (size_t i = 0; i < len; ++i) {
+          const float g = y[i] + a;  // computed either way: the select then vectorises
+          dx[i] = dy[i] * (x[i] > 0.0f ? 1.0f : g);
+        }
         break;
     }
   }
@@ -127,7 +137,8 @@ class PReLU final : public Layer {
     for (int s = 0; s < n; ++s) {
       const float* xs = x + (size_t)s * len;
       float* ys = y + (size_t)s * len;
-      for (size_t i = 0; i < len; ++i) ys[i] = xs[i] > 0.0f ? xs[i] : al[index_[i]] * xs[i];
+      for (size_t i = 0; i < len; ++i)
+        ys[i] = std::max(xs[i], 0.0f) + al[index_[i]] * std::min(xs[i], 0.0f);
     }
   }
   void backward(const float* x, const float*, const float* dy, float* dx, int n,
@@ -140,11 +151,10 @@ class PReLU final : public Layer {
     for (int s = 0; s < n; ++s) {
       const float* xs = x + (size_t)s * len;
       const float* d = dy + (size_t)s * len;
-      for (size_t i = 0; i < len; ++i)
-        if (xs[i] <= 0.0f) g[index_[i]] += d[i] * xs[i];
+      for (size_t i = 0; i < len; ++i) g[index_[i]] += d[i] * std::min(xs[i], 0.0f);
       if (dx) {
         float* o = dx + (size_t)s * len;
-        for (size_t i = 0; i < len; ++i) o[i] = xs[i] > 0.0f ? d[i] : al[index_[i]] * d[i];
+        for (size_t i = 0; i < len; ++i) o[i] = d[i] * (xs[i] > 0.0f ? 1.0f : al[index_[i]]);
       }
     }
   }
@@ -192,6 +202,8 @@ class Softmax final : public Layer {
   }
   void forward(const float* x, float* y, int n, const RunContext&) override {
     const size_t blocks = (size_t)n * outer_;
+    if (inner_ == 1)  // rows of the last axes: the Activation layer's softmax kernel
+      return kernels::table().act_forward((int)Activation::Softmax, 0.0f, x, y, blocks, len_);
     for (size_t b = 0; b < blocks; ++b)
       for (size_t j = 0; j < inner_; ++j) {
         const float* xs = x + b * len_ * inner_ + j;
@@ -216,6 +228,9 @@ class Softmax final : public Layer {
       std::memcpy(dx, dy, blocks * len_ * inner_ * sizeof(float));
       return;
     }
+    if (inner_ == 1)
+      return kernels::table().act_backward((int)Activation::Softmax, 0.0f, nullptr, y, dy, dx,
+                                           blocks, len_);
     for (size_t b = 0; b < blocks; ++b)
       for (size_t j = 0; j < inner_; ++j) {
         const size_t o = b * len_ * inner_ + j;

@@ -5,9 +5,9 @@
 //   SeparableConv: y = act(d . pointwise + bias)  (pointwise (1, 1, C*M, F) as a (C*M, F) GEMM)
 // The depthwise part is a direct loop: for each output cell and kernel tap one contiguous run
 // of C*M products, which the compiler vectorises. Forward and dx run in parallel over samples
-// (each sample's cells are written by one thread); the depthwise kernel's gradient runs in
-// parallel over kernel taps, each tap summed over the whole batch in sample order by one thread,
-// so every result is the same for any thread count. The GEMMs and column sums are the kernels'
+// (each sample's cells are written by one thread); the depthwise kernel's gradient is summed
+// per sample in parallel, then over the samples in order, so every result is the same for any
+// thread count. The GEMMs and column sums are the kernels'
 // (deterministic).
 #include <algorithm>
 #include <climits>
@@ -164,34 +164,48 @@ class Depthwise final : public Layer {
     }
   }
 
-  // depthwise_kernel's gradient: one tap per iteration, summed over samples in order.
+  // The depthwise kernel's gradient: each sample's contribution in parallel over samples (one
+  // pass over its x and dd, in cache), then the per-sample partials summed in sample order in
+  // parallel over the kernel's entries: the same bits for any thread count.
   void kernel_grad(const float* x, const float* dd, int n) {
     const int C = g_.C, M = o_.multiplier, CM = CM_, taps = g_.KH * g_.KW;
-    float* gk = params_[0].grad.data();
+    const size_t kn = (size_t)taps * CM;
+    if (part_.size() < (size_t)n * kn) part_.resize((size_t)n * kn);
     const size_t in_sz = (size_t)g_.H * g_.W * C, out_sz = (size_t)g_.OH * g_.OW * CM;
-#pragma omp parallel for schedule(static) num_threads(omp_in_parallel() ? 1 : std::min(taps, omp_get_max_threads()))
-    for (int t = 0; t < taps; ++t) {
-      const int i = t / g_.KW, j = t % g_.KW;
-      float* g = gk + (size_t)t * CM;
-      std::fill(g, g + CM, 0.0f);
-      for (int b = 0; b < n; ++b)
-        for (int oh = 0; oh < g_.OH; ++oh) {
-          const int h = in_row(oh, i);
-          if (h < 0) continue;
-          for (int ow = 0; ow < g_.OW; ++ow) {
-            const int w = in_col(ow, j);
-            if (w < 0) continue;
-            const float* xr = x + b * in_sz + ((size_t)h * g_.W + w) * C;
-            const float* dr = dd + b * out_sz + ((size_t)oh * g_.OW + ow) * CM;
-            if (M == 1) {
+    float* part = part_.data();
+#pragma omp parallel for schedule(static) num_threads(threads(n))
+    for (int b = 0; b < n; ++b) {
+      float* gb = part + b * kn;
+      std::fill(gb, gb + kn, 0.0f);
+      for (int oh = 0; oh < g_.OH; ++oh)
+        for (int ow = 0; ow < g_.OW; ++ow) {
+          const float* dr = dd + b * out_sz + ((size_t)oh * g_.OW + ow) * CM;
+          for (int i = 0; i < g_.KH; ++i) {
+            const int h = in_row(oh, i);
+            if (h < 0) continue;
+            for (int j = 0; j < g_.KW; ++j) {
+              const int w = in_col(ow, j);
+              if (w < 0) continue;
+              const float* xr = x + b * in_sz + ((size_t)h * g_.W + w) * C;
+              float* g = gb + ((size_t)i * g_.KW + j) * CM;
+              if (M == 1) {
 #pragma omp simd
-              for (int c = 0; c < C; ++c) g[c] += xr[c] * dr[c];
-            } else {
-              for (int c = 0; c < C; ++c)
-                for (int m = 0; m < M; ++m) g[c * M + m] += xr[c] * dr[c * M + m];
+                for (int c = 0; c < C; ++c) g[c] += xr[c] * dr[c];
+              } else {
+                for (int c = 0; c < C; ++c)
+                  for (int m = 0; m < M; ++m) g[c * M + m] += xr[c] * dr[c * M + m];
+              }
             }
           }
         }
+    }
+    float* gk = params_[0].grad.data();
+    const int nt = omp_in_parallel() || kn * n < 65536 ? 1 : omp_get_max_threads();
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (long long e = 0; e < (long long)kn; ++e) {
+      float s = 0.0f;
+      for (int b = 0; b < n; ++b) s += part[b * kn + e];
+      gk[e] = s;
     }
   }
 
@@ -234,7 +248,7 @@ class Depthwise final : public Layer {
   DepthwiseOptions o_;
   kernels::WindowGeom g_{};
   int CM_ = 0;
-  std::vector<float> dz_, dd_;  // backward scratch, grow-only
+  std::vector<float> dz_, dd_, part_;  // backward scratch, grow-only
 };
 
 }  // namespace
