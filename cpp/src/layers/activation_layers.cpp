@@ -1,10 +1,12 @@
 // Keras's activation layers with their own arguments (ReLU, LeakyReLU, ELU, PReLU, Softmax) and
 // the elementwise layers Rescaling and ActivityRegularization. The Activation layer's kernels
 // take fixed constants; these layers take the user's, so their loops live here (plain loops
-// over the batch: each output element depends on its own input only, so any thread count gives
-// the same bits).
+// over the batch, written as selects between values computed either way, which GCC vectorises,
+// where a product inside a branch would stay a mispredicted branch: each output element depends
+// on its own input only, so any thread count gives the same bits).
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 
 #include "kernels/kernels.hpp"
@@ -12,6 +14,19 @@
 
 namespace shenjing {
 namespace {
+
+// c ? a : b as bit operations: GCC turns a select whose operands are products back into a
+// branch, which random signs mispredict; these vectorise.
+inline float pick(bool c, float a, float b) {
+  uint32_t ua, ub;
+  std::memcpy(&ua, &a, 4);
+  std::memcpy(&ub, &b, 4);
+  const uint32_t m = 0u - (uint32_t)c;
+  const uint32_t r = (ua & m) | (ub & ~m);
+  float out;
+  std::memcpy(&out, &r, 4);
+  return out;
+}
 
 // "(2, 3)": a shape of values (no batch axis, unlike shape_str's input shapes).
 std::string dims_str(const Shape& s) {
@@ -73,18 +88,19 @@ class Pointwise final : public Layer {
       case PointwiseKind::ReLU:
         // The clip passes the gradient on its closed range (as torch.clip does).
         for (size_t i = 0; i < len; ++i) {
-          const bool pass = x[i] > t && (!o_.has_max || (x[i] <= m && x[i] >= 0.0f));
-          dx[i] = dy[i] * ((pass ? 1.0f : 0.0f) + (x[i] < t ? s : 0.0f));
+          const bool pass = (x[i] > t) & ((!o_.has_max) | ((x[i] <= m) & (x[i] >= 0.0f)));
+          dx[i] = dy[i] * (pick(pass, 1.0f, 0.0f) + pick(x[i] < t, s, 0.0f));
         }
         break;
       case PointwiseKind::LeakyReLU:
-        for (size_t i = 0; i < len; ++i) dx[i] = dy[i] * (x[i] > 0.0f ? 1.0f : s);
+        for (size_t i = 0; i < len; ++i) {
+          dx[i] = pick(x[i] > 0.0f, dy[i], dy[i] * s);
+        }
         break;
       case PointwiseKind::ELU:
         // d/dx of alpha * expm1(x) is y + alpha (y the output) for x <= 0.
         for (size_t i = 0; i < len; ++i) {
-          const float g = y[i] + a;  // computed either way: the select then vectorises
-          dx[i] = dy[i] * (x[i] > 0.0f ? 1.0f : g);
+          dx[i] = pick(x[i] > 0.0f, dy[i], dy[i] * (y[i] + a));
         }
         break;
     }
@@ -131,38 +147,53 @@ class PReLU final : public Layer {
     p.l2 = o_.l2;
     params_.push_back(std::move(p));
   }
+  // alpha spread over one sample's positions first (one gather per call), so that the
+  // per-sample loops are contiguous and vectorise.
   void forward(const float* x, float* y, int n, const RunContext&) override {
     const size_t len = shape_size(in_);
-    const float* al = params_[0].value.data();
+    const float* al = spread_alpha();
     for (int s = 0; s < n; ++s) {
       const float* xs = x + (size_t)s * len;
       float* ys = y + (size_t)s * len;
-      for (size_t i = 0; i < len; ++i)
-        ys[i] = std::max(xs[i], 0.0f) + al[index_[i]] * std::min(xs[i], 0.0f);
+      for (size_t i = 0; i < len; ++i) ys[i] = std::max(xs[i], 0.0f) + al[i] * std::min(xs[i], 0.0f);
     }
   }
   void backward(const float* x, const float*, const float* dy, float* dx, int n,
                 const RunContext& ctx) override {
     const size_t len = shape_size(in_);
-    const float* al = params_[0].value.data();
-    std::vector<float>& g = params_[0].grad;
-    if (!ctx.accumulate) std::fill(g.begin(), g.end(), 0.0f);
-    // Serial over the batch, so the sums come out the same for any thread count.
+    const float* al = spread_alpha();
+    // Per-position sums over the batch in sample order (the same for any thread count), then
+    // added into alpha's gradient through the position -> alpha map.
+    gpos_.assign(len, 0.0f);
+    float* gp = gpos_.data();
     for (int s = 0; s < n; ++s) {
       const float* xs = x + (size_t)s * len;
       const float* d = dy + (size_t)s * len;
-      for (size_t i = 0; i < len; ++i) g[index_[i]] += d[i] * std::min(xs[i], 0.0f);
+      for (size_t i = 0; i < len; ++i) gp[i] += d[i] * std::min(xs[i], 0.0f);
       if (dx) {
         float* o = dx + (size_t)s * len;
-        for (size_t i = 0; i < len; ++i) o[i] = d[i] * (xs[i] > 0.0f ? 1.0f : al[index_[i]]);
+        for (size_t i = 0; i < len; ++i) {
+          o[i] = pick(xs[i] > 0.0f, d[i], d[i] * al[i]);
+        }
       }
     }
+    std::vector<float>& g = params_[0].grad;
+    if (!ctx.accumulate) std::fill(g.begin(), g.end(), 0.0f);
+    for (size_t i = 0; i < len; ++i) g[index_[i]] += gp[i];
   }
   bool accumulates_param_grads() const override { return true; }
 
  private:
+  const float* spread_alpha() {
+    const float* al = params_[0].value.data();
+    aspread_.resize(index_.size());
+    for (size_t i = 0; i < index_.size(); ++i) aspread_[i] = al[index_[i]];
+    return aspread_.data();
+  }
+
   PReLUOptions o_;
   std::vector<int> index_;
+  std::vector<float> aspread_, gpos_;  // scratch of one call
 };
 
 // Softmax over one block of consecutive axes (Keras's axis: an int or a list of them).
@@ -204,21 +235,29 @@ class Softmax final : public Layer {
     const size_t blocks = (size_t)n * outer_;
     if (inner_ == 1)  // rows of the last axes: the Activation layer's softmax kernel
       return kernels::table().act_forward((int)Activation::Softmax, 0.0f, x, y, blocks, len_);
-    for (size_t b = 0; b < blocks; ++b)
-      for (size_t j = 0; j < inner_; ++j) {
-        const float* xs = x + b * len_ * inner_ + j;
-        float* ys = y + b * len_ * inner_ + j;
-        float mx = xs[0];
-        for (size_t k = 1; k < len_; ++k) mx = std::max(mx, xs[k * inner_]);
-        double sum = 0.0;
-        for (size_t k = 0; k < len_; ++k) {
-          const float e = std::exp(xs[k * inner_] - mx);
-          ys[k * inner_] = e;
-          sum += e;
-        }
-        const float inv = (float)(1.0 / sum);
-        for (size_t k = 0; k < len_; ++k) ys[k * inner_] *= inv;
+    // Over a middle axis: a block is len_ rows of inner_ contiguous values, each column
+    // (fixed j) one softmax; rows are walked whole so that the loops are contiguous and exp
+    // runs on the kernels' vector exp.
+    const auto& K = kernels::table();
+    mx_.resize(inner_);
+    sum_.resize(inner_);
+    for (size_t b = 0; b < blocks; ++b) {
+      const float* xs = x + b * len_ * inner_;
+      float* ys = y + b * len_ * inner_;
+      std::copy(xs, xs + inner_, mx_.begin());
+      for (size_t k = 1; k < len_; ++k)
+        for (size_t j = 0; j < inner_; ++j) mx_[j] = std::max(mx_[j], xs[k * inner_ + j]);
+      std::fill(sum_.begin(), sum_.end(), 0.0);
+      for (size_t k = 0; k < len_; ++k) {
+        float* yr = ys + k * inner_;
+        for (size_t j = 0; j < inner_; ++j) yr[j] = xs[k * inner_ + j] - mx_[j];
+        K.vexp(yr, yr, inner_);
+        for (size_t j = 0; j < inner_; ++j) sum_[j] += yr[j];
       }
+      for (size_t j = 0; j < inner_; ++j) mx_[j] = (float)(1.0 / sum_[j]);
+      for (size_t k = 0; k < len_; ++k)
+        for (size_t j = 0; j < inner_; ++j) ys[k * inner_ + j] *= mx_[j];
+    }
   }
   void backward(const float*, const float* y, const float* dy, float* dx, int n,
                 const RunContext& ctx) override {
@@ -231,19 +270,26 @@ class Softmax final : public Layer {
     if (inner_ == 1)
       return kernels::table().act_backward((int)Activation::Softmax, 0.0f, nullptr, y, dy, dx,
                                            blocks, len_);
-    for (size_t b = 0; b < blocks; ++b)
-      for (size_t j = 0; j < inner_; ++j) {
-        const size_t o = b * len_ * inner_ + j;
-        double dot = 0.0;
-        for (size_t k = 0; k < len_; ++k) dot += (double)dy[o + k * inner_] * y[o + k * inner_];
-        for (size_t k = 0; k < len_; ++k)
-          dx[o + k * inner_] = y[o + k * inner_] * (dy[o + k * inner_] - (float)dot);
-      }
+    sum_.resize(inner_);
+    for (size_t b = 0; b < blocks; ++b) {
+      const size_t o = b * len_ * inner_;
+      std::fill(sum_.begin(), sum_.end(), 0.0);
+      for (size_t k = 0; k < len_; ++k)
+        for (size_t j = 0; j < inner_; ++j)
+          sum_[j] += (double)dy[o + k * inner_ + j] * y[o + k * inner_ + j];
+      for (size_t k = 0; k < len_; ++k)
+        for (size_t j = 0; j < inner_; ++j) {
+          const size_t e = o + k * inner_ + j;
+          dx[e] = y[e] * (dy[e] - (float)sum_[j]);
+        }
+    }
   }
 
  private:
   std::vector<int> axes_;
   size_t outer_ = 1, len_ = 1, inner_ = 1;
+  std::vector<float> mx_;  // scratch of one call: column maxima, then 1 / sums
+  std::vector<double> sum_;
 };
 
 // Rescaling: y = x * scale + offset, scale and offset broadcast against the input (NumPy's
@@ -316,10 +362,23 @@ class ActivityRegularization final : public Layer {
   void forward(const float* x, float* y, int n, const RunContext& ctx) override {
     const size_t len = (size_t)n * shape_size(in_);
     std::memcpy(y, x, len * sizeof(float));
+    // Eight interleaved double sums (so the loop vectorises), added in a fixed order: the
+    // same value for any thread count.
+    double pa[8] = {0}, ps[8] = {0};
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8)
+      for (int k = 0; k < 8; ++k) {
+        pa[k] += std::fabs(x[i + k]);
+        ps[k] += (double)x[i + k] * x[i + k];
+      }
+    for (int k = 0; i < len; ++i, ++k) {
+      pa[k] += std::fabs(x[i]);
+      ps[k] += (double)x[i] * x[i];
+    }
     double a = 0.0, s = 0.0;
-    for (size_t i = 0; i < len; ++i) {
-      a += std::fabs(x[i]);
-      s += (double)x[i] * x[i];
+    for (int k = 0; k < 8; ++k) {
+      a += pa[k];
+      s += ps[k];
     }
     ctx.saved->loss = (l1_ * a + l2_ * s) / n;
   }
@@ -329,7 +388,7 @@ class ActivityRegularization final : public Layer {
     const size_t len = (size_t)n * shape_size(in_);
     const float a = l1_ / n, b = 2.0f * l2_ / n;
     for (size_t i = 0; i < len; ++i)
-      dx[i] = dy[i] + b * x[i] + a * (x[i] > 0.0f ? 1.0f : (x[i] < 0.0f ? -1.0f : 0.0f));
+      dx[i] = dy[i] + b * x[i] + pick(x[i] > 0.0f, a, 0.0f) - pick(x[i] < 0.0f, a, 0.0f);
   }
 
  private:
