@@ -2,25 +2,49 @@
 // Each draws from its own splitmix64 stream (dropout_mask.hpp), seeded from the config and
 // saved with the model (random_state), one value after the other on one thread: the same
 // seed gives the same noise for any thread count. At inference they pass the input through.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
 
+#include "kernels/kernels.hpp"
 #include "layers/dropout_mask.hpp"
 #include "shenjing/layers_extra.hpp"
 
 namespace shenjing {
 namespace {
 
-// out[0, len) = N(0, 1) by Box-Muller on pairs of 53-bit uniforms in (0, 1).
+// out[0, len) = N(0, 1) by Marsaglia's polar method: points (u, v) uniform in the unit disc
+// (two 24-bit uniforms from one draw, rejected outside it), then u * f and v * f with
+// f = sqrt(-2 log(s) / s), s = u^2 + v^2. The accepted points are gathered a chunk at a time
+// so that the logs run on the kernels' vector log (within 2 ulp); the draws stay in order, so
+// the same seed gives the same values on every machine and thread count.
 void fill_normal(uint64_t& state, float* out, size_t len) {
-  const double two_pi = 6.283185307179586;
-  for (size_t i = 0; i < len; i += 2) {
-    const double u1 = ((splitmix64(state) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
-    const double u2 = ((splitmix64(state) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
-    const double r = std::sqrt(-2.0 * std::log(u1));
-    out[i] = (float)(r * std::cos(two_pi * u2));
-    if (i + 1 < len) out[i + 1] = (float)(r * std::sin(two_pi * u2));
+  constexpr size_t kPairs = 1024;
+  float u[kPairs], v[kPairs], s[kPairs], l[kPairs];
+  const float scale = 2.0f / 16777216.0f;
+  const auto& K = kernels::table();
+  size_t i = 0;
+  while (i < len) {
+    const size_t pairs = std::min(kPairs, (len - i + 1) / 2);
+    for (size_t k = 0; k < pairs;) {
+      const uint64_t r = splitmix64(state);
+      const float a = ((float)(r >> 40) + 0.5f) * scale - 1.0f;
+      const float b = ((float)((r >> 16) & 0xFFFFFFu) + 0.5f) * scale - 1.0f;
+      const float q = a * a + b * b;
+      if (q >= 1.0f || q == 0.0f) continue;
+      u[k] = a;
+      v[k] = b;
+      s[k] = q;
+      ++k;
+    }
+    K.vlog(s, l, pairs);
+    for (size_t k = 0; k < pairs; ++k) {
+      const float f = std::sqrt(-2.0f * l[k] / s[k]);
+      out[i + 2 * k] = u[k] * f;
+      if (i + 2 * k + 1 < len) out[i + 2 * k + 1] = v[k] * f;
+    }
+    i += 2 * pairs;
   }
 }
 
