@@ -126,7 +126,8 @@ def test_config_matches_keras():
     (lambda: layers.Normalization(mean=[1.0, 2.0], variance=[1.0]), "same shape"),
     (lambda: layers.Normalization(axis=-1, mean=[[1.0]], variance=[[1.0]]), "rank of `mean`"),
     (lambda: layers.Normalization(axis="x"), "Normalization"),
-    (lambda: layers.Normalization(mean=[np.nan], variance=[1.0]), "Normalization")])
+    (lambda: layers.Normalization(mean=[np.nan], variance=[1.0]), "Normalization"),
+    (lambda: layers.Normalization(mean=[1.0], variance=[-1.0]), "variance must be non-neg")])
 def test_bad_arguments(make, match):
     with pytest.raises(ValueError, match=match):
         make()
@@ -150,9 +151,11 @@ def test_bad_use():
         norm.adapt([])
     with pytest.raises(ValueError, match="given mean and variance"):
         layers.Normalization(mean=1.0, variance=1.0).adapt(X)
-    spec = json.dumps({"class_name": "Normalization", "config": {"mean": [1, 2], "variance": 3}})
-    with pytest.raises(ValueError, match="variance"):
-        _core._run_layer(spec, [[2]], [np.ones((1, 2), np.float32)], None, False, None)
+    for cfg in ({"mean": [1, 2], "variance": 3}, {"mean": 1, "variance": -2},
+                {"mean": 1}, {"mean": [[1, 2], [3]], "variance": [[1, 2], [3]]}):
+        spec = json.dumps({"class_name": "Normalization", "config": cfg})
+        with pytest.raises(ValueError, match="Normalization"):
+            _core._run_layer(spec, [[2]], [np.ones((1, 2), np.float32)], None, False, None)
 
 
 def test_onnx_export(tmp_path):

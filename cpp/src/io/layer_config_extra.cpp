@@ -22,6 +22,12 @@ using Kind = Value::Kind;
 
 constexpr double kBig = 3.4e38;  // finite float32
 
+std::string dims_str(const Shape& s) {  // a value's shape (no batch axis)
+  std::string out = "(";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + (s.size() == 1 ? ",)" : ")");
+}
+
 // A number, a nested list of numbers (rectangular, at most 8 deep, 2^24 values) or Keras's
 // serialized NumPy array {"class_name": "__numpy__", "config": {"value": ...}}.
 void array_value(const Fields& f, const std::string& key, const Value& v0,
@@ -174,7 +180,9 @@ std::unique_ptr<Layer> normalization(const Fields& f) {
     array_value(f, "mean", *m, o.mean, o.stats_shape);
     array_value(f, "variance", *v, o.variance, vs);
     if (vs != o.stats_shape)
-      f.fail("variance", "of the same shape as mean " + shape_str(o.stats_shape), v);
+      f.fail("variance", "of the same shape as mean " + dims_str(o.stats_shape), v);
+    for (float x : o.variance)
+      if (x < 0.0f) f.fail("variance", "non-negative numbers", v);
     if (o.stats_shape.size() > o.axes.size())
       f.fail("mean", "of rank at most the number of axes (" + std::to_string(o.axes.size()) +
              ")", m);

@@ -105,6 +105,9 @@ class Normalization(Layer):
                 raise ValueError(f"When setting values directly, `mean` and `variance` must "
                                  f"have the same shape. Received: mean shape {m.shape} and "
                                  f"variance shape {v.shape}")
+            if np.any(v < 0):
+                raise ValueError(f"{cls}: variance must be non-negative, received "
+                                 f"{variance!r:.80}.")
             if m.ndim > len(self.axis):
                 raise ValueError(f"The rank of `mean` must be less than or equal to the number "
                                  f"of axes ({len(self.axis)}). Received: mean shape {m.shape} "
