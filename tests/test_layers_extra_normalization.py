@@ -52,6 +52,17 @@ def test_adapt_batches_matches_whole_and_model_built_first():
     np.testing.assert_allclose(model.predict(X, verbose=0),
                                shenjing.Sequential([layers.Input((3, 4)), whole]).predict(
                                    X, verbose=0), rtol=1e-4, atol=1e-5)
+
+    class Batches(shenjing.utils.PyDataset):
+        def __len__(self):
+            return 5
+
+        def __getitem__(self, i):
+            return X[10 * i:10 * (i + 1)], np.zeros(10)
+    from_dataset = layers.Normalization()
+    from_dataset.adapt(Batches())
+    np.testing.assert_allclose(from_dataset._adapted[0], whole._adapted[0], atol=1e-5)
+    np.testing.assert_allclose(from_dataset._adapted[1], whole._adapted[1], rtol=1e-5)
     steps = layers.Normalization()
     steps.adapt(iter([X[:10], X[10:20], X[20:]]), steps=2)
     np.testing.assert_allclose(steps._adapted[0], X[:20].mean((0, 1)), rtol=1e-5, atol=1e-6)

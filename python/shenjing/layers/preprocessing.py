@@ -142,8 +142,9 @@ class Normalization(Layer):
 
     def adapt(self, data, batch_size=None, steps=None):
         """Computes the mean and variance of ``data`` per position of the kept axes: a NumPy
-        array (the whole of it at once), or an iterable of batches (arrays), combined as
-        Keras combines them; ``steps`` limits the batches read. ``batch_size`` is accepted
+        array (the whole of it at once), or an iterable of batches (arrays, or (x, y) tuples
+        whose x is used: a list, a generator, a ``utils.PyDataset``), combined as Keras
+        combines them; ``steps`` limits the batches read. ``batch_size`` is accepted
         for Keras 2 code; it does not change the statistics."""
         if self.input_mean is not None:
             raise ValueError(f"Normalization '{self.name}' was given mean and variance; "
@@ -155,8 +156,12 @@ class Normalization(Layer):
             arr = self._check(np.asarray(data, dtype=np.float64))
             keep, reduce_ = self._axes(arr.ndim)
             mean, var = arr.mean(axis=reduce_), arr.var(axis=reduce_)
-        elif hasattr(data, "__iter__"):
-            batches = iter(data)
+        elif hasattr(data, "__iter__") or hasattr(data, "__getitem__"):
+            if hasattr(data, "__len__") and hasattr(data, "__getitem__") and \
+                    not isinstance(data, (list, tuple)):  # a PyDataset: batches by index
+                batches = (data[i] for i in range(len(data)))
+            else:
+                batches = iter(data)
             if steps is not None:
                 batches = itertools.islice(batches, steps)
             mean = var = None
