@@ -118,18 +118,34 @@ class Depthwise final : public Layer {
   }
 
  private:
-  // The input cell a kernel tap reads for an output cell, or -1 in the padding.
+  // The input row a kernel tap reads for an output row, or -1 in the padding.
   int in_row(int oh, int i) const {
     const int h = oh * g_.SH - g_.PT + i * g_.DH;
     return h >= 0 && h < g_.H ? h : -1;
   }
-  int in_col(int ow, int j) const {
-    const int w = ow * g_.SW - g_.PL + j * g_.DW;
-    return w >= 0 && w < g_.W ? w : -1;
+  // The output columns [*lo, *hi) whose tap column j lies inside the input (the others read
+  // padding), so that the loops over them need no bounds checks.
+  void col_range(int j, int* lo, int* hi) const {
+    const long long off = (long long)j * g_.DW - g_.PL;  // input column of output column 0
+    long long a = off >= 0 ? 0 : (-off + g_.SW - 1) / g_.SW;
+    long long b = g_.W - 1 - off < 0 ? 0 : (g_.W - 1 - off) / g_.SW + 1;
+    *lo = (int)std::min<long long>(a, g_.OW);
+    *hi = (int)std::max<long long>(std::min<long long>(b, g_.OW), *lo);
   }
   static int threads(int n) { return omp_in_parallel() ? 1 : std::min(n, omp_get_max_threads()); }
 
-  // out (n, OH, OW, C*M) = depthwise(x) (+ bias).
+  // acc[c*M + m] += xr[c] * kr[c*M + m] over one cell.
+  static void tap(float* acc, const float* xr, const float* kr, int C, int M) {
+    if (M == 1) {
+      for (int c = 0; c < C; ++c) acc[c] += xr[c] * kr[c];
+    } else {
+      for (int c = 0; c < C; ++c)
+        for (int m = 0; m < M; ++m) acc[c * M + m] += xr[c] * kr[c * M + m];
+    }
+  }
+
+  // out (n, OH, OW, C*M) = depthwise(x) (+ bias). Each output row is summed tap by tap (taps
+  // in order, the same sum per cell as cell by cell), the row staying in cache.
   void depthwise_forward(const float* x, float* out, const float* bias, int n) const {
     const int C = g_.C, M = o_.multiplier, CM = CM_;
     const float* k = params_[0].value.data();
@@ -137,30 +153,26 @@ class Depthwise final : public Layer {
 #pragma omp parallel for schedule(static) num_threads(threads(n))
     for (int b = 0; b < n; ++b) {
       const float* xs = x + b * in_sz;
-      float* os = out + b * out_sz;
-      for (int oh = 0; oh < g_.OH; ++oh)
+      for (int oh = 0; oh < g_.OH; ++oh) {
+        float* orow = out + b * out_sz + (size_t)oh * g_.OW * CM;
         for (int ow = 0; ow < g_.OW; ++ow) {
-          float* acc = os + ((size_t)oh * g_.OW + ow) * CM;
-          if (bias) std::copy(bias, bias + CM, acc);
-          else std::fill(acc, acc + CM, 0.0f);
-          for (int i = 0; i < g_.KH; ++i) {
-            const int h = in_row(oh, i);
-            if (h < 0) continue;
-            for (int j = 0; j < g_.KW; ++j) {
-              const int w = in_col(ow, j);
-              if (w < 0) continue;
-              const float* xr = xs + ((size_t)h * g_.W + w) * C;
-              const float* kr = k + ((size_t)i * g_.KW + j) * CM;
-              if (M == 1) {
-#pragma omp simd
-                for (int c = 0; c < C; ++c) acc[c] += xr[c] * kr[c];
-              } else {
-                for (int c = 0; c < C; ++c)
-                  for (int m = 0; m < M; ++m) acc[c * M + m] += xr[c] * kr[c * M + m];
-              }
+          if (bias) std::copy(bias, bias + CM, orow + (size_t)ow * CM);
+          else std::fill(orow + (size_t)ow * CM, orow + (size_t)(ow + 1) * CM, 0.0f);
+        }
+        for (int i = 0; i < g_.KH; ++i) {
+          const int h = in_row(oh, i);
+          if (h < 0) continue;
+          for (int j = 0; j < g_.KW; ++j) {
+            int lo, hi;
+            col_range(j, &lo, &hi);
+            const float* kr = k + ((size_t)i * g_.KW + j) * CM;
+            for (int ow = lo; ow < hi; ++ow) {
+              const int w = ow * g_.SW - g_.PL + j * g_.DW;
+              tap(orow + (size_t)ow * CM, xs + ((size_t)h * g_.W + w) * C, kr, C, M);
             }
           }
         }
+      }
     }
   }
 
@@ -177,19 +189,20 @@ class Depthwise final : public Layer {
     for (int b = 0; b < n; ++b) {
       float* gb = part + b * kn;
       std::fill(gb, gb + kn, 0.0f);
-      for (int oh = 0; oh < g_.OH; ++oh)
-        for (int ow = 0; ow < g_.OW; ++ow) {
-          const float* dr = dd + b * out_sz + ((size_t)oh * g_.OW + ow) * CM;
-          for (int i = 0; i < g_.KH; ++i) {
-            const int h = in_row(oh, i);
-            if (h < 0) continue;
-            for (int j = 0; j < g_.KW; ++j) {
-              const int w = in_col(ow, j);
-              if (w < 0) continue;
+      for (int oh = 0; oh < g_.OH; ++oh) {
+        const float* drow = dd + b * out_sz + (size_t)oh * g_.OW * CM;
+        for (int i = 0; i < g_.KH; ++i) {
+          const int h = in_row(oh, i);
+          if (h < 0) continue;
+          for (int j = 0; j < g_.KW; ++j) {
+            int lo, hi;
+            col_range(j, &lo, &hi);
+            float* g = gb + ((size_t)i * g_.KW + j) * CM;
+            for (int ow = lo; ow < hi; ++ow) {
+              const int w = ow * g_.SW - g_.PL + j * g_.DW;
               const float* xr = x + b * in_sz + ((size_t)h * g_.W + w) * C;
-              float* g = gb + ((size_t)i * g_.KW + j) * CM;
+              const float* dr = drow + (size_t)ow * CM;
               if (M == 1) {
-#pragma omp simd
                 for (int c = 0; c < C; ++c) g[c] += xr[c] * dr[c];
               } else {
                 for (int c = 0; c < C; ++c)
@@ -198,6 +211,7 @@ class Depthwise final : public Layer {
             }
           }
         }
+      }
     }
     float* gk = params_[0].grad.data();
     const int nt = omp_in_parallel() || kn * n < 65536 ? 1 : omp_get_max_threads();
@@ -209,7 +223,7 @@ class Depthwise final : public Layer {
     }
   }
 
-  // dx (n, H, W, C), overwritten.
+  // dx (n, H, W, C), overwritten; each sample by one thread.
   void input_grad(const float* dd, float* dx, int n) const {
     const int C = g_.C, M = o_.multiplier, CM = CM_;
     const float* k = params_[0].value.data();
@@ -218,19 +232,20 @@ class Depthwise final : public Layer {
     for (int b = 0; b < n; ++b) {
       float* dxs = dx + b * in_sz;
       std::fill(dxs, dxs + in_sz, 0.0f);
-      for (int oh = 0; oh < g_.OH; ++oh)
-        for (int ow = 0; ow < g_.OW; ++ow) {
-          const float* dr = dd + b * out_sz + ((size_t)oh * g_.OW + ow) * CM;
-          for (int i = 0; i < g_.KH; ++i) {
-            const int h = in_row(oh, i);
-            if (h < 0) continue;
-            for (int j = 0; j < g_.KW; ++j) {
-              const int w = in_col(ow, j);
-              if (w < 0) continue;
+      for (int oh = 0; oh < g_.OH; ++oh) {
+        const float* drow = dd + b * out_sz + (size_t)oh * g_.OW * CM;
+        for (int i = 0; i < g_.KH; ++i) {
+          const int h = in_row(oh, i);
+          if (h < 0) continue;
+          for (int j = 0; j < g_.KW; ++j) {
+            int lo, hi;
+            col_range(j, &lo, &hi);
+            const float* kr = k + ((size_t)i * g_.KW + j) * CM;
+            for (int ow = lo; ow < hi; ++ow) {
+              const int w = ow * g_.SW - g_.PL + j * g_.DW;
               float* xr = dxs + ((size_t)h * g_.W + w) * C;
-              const float* kr = k + ((size_t)i * g_.KW + j) * CM;
+              const float* dr = drow + (size_t)ow * CM;
               if (M == 1) {
-#pragma omp simd
                 for (int c = 0; c < C; ++c) xr[c] += dr[c] * kr[c];
               } else {
                 for (int c = 0; c < C; ++c) {
@@ -242,6 +257,7 @@ class Depthwise final : public Layer {
             }
           }
         }
+      }
     }
   }
 
