@@ -3,12 +3,12 @@
 //                                                 * depthwise_kernel[i, j, c, m]
 //   DepthwiseConv: y = act(d + bias)              (bias over C*M)
 //   SeparableConv: y = act(d . pointwise + bias)  (pointwise (1, 1, C*M, F) as a (C*M, F) GEMM)
-// The depthwise part is a direct loop: for each output cell and kernel tap one contiguous run
-// of C*M products, which the compiler vectorises. Forward and dx run in parallel over samples
-// (each sample's cells are written by one thread); the depthwise kernel's gradient is summed
-// per sample in parallel, then over the samples in order, so every result is the same for any
-// thread count. The GEMMs and column sums are the kernels'
-// (deterministic).
+// The depthwise part is a direct loop: for each output row and kernel tap, the output cells
+// whose tap is inside the input, each one contiguous run of C*M products (the input's channels
+// repeated M times first when M > 1), which the compiler vectorises. Forward and dx run in
+// parallel over samples (each sample's cells are written by one thread); the depthwise kernel's
+// gradient is summed per sample in parallel, then over the samples in order, so every result is
+// the same for any thread count. The GEMMs and column sums are the kernels' (deterministic).
 #include <algorithm>
 #include <climits>
 #include <vector>
@@ -134,25 +134,34 @@ class Depthwise final : public Layer {
   }
   static int threads(int n) { return omp_in_parallel() ? 1 : std::min(n, omp_get_max_threads()); }
 
-  // acc[c*M + m] += xr[c] * kr[c*M + m] over one cell.
-  static void tap(float* acc, const float* xr, const float* kr, int C, int M) {
-    if (M == 1) {
-      for (int c = 0; c < C; ++c) acc[c] += xr[c] * kr[c];
-    } else {
-      for (int c = 0; c < C; ++c)
-        for (int m = 0; m < M; ++m) acc[c * M + m] += xr[c] * kr[c * M + m];
-    }
+  // One sample's input with each channel repeated M times ((H, W, C*M), the layout of the
+  // kernel and the output), so that every loop below is one contiguous run of C*M products;
+  // the sample itself when M is 1. `t`: the calling thread's scratch.
+  const float* spread(const float* xs, int t) const {
+    const int C = g_.C, M = o_.multiplier;
+    if (M == 1) return xs;
+    const size_t cells = (size_t)g_.H * g_.W;
+    std::vector<float>& r = rep_[t];
+    if (r.size() < cells * CM_) r.resize(cells * CM_);
+    for (size_t p = 0; p < cells; ++p)
+      for (int c = 0; c < C; ++c) std::fill_n(r.data() + (p * C + c) * M, M, xs[p * C + c]);
+    return r.data();
+  }
+  int prepare_threads(int n) const {
+    const int nt = threads(n);
+    if ((int)rep_.size() < nt) rep_.resize(nt);
+    return nt;
   }
 
   // out (n, OH, OW, C*M) = depthwise(x) (+ bias). Each output row is summed tap by tap (taps
   // in order, the same sum per cell as cell by cell), the row staying in cache.
   void depthwise_forward(const float* x, float* out, const float* bias, int n) const {
-    const int C = g_.C, M = o_.multiplier, CM = CM_;
+    const int CM = CM_;
     const float* k = params_[0].value.data();
-    const size_t in_sz = (size_t)g_.H * g_.W * C, out_sz = (size_t)g_.OH * g_.OW * CM;
-#pragma omp parallel for schedule(static) num_threads(threads(n))
+    const size_t in_sz = (size_t)g_.H * g_.W * g_.C, out_sz = (size_t)g_.OH * g_.OW * CM;
+#pragma omp parallel for schedule(static) num_threads(prepare_threads(n))
     for (int b = 0; b < n; ++b) {
-      const float* xs = x + b * in_sz;
+      const float* xs = spread(x + b * in_sz, omp_get_thread_num());
       for (int oh = 0; oh < g_.OH; ++oh) {
         float* orow = out + b * out_sz + (size_t)oh * g_.OW * CM;
         for (int ow = 0; ow < g_.OW; ++ow) {
@@ -168,7 +177,9 @@ class Depthwise final : public Layer {
             const float* kr = k + ((size_t)i * g_.KW + j) * CM;
             for (int ow = lo; ow < hi; ++ow) {
               const int w = ow * g_.SW - g_.PL + j * g_.DW;
-              tap(orow + (size_t)ow * CM, xs + ((size_t)h * g_.W + w) * C, kr, C, M);
+              const float* xr = xs + ((size_t)h * g_.W + w) * CM;
+              float* acc = orow + (size_t)ow * CM;
+              for (int e = 0; e < CM; ++e) acc[e] += xr[e] * kr[e];
             }
           }
         }
@@ -180,13 +191,14 @@ class Depthwise final : public Layer {
   // pass over its x and dd, in cache), then the per-sample partials summed in sample order in
   // parallel over the kernel's entries: the same bits for any thread count.
   void kernel_grad(const float* x, const float* dd, int n) {
-    const int C = g_.C, M = o_.multiplier, CM = CM_, taps = g_.KH * g_.KW;
+    const int CM = CM_, taps = g_.KH * g_.KW;
     const size_t kn = (size_t)taps * CM;
     if (part_.size() < (size_t)n * kn) part_.resize((size_t)n * kn);
-    const size_t in_sz = (size_t)g_.H * g_.W * C, out_sz = (size_t)g_.OH * g_.OW * CM;
+    const size_t in_sz = (size_t)g_.H * g_.W * g_.C, out_sz = (size_t)g_.OH * g_.OW * CM;
     float* part = part_.data();
-#pragma omp parallel for schedule(static) num_threads(threads(n))
+#pragma omp parallel for schedule(static) num_threads(prepare_threads(n))
     for (int b = 0; b < n; ++b) {
+      const float* xs = spread(x + b * in_sz, omp_get_thread_num());
       float* gb = part + b * kn;
       std::fill(gb, gb + kn, 0.0f);
       for (int oh = 0; oh < g_.OH; ++oh) {
@@ -200,14 +212,9 @@ class Depthwise final : public Layer {
             float* g = gb + ((size_t)i * g_.KW + j) * CM;
             for (int ow = lo; ow < hi; ++ow) {
               const int w = ow * g_.SW - g_.PL + j * g_.DW;
-              const float* xr = x + b * in_sz + ((size_t)h * g_.W + w) * C;
+              const float* xr = xs + ((size_t)h * g_.W + w) * CM;
               const float* dr = drow + (size_t)ow * CM;
-              if (M == 1) {
-                for (int c = 0; c < C; ++c) g[c] += xr[c] * dr[c];
-              } else {
-                for (int c = 0; c < C; ++c)
-                  for (int m = 0; m < M; ++m) g[c * M + m] += xr[c] * dr[c * M + m];
-              }
+              for (int e = 0; e < CM; ++e) g[e] += xr[e] * dr[e];
             }
           }
         }
@@ -223,15 +230,22 @@ class Depthwise final : public Layer {
     }
   }
 
-  // dx (n, H, W, C), overwritten; each sample by one thread.
+  // dx (n, H, W, C), overwritten; each sample by one thread. With M > 1 the gradient of the
+  // spread input is summed first, then each channel's M copies are added up.
   void input_grad(const float* dd, float* dx, int n) const {
     const int C = g_.C, M = o_.multiplier, CM = CM_;
     const float* k = params_[0].value.data();
-    const size_t in_sz = (size_t)g_.H * g_.W * C, out_sz = (size_t)g_.OH * g_.OW * CM;
-#pragma omp parallel for schedule(static) num_threads(threads(n))
+    const size_t cells = (size_t)g_.H * g_.W, out_sz = (size_t)g_.OH * g_.OW * CM;
+#pragma omp parallel for schedule(static) num_threads(prepare_threads(n))
     for (int b = 0; b < n; ++b) {
-      float* dxs = dx + b * in_sz;
-      std::fill(dxs, dxs + in_sz, 0.0f);
+      float* dxs = dx + b * cells * C;
+      float* acc = dxs;
+      if (M > 1) {
+        std::vector<float>& r = rep_[omp_get_thread_num()];
+        if (r.size() < cells * CM) r.resize(cells * CM);
+        acc = r.data();
+      }
+      std::fill(acc, acc + cells * CM, 0.0f);
       for (int oh = 0; oh < g_.OH; ++oh) {
         const float* drow = dd + b * out_sz + (size_t)oh * g_.OW * CM;
         for (int i = 0; i < g_.KH; ++i) {
@@ -243,21 +257,19 @@ class Depthwise final : public Layer {
             const float* kr = k + ((size_t)i * g_.KW + j) * CM;
             for (int ow = lo; ow < hi; ++ow) {
               const int w = ow * g_.SW - g_.PL + j * g_.DW;
-              float* xr = dxs + ((size_t)h * g_.W + w) * C;
+              float* ar = acc + ((size_t)h * g_.W + w) * CM;
               const float* dr = drow + (size_t)ow * CM;
-              if (M == 1) {
-                for (int c = 0; c < C; ++c) xr[c] += dr[c] * kr[c];
-              } else {
-                for (int c = 0; c < C; ++c) {
-                  float s = 0.0f;
-                  for (int m = 0; m < M; ++m) s += dr[c * M + m] * kr[c * M + m];
-                  xr[c] += s;
-                }
-              }
+              for (int e = 0; e < CM; ++e) ar[e] += dr[e] * kr[e];
             }
           }
         }
       }
+      if (M > 1)
+        for (size_t q = 0; q < cells * C; ++q) {
+          float s = 0.0f;
+          for (int m = 0; m < M; ++m) s += acc[q * M + m];
+          dxs[q] = s;
+        }
     }
   }
 
@@ -265,6 +277,7 @@ class Depthwise final : public Layer {
   kernels::WindowGeom g_{};
   int CM_ = 0;
   std::vector<float> dz_, dd_, part_;  // backward scratch, grow-only
+  mutable std::vector<std::vector<float>> rep_;  // per thread: a spread sample (M > 1)
 };
 
 }  // namespace
