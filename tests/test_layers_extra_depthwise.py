@@ -121,24 +121,27 @@ def test_finite_differences(make):
 
 
 def test_deterministic_for_any_thread_count():
+    # Big enough that the loops run on several threads (small batches stay on one).
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(16, 12, 12, 8)).astype(np.float32)
-    y = rng.normal(size=(16, 10, 10, 16)).astype(np.float32)
+    x = rng.normal(size=(16, 16, 16, 8)).astype(np.float32)
+    y = rng.normal(size=(16, 14, 14, 16)).astype(np.float32)
     results = []
     for threads in (1, 2, 3):
         shenjing.utils.set_random_seed(1)
-        model = shenjing.Sequential([layers.Input((12, 12, 8)),
+        model = shenjing.Sequential([layers.Input((16, 16, 8)), layers.Dense(8),
                                      layers.DepthwiseConv2D(3, depth_multiplier=2)])
         model.compile(optimizer="sgd", loss="mse")
         old = shenjing.get_num_threads()
         shenjing.set_num_threads(threads)
         try:
-            model._core.compute_gradients(x, y.reshape(16, -1, 16).reshape(16, 10, 10, 16))
+            loss = model._core.compute_gradients(x, y)
+            out = model.predict(x, verbose=0)
         finally:
             shenjing.set_num_threads(old)
-        results.append([g.copy() for _, _, g in model.layers[0]._views])
+        results.append([loss, out] + [g.copy() for lay in model.layers for _, _, g in lay._views])
     for r in results[1:]:
-        for a, b in zip(results[0], r):
+        assert r[0] == results[0][0]
+        for a, b in zip(results[0][1:], r[1:]):
             np.testing.assert_array_equal(a, b)
 
 

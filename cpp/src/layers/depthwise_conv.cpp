@@ -132,7 +132,14 @@ class Depthwise final : public Layer {
     *lo = (int)std::min<long long>(a, g_.OW);
     *hi = (int)std::max<long long>(std::min<long long>(b, g_.OW), *lo);
   }
-  static int threads(int n) { return omp_in_parallel() ? 1 : std::min(n, omp_get_max_threads()); }
+  // Threads for a loop over n samples: one for small batches (a parallel region costs more than
+  // it saves there, and far more when a thread of it is descheduled, which the GEMMs' hint
+  // reports), else up to one per sample.
+  int threads(int n) const {
+    const double work = (double)n * g_.OH * g_.OW * CM_ * g_.KH * g_.KW;
+    if (omp_in_parallel() || work < 262144.0 || kernels::table().threads_solo()) return 1;
+    return std::min(n, omp_get_max_threads());
+  }
 
   // One sample's input with each channel repeated M times ((H, W, C*M), the layout of the
   // kernel and the output), so that every loop below is one contiguous run of C*M products;
