@@ -51,6 +51,13 @@ const float* gather_rows(const float* y, int width, const long long* idx, int n,
   return buf.data();
 }
 
+// The losses layers added on their activations in the last forward (Saved::loss).
+double added_losses(const std::vector<Saved>& saved, const std::vector<int>& nodes) {
+  double total = 0.0;
+  for (int i : nodes) total += saved[i].loss;
+  return total;
+}
+
 void add_into(float* dst, const float* src, size_t len) {
   for (size_t i = 0; i < len; ++i) dst[i] += src[i];
 }
@@ -277,8 +284,8 @@ double Model::forward_backward(const std::vector<ArrayRef>& xs, const std::vecto
   run_forward(xs, &ys, idx, n, true, active_);
   const double loss = losses(ys, idx, n, true, st);
   run_backward(n);
+  double reg = added_losses(saved_, active_);
   // Weight penalties: value into the loss, gradient into each parameter's gradient.
-  double reg = 0.0;
   for (Param* p : param_list_) reg += penalty(*p, p->grad.data());
   return loss + reg;
 }
@@ -337,7 +344,8 @@ BatchStats Model::test_step(const std::vector<ArrayRef>& xs, const std::vector<T
   reserve_inference(n);
   run_forward(xs, &ys, idx, n, false, active_);
   BatchStats st;
-  st.loss_sum = (losses(ys, idx, n, false, &st) + regularization_loss()) * n;
+  st.loss_sum = (losses(ys, idx, n, false, &st) + regularization_loss() +
+                 added_losses(saved_, active_)) * n;
   return st;
 }
 

@@ -260,6 +260,10 @@ _CONVERTERS = {Dense: _dense, Activation: _activation_layer, Dropout: _identity,
                TimeDistributed: _time_distributed}
 _CONVERTERS.update(_RNN_CONVERTERS)  # SimpleRNN, LSTM, GRU (_onnx_rnn.py)
 _CONVERTERS.update(_IMAGE_CONVERTERS)  # CenterCrop, Resizing, Random* (_onnx_image.py)
+# Activation layers, noise, Rescaling, Normalization, depthwise convolutions; imported here,
+# after the helpers that module uses are defined.
+from shenjing._onnx_layers_extra import CONVERTERS as _EXTRA_CONVERTERS  # noqa: E402
+_CONVERTERS.update(_EXTRA_CONVERTERS)
 
 
 # -- merge layers: each takes (graph, layer, [input tensor names]) and returns its output name ---

@@ -71,6 +71,9 @@ struct Saved {
   // The states of a wrapped layer run once per time step (TimeDistributed over
   // BatchNormalization in training, as Keras runs it): one per step.
   std::vector<Saved> steps{};
+  // A loss the layer adds on its activations in this forward (ActivityRegularization); the
+  // model adds it to the batch's total loss.
+  double loss = 0.0;
 };
 
 // Sums n doubles element-wise over the processes training one model together (data-parallel

@@ -174,6 +174,7 @@ std::unique_ptr<Layer> layer_from_config(const Value& spec, const Shape& input) 
   else if ((layer = recurrent_layer_from_config(cls, f, input))) {}
   else if ((layer = norm_layer_from_config(cls, f))) {}
   else if ((layer = image_layer_from_config(cls, f))) {}
+  else if ((layer = extra_layer_from_config(cls, f))) {}
   else
     throw ValueError("Unknown layer type '" + (cls.size() > 64 ? cls.substr(0, 64) + "..." : cls) +
                      "'. Known: Dense, Activation, Dropout, Flatten, Reshape, Conv1D, Conv2D, "
@@ -184,7 +185,10 @@ std::unique_ptr<Layer> layer_from_config(const Value& spec, const Shape& input) 
                      "Minimum, Concatenate, Dot, SimpleRNN, LSTM, GRU, LayerNormalization, "
                      "Embedding, Masking, Bidirectional, TimeDistributed, "
                      "CenterCrop, Resizing, RandomFlip, RandomRotation, RandomZoom, "
-                     "RandomTranslation, RandomContrast.");
+                     "RandomTranslation, RandomContrast, ReLU, LeakyReLU, PReLU, "
+                     "ELU, Softmax, Rescaling, ActivityRegularization, GaussianNoise, "
+                     "GaussianDropout, SpatialDropout1D/2D/3D, Normalization, "
+                     "DepthwiseConv1D/2D, SeparableConv1D/2D.");
   layer->set_name(name);
   return layer;
 }

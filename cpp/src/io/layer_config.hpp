@@ -27,6 +27,12 @@ std::unique_ptr<Layer> norm_layer_from_config(const std::string& cls, const conf
 // The image preprocessing layers (layer_config_image.cpp); nullptr for other classes.
 std::unique_ptr<Layer> image_layer_from_config(const std::string& cls, const config::Fields& f);
 
+// The layers of layers_extra.hpp (layer_config_extra.cpp); nullptr for other classes.
+std::unique_ptr<Layer> extra_layer_from_config(const std::string& cls, const config::Fields& f);
+// DepthwiseConv1D/2D (separable false) and SeparableConv1D/2D (layer_config_extra.cpp).
+std::unique_ptr<Layer> depthwise_from_config(const config::Fields& f, int rank, bool separable,
+                                             const char* type);
+
 // The core spec of a functional config's "Operation" entry (a primitive op, module
 // shenjing.ops): {"class_name": "Op", "config": its config without "output_dtype"}, the Python
 // tensor's dtype (the core computes in float32), dropped so that no op decoder has to know the

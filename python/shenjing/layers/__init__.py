@@ -1,5 +1,11 @@
 """Layers with Keras 3 names and arguments."""
+from shenjing.layers.activation_layers import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from shenjing.layers.base import Layer
+from shenjing.layers.depthwise_conv import (DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D,
+                                            SeparableConv2D)
+from shenjing.layers.noise import (ActivityRegularization, GaussianDropout, GaussianNoise,
+                                   SpatialDropout1D, SpatialDropout2D, SpatialDropout3D)
+from shenjing.layers.rescaling_normalization import Normalization, Rescaling
 from shenjing.layers.bidirectional import Bidirectional
 from shenjing.layers.convolutional import Conv1D, Conv2D
 from shenjing.layers.convolutional_transpose import Conv1DTranspose, Conv2DTranspose
@@ -36,4 +42,8 @@ __all__ = ["Layer", "Dense", "Activation", "Dropout", "Flatten", "Reshape", "Inp
            "subtract", "multiply", "average", "maximum", "minimum", "concatenate", "dot",
            "SimpleRNN", "LSTM", "GRU", "LayerNormalization", "Embedding", "Masking", "Bidirectional",
            "TimeDistributed", "CenterCrop", "Resizing", "RandomFlip", "RandomRotation",
-           "RandomZoom", "RandomTranslation", "RandomContrast"]
+           "RandomZoom", "RandomTranslation", "RandomContrast", "ReLU", "LeakyReLU", "PReLU",
+           "ELU", "Softmax", "Rescaling", "ActivityRegularization", "GaussianNoise",
+           "GaussianDropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
+           "Normalization", "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D",
+           "SeparableConv2D"]

@@ -164,9 +164,10 @@ class Layer(CustomLayerAPI):
         # A per-call inference mode is not in the core yet: refuse it where it would change
         # the result, and say how to get the same effect.
         from shenjing.layers.core import Dropout
+        from shenjing.layers.noise import _Seeded  # GaussianNoise, SpatialDropout, ...
         from shenjing.layers.normalization import BatchNormalization
         for layer in self._sublayers():
-            if isinstance(layer, Dropout) or getattr(layer, "_train_only", False) or (
+            if isinstance(layer, (Dropout, _Seeded)) or getattr(layer, "_train_only", False) or (
                     isinstance(layer, BatchNormalization) and layer.trainable):
                 raise ValueError(
                     f"Calling '{self.name}' with training=False is not supported when it holds "
