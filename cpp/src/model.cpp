@@ -257,6 +257,15 @@ void Model::set_metrics(const std::vector<std::vector<MetricKind>>& per_output) 
   for (size_t k = 0; k < outputs_.size(); ++k) train_[k].metrics = per_output[k];
 }
 
+void Model::set_state_metrics(const std::vector<std::vector<StateMetricSpec>>& per_output) {
+  std::lock_guard<std::mutex> lock(*mu_);
+  if (!compiled()) throw ValueError("Compile the model before setting its metrics.");
+  if (per_output.size() != outputs_.size())
+    throw ValueError("set_state_metrics: " + std::to_string(per_output.size()) +
+                     " metric lists for " + std::to_string(outputs_.size()) + " outputs.");
+  for (size_t k = 0; k < outputs_.size(); ++k) train_[k].state_metrics = per_output[k];
+}
+
 void Model::compile(const LossOptions& loss, const OptimizerOptions& opt,
                     const std::vector<MetricKind>& metrics) {
   OutputTraining out;

@@ -35,7 +35,8 @@ class TrainerCompile:
             spec = (6, False, 1.0) if k in traced else loss._spec()
             # A traced custom loss is the mean of its graph's values; traced metrics report
             # theirs after the built-in ones (the order _resolve_metrics gives them).
-            specs.append(spec + (w, codes, traced.get(k, -1), have.get(k, [])))
+            specs.append(spec + (w, codes, traced.get(k, -1), have.get(k, []),
+                                 [m._spec() for m in ms if getattr(m, "_state", False)]))
         self._core.compile(specs, self.optimizer._spec())
         self.optimizer._model = self._core
 
@@ -55,9 +56,11 @@ class TrainerCompile:
                     if len(names) == 1:
                         raise
                     raise ValueError(f"Output '{names[k]}': {e}") from None
-            # Built-in metrics first: the core reports traced ones after them.
-            metrics.append([m for m in ms if not getattr(m, "_traced", False)] +
-                           [m for m in ms if getattr(m, "_traced", False)])
+            # Built-in metrics first: the core reports traced ones after them, and the state
+            # metrics' states after every output's means.
+            state = [m for m in ms if getattr(m, "_state", False)]
+            metrics.append([m for m in ms if not getattr(m, "_traced", False) and m not in state]
+                           + [m for m in ms if getattr(m, "_traced", False)] + state)
         codes = [[m._code for m in ms if m._code is not None] for ms in metrics]
         old = self._metrics
         self._metrics = metrics
@@ -69,6 +72,9 @@ class TrainerCompile:
         if old is None or codes != [[m._code for m in ms if m._code is not None]
                                     for ms in old]:
             self._core.set_metrics(codes)
+        self._core.set_state_metrics([[m._spec() for m in ms if getattr(m, "_state", False)]
+                                      for ms in metrics])
+        self._metric_slices, self._n_sums = _metric_slices(metrics, shapes)
         self._log_names = cu.metric_names(names, metrics)
         trackers = cu.loss_names(names, self._loss_order)
         self._trackers = list(zip(trackers, self._loss_order))
@@ -110,3 +116,22 @@ class TrainerCompile:
     def _compile_config(self):
         """Keras 3's compile config (see ``_compile_utils.compile_config``)."""
         return cu.compile_config(self.optimizer, *self._compile_args)
+
+
+def _metric_slices(metrics, shapes):
+    """Where each metric's values sit in the sums a batch call returns: (start, stop, state
+    metric or None, output width) per metric in log order, and the sums' length. The core
+    returns one sum per mean metric (outputs in order), then each state metric's state."""
+    pos = sum(1 for ms in metrics for m in ms if not getattr(m, "_state", False))
+    mean, slices = 0, []
+    for ms, shape in zip(metrics, shapes):
+        width = int(shape[-1]) if len(shape) > 1 else 1
+        for m in ms:
+            if getattr(m, "_state", False):
+                size = m._state_size(width)
+                slices.append((pos, pos + size, m, width))
+                pos += size
+            else:
+                slices.append((mean, mean + 1, None, width))
+                mean += 1
+    return slices, pos

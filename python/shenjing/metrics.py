@@ -161,6 +161,8 @@ def check_targets(metric, y_true_shape, y_pred_shape):
     per = int(np.prod(y_true_shape[1:], dtype=np.int64)) // max(1, positions)
     if getattr(metric, "_traced", False):
         return  # its traced ops check the shapes
+    if getattr(metric, "_state", False):
+        return metric._check_targets(y_true_shape, y_pred_shape)
     if metric._code == _CATEGORICAL_ACC:
         ok, need = per == width, f"one-hot targets shaped like the output {y_pred_shape}"
         alt = " For integer labels use 'sparse_categorical_accuracy' (or 'accuracy')."
@@ -173,3 +175,24 @@ def check_targets(metric, y_true_shape, y_pred_shape):
     if not ok:
         raise ValueError(f"Metric '{metric.name}' needs {need}; received y with shape "
                          f"{(None,) + tuple(y_true_shape[1:])}.{alt}")
+
+
+# State metrics (confusion counts, AUC, R2, F-scores, top-k, RMSE): see _metrics_state.py.
+from shenjing._metrics_state import (  # noqa: E402
+    F1Score, FBetaScore, R2Score, RootMeanSquaredError, SparseTopKCategoricalAccuracy,
+    TopKCategoricalAccuracy)
+from shenjing._metrics_confusion import (  # noqa: E402
+    AUC, FalseNegatives, FalsePositives, Precision, Recall, TrueNegatives, TruePositives)
+import re as _re  # noqa: E402
+
+
+def _snake(name):  # Keras's to_snake_case
+    name = _re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return _re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+for _cls in (AUC, FalseNegatives, FalsePositives, Precision, Recall, TrueNegatives,
+             TruePositives, F1Score, FBetaScore, R2Score, RootMeanSquaredError,
+             SparseTopKCategoricalAccuracy, TopKCategoricalAccuracy):
+    # Keras's metrics.get takes the class name and its snake_case ("auc", "f_beta_score").
+    _BY_NAME[_cls.__name__] = _BY_NAME[_snake(_cls.__name__)] = _cls

@@ -171,7 +171,7 @@ class Trainer(TrainerData, TrainerCompile):
                 idx = order()
                 if parallel:
                     idx = dp.broadcast_order(idx)
-            loss_sum, sums, seen = 0.0, np.zeros(len(names)), 0
+            loss_sum, sums, seen = 0.0, np.zeros(self._n_sums), 0
             out_sums = np.zeros(len(p.ys))
             next_draw = time.perf_counter() + redraw_every
             for b in range(steps_per_epoch or steps):
@@ -229,13 +229,13 @@ class Trainer(TrainerData, TrainerCompile):
         cbl.on_train_end(training_logs)
         return self.history
 
-    @staticmethod
-    def _logs(names, sums, loss_sum, seen, trackers=(), out_sums=None):
+    def _logs(self, names, sums, loss_sum, seen, trackers=(), out_sums=None):
         """Keras's logs: 'loss' (the total), the compiled metrics and, with several outputs,
-        each output's unweighted loss (``<output>_loss``), all means over the samples seen."""
+        each output's unweighted loss (``<output>_loss``), all means over the samples seen;
+        a state metric's result comes from its state summed over the batches."""
         logs = {"loss": loss_sum / seen}
-        for name, s in zip(names, sums):
-            logs[name] = float(s / seen)
+        for name, (a, b, m, width) in zip(names, self._metric_slices):
+            logs[name] = float(sums[a] / seen) if m is None else m._result_from(sums[a:b], width)
         for name, k in trackers:
             logs[name] = float(out_sums[k] / seen)
         return logs
@@ -267,7 +267,7 @@ class Trainer(TrainerData, TrainerCompile):
         (x, y), n = p.core_args(), p.n
         idx = order()
         cbl.on_test_begin()
-        loss_sum, sums, out_sums, seen = 0.0, np.zeros(len(names)), np.zeros(len(p.ys)), 0
+        loss_sum, sums, out_sums, seen = 0.0, np.zeros(self._n_sums), np.zeros(len(p.ys)), 0
         for b in range(steps):
             if begin_cbs:
                 batch_begin = {}
@@ -276,7 +276,7 @@ class Trainer(TrainerData, TrainerCompile):
             start = b * batch_size
             count = min(batch_size, n - start)
             if dp.active():  # each rank evaluates its part; the sums are global
-                ls, ms, outs = dp.test_step(self._core, x, y, idx, start, count, len(names),
+                ls, ms, outs = dp.test_step(self._core, x, y, idx, start, count, self._n_sums,
                                             len(p.ys))
             else:
                 ls, ms, outs = self._core.test_step(x, y, idx, start, count)

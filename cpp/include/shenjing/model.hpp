@@ -19,6 +19,7 @@
 
 #include "shenjing/layers.hpp"
 #include "shenjing/losses.hpp"
+#include "shenjing/metrics_state.hpp"
 #include "shenjing/optimizers.hpp"
 #include "shenjing/tensor.hpp"
 
@@ -32,7 +33,8 @@ struct Value;
 
 // Sums over one batch: the total loss * n (weighted sum of the output losses plus the weight
 // penalties), each output's own loss * n, and metric sums (outputs in order, each output's
-// metrics in order); divide by the sample count to get means.
+// metrics in order); divide by the sample count to get means. The state metrics' per-batch
+// state vectors follow all of those (outputs in order), to be added up over batches.
 struct BatchStats {
   double loss_sum = 0.0;
   std::vector<double> output_loss_sums;
@@ -52,6 +54,9 @@ struct OutputTraining {
   // Traced custom metrics of this output (metric functions written with ops): each reports the
   // mean of its tensor's values, after the built-in `metrics`.
   std::vector<int> value_metrics;
+  // State metrics (AUC, Precision, ...): each appends its batch state to metric_sums after
+  // every output's mean metrics (see metrics_state.hpp).
+  std::vector<StateMetricSpec> state_metrics;
 };
 
 // Targets of one output for a batch call: `width` float values per sample (see train_step).
@@ -154,6 +159,7 @@ class Model {
   void compile(const LossOptions& loss, const OptimizerOptions& opt,
                const std::vector<MetricKind>& metrics);
   void set_metrics(const std::vector<std::vector<MetricKind>>& per_output);
+  void set_state_metrics(const std::vector<std::vector<StateMetricSpec>>& per_output);
   bool compiled() const { return optimizer_ != nullptr; }
   Optimizer& optimizer() { return *optimizer_; }
 
