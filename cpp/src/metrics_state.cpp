@@ -42,7 +42,13 @@ struct Bucketer {
       if (with_epsilon) b = std::max(b, 0);
       return b + 1;
     }
-    // pred > threshold for the first `count` sorted thresholds (NaN exceeds none).
+    // pred > threshold for the first `count` sorted thresholds (NaN exceeds none): a
+    // branch-free count for the usual few thresholds, a binary search beyond.
+    if (t <= 32) {
+      int n = 0;
+      for (int j = 0; j < t; ++j) n += sorted[j] < p;
+      return n;
+    }
     return (int)(std::lower_bound(sorted.begin(), sorted.end(), p) - sorted.begin()) *
            !std::isnan(p);
   }
@@ -63,7 +69,14 @@ void confusion_update(const StateMetricSpec& s, const float* pred, const float* 
   }
   // Weighted histograms of positives and negatives over the exceeded-threshold counts 0..t:
   // one pass over the predictions, then running sums give every threshold's counts.
-  std::vector<double> pos((size_t)(t + 1) * labels, 0.0), neg(pos.size(), 0.0);
+  // hist[2 * slot] holds positives, hist[2 * slot + 1] negatives: the label picks the
+  // index, so there is no branch on it (random labels would mispredict every other time).
+  // Rows alternate over kCopies histograms (added up in a fixed order after): predictions
+  // crowd into a few buckets, and one running sum per bucket would be a chain of dependent
+  // additions.
+  constexpr int kCopies = 4;
+  const size_t stride = (size_t)(t + 1) * labels * 2;
+  std::vector<double> copies(stride * kCopies, 0.0);
   std::vector<float> row(width), logits(width);
   std::vector<int> order;
   const int c0 = s.class_id >= 0 ? s.class_id : 0;
@@ -83,12 +96,12 @@ void confusion_update(const StateMetricSpec& s, const float* pred, const float* 
     for (int c = c0; c < c1; ++c) {
       const double wc = s.label_weights.empty() ? w : w * (double)s.label_weights[c];
       const size_t slot = (size_t)bk.count(p[c]) * labels + (s.multi_label ? c - c0 : 0);
-      if (yt[c] != 0.0f)  // Keras casts y_true to bool
-        pos[slot] += wc;
-      else
-        neg[slot] += wc;
+      copies[(size_t)(i % kCopies) * stride + 2 * slot + (yt[c] == 0.0f)] += wc;  // as bool
     }
   }
+  std::vector<double> hist(copies.begin(), copies.begin() + stride);
+  for (int r = 1; r < kCopies; ++r)
+    for (size_t j = 0; j < stride; ++j) hist[j] += copies[(size_t)r * stride + j];
   const size_t n = (size_t)t * labels;
   double* tp = out;
   double* fp = out + n;
@@ -99,14 +112,14 @@ void confusion_update(const StateMetricSpec& s, const float* pred, const float* 
     double above_p = 0.0, above_n = 0.0, below_p = 0.0, below_n = 0.0;
     std::vector<double> ap(t), an(t);
     for (int j = t - 1; j >= 0; --j) {
-      above_p += pos[(size_t)(j + 1) * labels + l];
-      above_n += neg[(size_t)(j + 1) * labels + l];
+      above_p += hist[2 * ((size_t)(j + 1) * labels + l)];
+      above_n += hist[2 * ((size_t)(j + 1) * labels + l) + 1];
       ap[j] = above_p;
       an[j] = above_n;
     }
     for (int j = 0; j < t; ++j) {
-      below_p += pos[(size_t)j * labels + l];
-      below_n += neg[(size_t)j * labels + l];
+      below_p += hist[2 * ((size_t)j * labels + l)];
+      below_n += hist[2 * ((size_t)j * labels + l) + 1];
       const size_t o = (size_t)perm[j] * labels + l;
       tp[o] += ap[j];
       fp[o] += an[j];
