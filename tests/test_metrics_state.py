@@ -181,3 +181,27 @@ def test_bad_inputs(data):
     model.compile("sgd", "mse", metrics=[metrics.R2Score()])
     with pytest.raises(ValueError, match="2D"):
         model.evaluate(np.zeros((4, 4, 3)), np.zeros((4, 4, 3)), verbose=0)
+
+
+def test_several_outputs_and_metric_objects():
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(30, 4)).astype("float32")
+    ya = (rng.random((30, 1)) > 0.5).astype("float32")
+    yb = rng.normal(size=(30, 2)).astype("float32")
+    inp = keras.Input((4,))
+    a = keras.layers.Dense(1, activation="sigmoid", name="a")(inp)
+    b = keras.layers.Dense(2, name="b")(inp)
+    model = keras.Model(inp, [a, b])
+    auc, r2 = metrics.AUC(name="auc"), metrics.R2Score()
+    model.compile("sgd", ["binary_crossentropy", "mse"],
+                  metrics=[["accuracy", auc], ["mae", r2, metrics.RootMeanSquaredError()]])
+    logs = model.evaluate(x, [ya, yb], batch_size=8, return_dict=True, verbose=0)
+    pa, pb = model.predict(x, verbose=0)
+    assert logs["a_auc"] == pytest.approx(float(metrics.AUC()(ya, pa)), abs=1e-6)
+    assert logs["b_r2_score"] == pytest.approx(float(metrics.R2Score()(yb, pb)), abs=1e-6)
+    assert logs["b_root_mean_squared_error"] == pytest.approx(
+        float(np.sqrt(np.mean((pb - yb) ** 2))), rel=1e-5)
+    assert logs["a_accuracy"] == pytest.approx(np.mean((pa > 0.5) == ya))
+    # After evaluate the metric objects hold its state, as Keras's do.
+    assert auc.result() == pytest.approx(logs["a_auc"])
+    assert r2.result() == pytest.approx(logs["b_r2_score"])

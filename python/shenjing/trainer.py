@@ -235,7 +235,11 @@ class Trainer(TrainerData, TrainerCompile):
         a state metric's result comes from its state summed over the batches."""
         logs = {"loss": loss_sum / seen}
         for name, (a, b, m, width) in zip(names, self._metric_slices):
-            logs[name] = float(sums[a] / seen) if m is None else m._result_from(sums[a:b], width)
+            if m is None:
+                logs[name] = float(sums[a] / seen)
+            else:  # the metric object holds the state too, as a Keras metric after fit does
+                m._total, m._width = np.array(sums[a:b]), width
+                logs[name] = m.result()
         for name, k in trackers:
             logs[name] = float(out_sums[k] / seen)
         return logs
