@@ -621,6 +621,7 @@ PYBIND11_MODULE(_core, m) {
                if (t.size() > 7)
                  for (const py::handle& d : t[7].cast<py::list>())
                    ot.state_metrics.push_back(state_spec(d));
+               if (t.size() > 8) ot.state_tensors = t[8].cast<std::vector<int>>();
                ot.loss = LossOptions{static_cast<LossKind>(t[0].cast<int>()), t[1].cast<bool>(),
                                      t[2].cast<float>()};
                ot.weight = t[3].cast<float>();

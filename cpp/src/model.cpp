@@ -286,6 +286,10 @@ void Model::compile(const std::vector<OutputTraining>& outputs, const OptimizerO
                        std::to_string(o.weight) + ".");
   for (size_t k = 0; k < outputs.size(); ++k) {
     const int v = outputs[k].value_tensor;
+    for (int m : outputs[k].state_tensors)
+      if (m < 0 || m >= (int)tensors_.size() || tensors_[m].batched)
+        throw ValueError("compile: output " + std::to_string(k) + "'s metric state tensor " +
+                         std::to_string(m) + " is not an unbatched tensor of the model.");
     for (int m : outputs[k].value_metrics)
       if (m < 0 || m >= (int)tensors_.size())
         throw ValueError("compile: output " + std::to_string(k) + "'s metric tensor " +

@@ -204,6 +204,10 @@ double Model::losses(const std::vector<Target>& ys, const long long* idx, int n,
   }
   if (st)  // the state metrics' batch states, after every output's mean metrics
     for (size_t k = 0; k < outputs_.size(); ++k) {
+      for (int m : train_[k].state_tensors) {  // custom metrics' variable increments
+        const float* v = act_ptr_[m];
+        st->metric_sums.insert(st->metric_sums.end(), v, v + tensor_floats(m, n));
+      }
       if (train_[k].state_metrics.empty()) continue;
       const int o = outputs_[k];
       const auto [ow, opos] = row_layout(tensors_[o].shape);

@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 
 from shenjing import _compile_utils as cu, _data_parallel as dp, _multi_io as mio, _random
-from shenjing import distribution as dist
+from shenjing import _metric_custom, distribution as dist
 from shenjing import _checks as checks, metrics as metrics_mod, optimizers as optimizers_mod
 from shenjing._trainer_compile import TrainerCompile
 from shenjing._trainer_data import TrainerData
@@ -237,6 +237,9 @@ class Trainer(TrainerData, TrainerCompile):
         for name, (a, b, m, width) in zip(names, self._metric_slices):
             if m is None:
                 logs[name] = float(sums[a] / seen)
+            elif not getattr(m, "_state", False):  # a custom stateful metric
+                logs[name] = _metric_custom.result_from(m, self._metric_increments[id(m)],
+                                                        sums[a:b])
             else:  # the metric object holds the state too, as a Keras metric after fit does
                 m._total, m._width = np.array(sums[a:b]), width
                 logs[name] = m.result()

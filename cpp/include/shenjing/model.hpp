@@ -57,6 +57,10 @@ struct OutputTraining {
   // State metrics (AUC, Precision, ...): each appends its batch state to metric_sums after
   // every output's mean metrics (see metrics_state.hpp).
   std::vector<StateMetricSpec> state_metrics;
+  // Traced custom Metric subclasses: unbatched tensors (a batch's increment of a metric
+  // variable, from its assign_add) whose values are appended as they are, after this
+  // output's state metrics.
+  std::vector<int> state_tensors;
 };
 
 // Targets of one output for a batch call: `width` float values per sample (see train_step).
