@@ -274,3 +274,15 @@ def test_bad_inputs(data):
     model.compile("sgd", "mse", metrics=[metrics.Precision(class_id=3)])
     with pytest.raises(ValueError, match="class_id"):
         model.evaluate(np.zeros((4, 4)), np.zeros((4, 3)), verbose=0)
+
+
+def test_progress_bar_shows_array_metrics_as_their_mean(capsys):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(32, 4)).astype("float32")
+    y = (rng.random((32, 1)) > 0.5).astype("float32")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile("sgd", "binary_crossentropy",
+                  metrics=[metrics.TruePositives(thresholds=[0.0, 1.0], name="tp")])
+    hist = model.fit(x, y, batch_size=8, epochs=1, verbose=2)
+    np.testing.assert_array_equal(hist.history["tp"][0], [np.sum(y), 0])
+    assert f"tp: {np.sum(y) / 2:.4f}" in capsys.readouterr().out  # Keras's Progbar: the mean

@@ -102,7 +102,8 @@ class TrainerCompile:
         """metrics_mod.get, with one wrapper per metric function for the model's life (its
         traced graph is then made once)."""
         metric = metrics_mod.get(m, y_shape, out_shape)
-        if getattr(metric, "_traced", False) and metric is not m:
+        if (getattr(metric, "_traced", False) or metrics_mod._stateful(metric)) and \
+                metric is not m:
             cache = self.__dict__.setdefault("_metric_wrappers", {})
             metric = cache.setdefault(id(m), (m, metric))[1]
         return metric
