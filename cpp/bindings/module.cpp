@@ -12,6 +12,7 @@
 #include "io/layer_config.hpp"
 #include "io/safetensors.hpp"
 #include "kernels/kernels.hpp"
+#include "metrics_state_binding.hpp"
 #include "shenjing/shenjing.hpp"
 
 namespace py = pybind11;
@@ -364,31 +365,6 @@ py::tuple run_op(const std::string& spec, const std::vector<py::array>& xs,
   return run_once(*layer, ctx, xp, y, dyp, dxs, dxp, n);
 }
 
-// A state metric's spec from metrics' _spec() dict (keys as StateMetricSpec's fields).
-StateMetricSpec state_spec(const py::handle& h) {
-  const py::dict d = py::reinterpret_borrow<py::dict>(h);
-  StateMetricSpec s;
-  const int kind = d["kind"].cast<int>();
-  if (kind < 0 || kind > static_cast<int>(StateMetricKind::FScore))
-    throw ValueError("unknown state metric kind " + std::to_string(kind) + ".");
-  s.kind = static_cast<StateMetricKind>(kind);
-  auto get = [&d](const char* key, auto& field) {
-    if (d.contains(key)) field = d[key].cast<std::decay_t<decltype(field)>>();
-  };
-  get("thresholds", s.thresholds);
-  get("evenly", s.evenly);
-  get("with_epsilon", s.with_epsilon);
-  get("top_k", s.top_k);
-  get("class_id", s.class_id);
-  get("multi_label", s.multi_label);
-  get("from_logits", s.from_logits);
-  get("label_weights", s.label_weights);
-  get("k", s.k);
-  get("has_threshold", s.has_threshold);
-  get("threshold", s.threshold);
-  return s;
-}
-
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -405,36 +381,7 @@ PYBIND11_MODULE(_core, m) {
     return all_finite(p, n);
   });
   m.def("build_info", &build_info);
-  m.def("state_metric_update",
-        [](const py::dict& spec, const py::array& y_true, const py::array& y_pred,
-           const py::object& sample_weight, long long samples, long long positions) {
-          // Eager metrics: one batch's state from (samples * positions, width) predictions
-          // and (samples * positions, y_width) targets, both float32.
-          const StateMetricSpec s = state_spec(spec);
-          const float* p = f32(y_pred, "y_pred");
-          const float* t = f32(y_true, "y_true");
-          const long long rows = samples * positions;
-          if (samples < 0 || positions < 1 || rows == 0 || y_pred.size() % rows ||
-              y_true.size() % rows)
-            throw ValueError("state_metric_update: arrays do not hold the rows given.");
-          const int width = (int)(y_pred.size() / rows), y_width = (int)(y_true.size() / rows);
-          const float* w = nullptr;
-          if (!sample_weight.is_none()) {
-            const py::array wa = sample_weight.cast<py::array>();
-            w = f32(wa, "sample_weight");
-            if (wa.size() != samples)
-              throw ValueError("sample_weight must hold one weight per sample.");
-          }
-          state_metric_check(s, width, positions, y_width);
-          py::array_t<double> out(state_metric_size(s, width));
-          std::memset(out.mutable_data(), 0, out.size() * sizeof(double));
-          {
-            py::gil_scoped_release nogil;
-            state_metric_update(s, p, t, samples, positions, width, y_width, w,
-                                out.mutable_data());
-          }
-          return out;
-        });
+  shenjing_bindings::bind_state_metrics(m);
   m.def("layer_output_shape",
         [](const std::string& spec, const std::vector<Shape>& inputs) {
           return built_layer(spec, inputs)->output_shape();
@@ -620,7 +567,7 @@ PYBIND11_MODULE(_core, m) {
                if (t.size() > 6) ot.value_metrics = t[6].cast<std::vector<int>>();
                if (t.size() > 7)
                  for (const py::handle& d : t[7].cast<py::list>())
-                   ot.state_metrics.push_back(state_spec(d));
+                   ot.state_metrics.push_back(shenjing_bindings::state_spec(d));
                if (t.size() > 8) ot.state_tensors = t[8].cast<std::vector<int>>();
                ot.loss = LossOptions{static_cast<LossKind>(t[0].cast<int>()), t[1].cast<bool>(),
                                      t[2].cast<float>()};
@@ -647,15 +594,7 @@ PYBIND11_MODULE(_core, m) {
              oo.clipvalue = o["clipvalue"].cast<float>();
              self.compile(outs, oo);
            })
-      .def("set_state_metrics",
-           [](Model& self, const std::vector<py::list>& per_output) {
-             std::vector<std::vector<StateMetricSpec>> specs;
-             for (const py::list& ms : per_output) {
-               specs.emplace_back();
-               for (const py::handle& d : ms) specs.back().push_back(state_spec(d));
-             }
-             self.set_state_metrics(specs);
-           })
+      .def("set_state_metrics", &shenjing_bindings::set_state_metrics)
       .def("set_metrics",
            [](Model& self, const std::vector<std::vector<int>>& per_output) {
              std::vector<std::vector<MetricKind>> mk;
