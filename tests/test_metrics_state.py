@@ -171,6 +171,10 @@ def test_bad_inputs(data):
     yt, yp, sw, y, p = data
     with pytest.raises(ValueError, match="2D"):
         metrics.R2Score()(y.ravel(), p.ravel())
+    # Keras expands y_true (n,) to (n, 1) for R2Score, and nothing else.
+    assert metrics.R2Score()(y[:, 0], p[:, :1]) == metrics.R2Score()(y[:, :1], p[:, :1])
+    with pytest.raises(ValueError):
+        metrics.R2Score()(y[:, 0], p)
     with pytest.raises(ValueError, match="2D"):
         metrics.F1Score()(yt[:, None], yp[:, None])
     with pytest.raises(ValueError, match="label"):

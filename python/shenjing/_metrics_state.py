@@ -39,6 +39,7 @@ class StateMetric(Metric):
     _state = True
     _kind = None
     _ndim = None  # the rank y_pred must have (R2Score, FBetaScore: 2), None: any
+    _expands_y_true = False  # R2Score: y_true (n,) for y_pred (n, 1), as Keras expands it
 
     def __init__(self, name=None, dtype=None):
         # Keras names an instance made without a name from its class, numbered per process
@@ -80,7 +81,8 @@ class StateMetric(Metric):
         if y_pred.ndim == 0 or y_pred.size == 0:
             raise ValueError(f"{type(self).__name__}: y_pred must hold a batch of predictions, "
                              f"received shape {y_pred.shape}.")
-        if self._ndim is not None and (y_pred.ndim != self._ndim or y_true.ndim != self._ndim):
+        if self._ndim is not None and (y_pred.ndim != self._ndim or y_true.ndim != self._ndim) \
+                and not (self._expands_y_true and y_pred.ndim == 2 and y_true.ndim == 1):
             raise ValueError(f"{type(self).__name__} expects 2D inputs with shape (batch_size, "
                              f"output_dim). Received input shapes: y_pred.shape="
                              f"{y_pred.shape} and y_true.shape={y_true.shape}.")
@@ -195,6 +197,7 @@ class R2Score(StateMetric):
 
     _kind = _R2
     _ndim = 2
+    _expands_y_true = True
 
     def __init__(self, class_aggregation="uniform_average", num_regressors=0,
                  name="r2_score", dtype=None):
