@@ -78,6 +78,14 @@ def test_top_k_ties_and_positions():
     ref = np.sum(hits.mean(1) * w) / np.sum(w)
     assert metrics.SparseTopKCategoricalAccuracy(k=2)(lab, p3, sample_weight=w) == \
         pytest.approx(ref, rel=1e-6)
+    # Per-position weights (Keras's reduce_to_samplewise_values): each sample's mean of
+    # hit * weight over the sum of its mean weights.
+    wt = rng.random((6, 4)).astype("float32")
+    ref = np.sum((hits * wt).mean(1)) / np.sum(wt.mean(1))
+    assert metrics.SparseTopKCategoricalAccuracy(k=2)(lab, p3, sample_weight=wt) == \
+        pytest.approx(ref, rel=1e-6)
+    with pytest.raises(ValueError, match="sample_weight"):
+        metrics.SparseTopKCategoricalAccuracy(k=2)(lab, p3, sample_weight=wt[:, :3])
 
 
 def test_accumulation_and_reset(data):

@@ -61,7 +61,8 @@ void bind_state_metrics(py::module_& m) {
         [](const py::dict& spec, const py::array& y_true, const py::array& y_pred,
            const py::object& sample_weight, long long samples, long long positions) {
           // Eager metrics: one batch's state from (samples * positions, width) predictions
-          // and (samples * positions, y_width) targets, both float32.
+          // and (samples * positions, y_width) targets, both float32; sample_weight: None or
+          // one float32 weight per row.
           const StateMetricSpec s = state_spec(spec);
           const float* p = f32_array(y_pred, "y_pred");
           const float* t = f32_array(y_true, "y_true");
@@ -77,8 +78,8 @@ void bind_state_metrics(py::module_& m) {
           if (!sample_weight.is_none()) {
             wa = sample_weight.cast<py::array>();
             w = f32_array(wa, "sample_weight");
-            if (wa.size() != samples)
-              throw ValueError("sample_weight must hold one weight per sample.");
+            if (wa.size() != rows)
+              throw ValueError("sample_weight must hold one weight per row.");
           }
           state_metric_check(s, width, positions, y_width);
           py::array_t<double> out(state_metric_size(s, width));

@@ -92,7 +92,7 @@ void confusion_update(const StateMetricSpec& s, const float* pred, const float* 
       p = row.data();
     }
     const float* yt = y + (size_t)i * width;
-    const double w = sw ? (double)sw[i / positions] : 1.0;
+    const double w = sw ? (double)sw[i] : 1.0;
     for (int c = c0; c < c1; ++c) {
       const double wc = s.label_weights.empty() ? w : w * (double)s.label_weights[c];
       const size_t slot = (size_t)bk.count(p[c]) * labels + (s.multi_label ? c - c0 : 0);
@@ -222,10 +222,14 @@ void state_metric_update(const StateMetricSpec& s, const float* pred, const floa
     case StateMetricKind::SparseTopKCategorical:
     case StateMetricKind::SquaredError:
       // Keras's Mean of per-sample values (the mean over the sample's positions).
+      // With row weights, Keras's reduce_to_samplewise_values: the sample's mean of value *
+      // weight, counted with the mean of its weights.
       for (long long i = 0; i < samples; ++i) {
-        double v = 0.0;
+        double v = 0.0, wsum = 0.0;
         for (long long q = 0; q < positions; ++q) {
           const long long r = i * positions + q;
+          const double w = sw ? (double)sw[r] : 1.0;
+          wsum += w;
           const float* p = pred + (size_t)r * width;
           const float* t = y + (size_t)r * y_width;
           if (s.kind == StateMetricKind::SquaredError) {
@@ -234,7 +238,7 @@ void state_metric_update(const StateMetricSpec& s, const float* pred, const floa
               const double d = (double)p[j] - t[y_width == width ? j : 0];
               e += d * d;
             }
-            v += e / width;
+            v += e / width * w;
           } else {
             int target;
             if (s.kind == StateMetricKind::TopKCategorical) {
@@ -246,12 +250,11 @@ void state_metric_update(const StateMetricSpec& s, const float* pred, const floa
                                  std::to_string(width) + ").");
               target = (int)t[0];
             }
-            v += in_top_k(p, width, target, s.k);
+            v += in_top_k(p, width, target, s.k) * w;
           }
         }
-        const double w = sw ? (double)sw[i] : 1.0;
-        out[0] += v / (double)positions * w;
-        out[1] += w;
+        out[0] += v / (double)positions;
+        out[1] += wsum / (double)positions;
       }
       return;
     case StateMetricKind::R2:

@@ -98,15 +98,19 @@ class StateMetric(Metric):
         self._check_width(width)
         sw = None
         if sample_weight is not None:
+            # A weight per sample (repeated over its positions) or per position (Keras's
+            # temporal weights, shaped like y_pred without its last axis).
             sw = np.asarray(sample_weight, dtype=np.float32)
+            rows = y_pred.shape[:-1] if y_pred.ndim > 1 else y_pred.shape
             if sw.ndim == 0:
                 sw = np.full(samples, sw, np.float32)
-            elif sw.size == samples and (sw.ndim == 1 or sw.shape == (samples, 1)):
-                sw = np.ascontiguousarray(sw.reshape(samples))
-            else:
-                raise ValueError(f"{type(self).__name__}: sample_weight must be a scalar or "
-                                 f"hold one weight per sample ({samples},); received shape "
-                                 f"{sw.shape}.")
+            if sw.shape in ((samples,), (samples, 1)):
+                sw = np.repeat(sw.reshape(samples), positions)
+            elif sw.shape != rows:
+                raise ValueError(f"{type(self).__name__}: sample_weight must be a scalar, hold "
+                                 f"one weight per sample ({samples},) or be shaped {rows}; "
+                                 f"received shape {sw.shape}.")
+            sw = np.ascontiguousarray(sw.reshape(-1), dtype=np.float32)
         delta = _core().state_metric_update(self._spec(), y_true, y_pred, sw, samples,
                                             positions)
         self._width = width

@@ -52,10 +52,11 @@ void state_metric_check(const StateMetricSpec& spec, int width, long long positi
                         int y_width);
 
 // Adds one batch's state to out[0 .. state_metric_size). `samples` samples of `positions`
-// rows of `width` predictions; y_true holds y_width values per row. sample_weight: one weight
-// per sample, or null for weight 1. Deterministic (one pass in row order per thread count).
+// rows of `width` predictions; y_true holds y_width values per row. row_weight: one weight per
+// row (a sample's weight repeated over its positions, or Keras's temporal weights), or null
+// for weight 1. One sequential pass in row order: the same state for any thread count.
 void state_metric_update(const StateMetricSpec& spec, const float* pred, const float* y_true,
                          long long samples, long long positions, int width, int y_width,
-                         const float* sample_weight, double* out);
+                         const float* row_weight, double* out);
 
 }  // namespace shenjing
