@@ -118,7 +118,11 @@ Batch batch_args(Model& m, const std::vector<py::array>& xs, const std::vector<p
 }
 
 py::tuple stats_tuple(const BatchStats& s) {
-  return py::make_tuple(s.loss_sum, s.metric_sums, s.output_loss_sums);
+  // The metric sums as an array: state metrics (AUC: 800 values, per label with
+  // multi_label) would make a Python float of each per batch.
+  py::array_t<double> sums(s.metric_sums.size());
+  std::copy(s.metric_sums.begin(), s.metric_sums.end(), sums.mutable_data());
+  return py::make_tuple(s.loss_sum, sums, s.output_loss_sums);
 }
 
 // train_step / test_step: (xs, ys, indices or None, start, count) ->

@@ -55,7 +55,7 @@ struct Bucketer {
 };
 
 void confusion_update(const StateMetricSpec& s, const float* pred, const float* y,
-                      long long rows, long long positions, int width, const float* sw,
+                      long long rows, int width, const float* sw,
                       double* out) {
   const int t = (int)s.thresholds.size();
   const int labels = s.multi_label ? (s.class_id >= 0 ? 1 : width) : 1;
@@ -73,8 +73,8 @@ void confusion_update(const StateMetricSpec& s, const float* pred, const float* 
   // index, so there is no branch on it (random labels would mispredict every other time).
   // Rows alternate over kCopies histograms (added up in a fixed order after): predictions
   // crowd into a few buckets, and one running sum per bucket would be a chain of dependent
-  // additions.
-  constexpr int kCopies = 4;
+  // additions. With several labels the slots spread already, and the copies would only cost.
+  const int kCopies = labels > 1 ? 1 : 4;
   const size_t stride = (size_t)(t + 1) * labels * 2;
   std::vector<double> copies(stride * kCopies, 0.0);
   std::vector<float> row(width), logits(width);
@@ -99,7 +99,7 @@ void confusion_update(const StateMetricSpec& s, const float* pred, const float* 
       copies[(size_t)(i % kCopies) * stride + 2 * slot + (yt[c] == 0.0f)] += wc;  // as bool
     }
   }
-  std::vector<double> hist(copies.begin(), copies.begin() + stride);
+  double* hist = copies.data();
   for (int r = 1; r < kCopies; ++r)
     for (size_t j = 0; j < stride; ++j) hist[j] += copies[(size_t)r * stride + j];
   const size_t n = (size_t)t * labels;
@@ -107,10 +107,10 @@ void confusion_update(const StateMetricSpec& s, const float* pred, const float* 
   double* fp = out + n;
   double* tn = out + 2 * n;
   double* fn = out + 3 * n;
+  std::vector<double> ap(t), an(t);
   for (int l = 0; l < labels; ++l) {
     // Exceeding sorted threshold j means a count above j.
     double above_p = 0.0, above_n = 0.0, below_p = 0.0, below_n = 0.0;
-    std::vector<double> ap(t), an(t);
     for (int j = t - 1; j >= 0; --j) {
       above_p += hist[2 * ((size_t)(j + 1) * labels + l)];
       above_n += hist[2 * ((size_t)(j + 1) * labels + l) + 1];
@@ -216,7 +216,7 @@ void state_metric_update(const StateMetricSpec& s, const float* pred, const floa
   const long long rows = samples * positions;
   switch (s.kind) {
     case StateMetricKind::Confusion:
-      confusion_update(s, pred, y, rows, positions, width, sw, out);
+      confusion_update(s, pred, y, rows, width, sw, out);
       return;
     case StateMetricKind::TopKCategorical:
     case StateMetricKind::SparseTopKCategorical:
