@@ -12,6 +12,7 @@
 #include "io/layer_config.hpp"
 #include "io/safetensors.hpp"
 #include "kernels/kernels.hpp"
+#include "metrics_state_binding.hpp"
 #include "shenjing/shenjing.hpp"
 
 namespace py = pybind11;
@@ -169,7 +170,11 @@ void attach_weights(Batch& b, const std::vector<py::object>& ws, long long rows,
 }
 
 py::tuple stats_tuple(const BatchStats& s) {
-  return py::make_tuple(s.loss_sum, s.metric_sums, s.output_loss_sums);
+  // The metric sums as an array: state metrics (AUC: 800 values, per label with
+  // multi_label) would make a Python float of each per batch.
+  py::array_t<double> sums(s.metric_sums.size());
+  std::copy(s.metric_sums.begin(), s.metric_sums.end(), sums.mutable_data());
+  return py::make_tuple(s.loss_sum, sums, s.output_loss_sums);
 }
 
 // train_step / test_step: (xs, ys, indices or None, start, count, sample_weight=None) ->
@@ -435,6 +440,7 @@ PYBIND11_MODULE(_core, m) {
     return all_finite(p, n);
   });
   m.def("build_info", &build_info);
+  shenjing_bindings::bind_state_metrics(m);
   m.def("layer_output_shape",
         [](const std::string& spec, const std::vector<Shape>& inputs) {
           return built_layer(spec, inputs)->output_shape();
@@ -609,7 +615,8 @@ PYBIND11_MODULE(_core, m) {
       .def("compile",
            [](Model& self, const std::vector<py::tuple>& outputs, py::dict o) {
              // outputs: (loss kind, from_logits, huber delta, loss weight, [metric kinds]
-             // [, value tensor of a traced custom loss, its traced metrics, {loss options}])
+             // [, value tensor of a traced custom loss, its traced metrics, {loss options},
+             // [state metric specs], [custom stateful metrics' increment tensors]])
              std::vector<OutputTraining> outs;
              for (const py::tuple& t : outputs) {
                OutputTraining ot;
@@ -618,6 +625,10 @@ PYBIND11_MODULE(_core, m) {
                  throw ValueError("compile: unknown loss kind " + std::to_string(kind) + ".");
                if (t.size() > 5) ot.value_tensor = t[5].cast<int>();
                if (t.size() > 6) ot.value_metrics = t[6].cast<std::vector<int>>();
+               if (t.size() > 8)
+                 for (const py::handle& d : t[8].cast<py::list>())
+                   ot.state_metrics.push_back(shenjing_bindings::state_spec(d));
+               if (t.size() > 9) ot.state_tensors = t[9].cast<std::vector<int>>();
                ot.loss = LossOptions{static_cast<LossKind>(t[0].cast<int>()), t[1].cast<bool>(),
                                      t[2].cast<float>()};
                ot.weight = t[3].cast<float>();
@@ -668,6 +679,7 @@ PYBIND11_MODULE(_core, m) {
              }
              self.set_weighted_metrics(mk);
            })
+      .def("set_state_metrics", &shenjing_bindings::set_state_metrics)
       .def("set_metrics",
            [](Model& self, const std::vector<std::vector<int>>& per_output) {
              std::vector<std::vector<MetricKind>> mk;

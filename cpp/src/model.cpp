@@ -257,6 +257,15 @@ void Model::set_metrics(const std::vector<std::vector<MetricKind>>& per_output) 
   for (size_t k = 0; k < outputs_.size(); ++k) train_[k].metrics = per_output[k];
 }
 
+void Model::set_state_metrics(const std::vector<std::vector<StateMetricSpec>>& per_output) {
+  std::lock_guard<std::mutex> lock(*mu_);
+  if (!compiled()) throw ValueError("Compile the model before setting its metrics.");
+  if (per_output.size() != outputs_.size())
+    throw ValueError("set_state_metrics: " + std::to_string(per_output.size()) +
+                     " metric lists for " + std::to_string(outputs_.size()) + " outputs.");
+  for (size_t k = 0; k < outputs_.size(); ++k) train_[k].state_metrics = per_output[k];
+}
+
 void Model::compile(const LossOptions& loss, const OptimizerOptions& opt,
                     const std::vector<MetricKind>& metrics) {
   OutputTraining out;
@@ -277,6 +286,10 @@ void Model::compile(const std::vector<OutputTraining>& outputs, const OptimizerO
                        std::to_string(o.weight) + ".");
   for (size_t k = 0; k < outputs.size(); ++k) {
     const int v = outputs[k].value_tensor;
+    for (int m : outputs[k].state_tensors)
+      if (m < 0 || m >= (int)tensors_.size() || tensors_[m].batched)
+        throw ValueError("compile: output " + std::to_string(k) + "'s metric state tensor " +
+                         std::to_string(m) + " is not an unbatched tensor of the model.");
     for (int m : outputs[k].value_metrics)
       if (m < 0 || m >= (int)tensors_.size())
         throw ValueError("compile: output " + std::to_string(k) + "'s metric tensor " +

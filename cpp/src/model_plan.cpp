@@ -60,6 +60,7 @@ void Model::plan() {
     for (size_t k = 0; k < train_.size(); ++k) {
       wanted[loss_tensor(k)] = 1;
       for (int m : train_[k].value_metrics) wanted[m] = 1;
+      for (int m : train_[k].state_tensors) wanted[m] = 1;
     }
   std::vector<char> runs(nodes_.size(), 0);
   for (int i = (int)nodes_.size(); i-- > 0;)
@@ -104,6 +105,7 @@ void Model::plan_inference() {
   for (size_t k = 0; k < train_.size(); ++k) {
     ++reads[loss_tensor(k)];
     for (int m : train_[k].value_metrics) ++reads[m];
+    for (int m : train_[k].state_tensors) ++reads[m];
   }
   infer_slot_of_.assign(T, -1);
   SlotPool pool(infer_slot_size_, infer_slot_fixed_);

@@ -97,6 +97,8 @@ void Model::check_targets(std::size_t k, int y_width) const {
       throw ValueError(std::string("Metric ") + metric_name(m) + " cannot compare targets" +
                        which + " of " + std::to_string(per) + " value(s) per position with "
                        "the output " + shape_str(out) + ".");
+  for (const StateMetricSpec& m : train_[k].state_metrics)
+    state_metric_check(m, width, positions, (int)per);
 }
 
 void Model::check_batch(const std::vector<ArrayRef>& xs, const std::vector<Target>* ys) const {
@@ -220,6 +222,23 @@ double Model::losses(const std::vector<Target>& ys, const long long* idx, int n,
     }
   }
   if (st) weighted_metric_sums(ys, idx, n, st);
+  if (st)  // the state metrics' batch states, after the (weighted) mean metrics
+    for (size_t k = 0; k < outputs_.size(); ++k) {
+      for (int m : train_[k].state_tensors) {  // custom metrics' variable increments
+        const float* v = act_ptr_[m];
+        st->metric_sums.insert(st->metric_sums.end(), v, v + tensor_floats(m, n));
+      }
+      if (train_[k].state_metrics.empty()) continue;
+      const int o = outputs_[k];
+      const auto [ow, opos] = row_layout(tensors_[o].shape);
+      const float* yk = gather_rows(ys[k].data, ys[k].width, idx, n, ybatch_[k]);
+      for (const StateMetricSpec& m : train_[k].state_metrics) {
+        const size_t at = st->metric_sums.size();
+        st->metric_sums.resize(at + state_metric_size(m, ow), 0.0);
+        state_metric_update(m, act_ptr_[o], yk, n, opos, ow, (int)(ys[k].width / opos),
+                            nullptr, st->metric_sums.data() + at);
+      }
+    }
   return total;
 }
 

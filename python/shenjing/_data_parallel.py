@@ -66,7 +66,7 @@ def train_step(model, core, x, y, idx, start, count, sample_weight=None):
     else:  # a batch smaller than the number of ranks: this rank adds nothing
         for g in grads:
             g[...] = 0.0
-        ls, ms, outs = 0.0, np.zeros(len(model._log_names)), np.zeros(len(model.outputs))
+        ls, ms, outs = 0.0, np.zeros(model._n_sums), np.zeros(len(model.outputs))
     # The mean gradient of the global batch: sum over ranks of (local mean * local rows), in
     # one allreduce of a buffer kept per core (float32, as the gradients are).
     flat = _buffer(model, sum(g.size for g in grads))

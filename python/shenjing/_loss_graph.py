@@ -60,25 +60,47 @@ def emit(model, core, ids, outputs):
         return _trace_one(model, core, ids, outputs, k, fn, shapes[k], y_true)
     losses = {k: trace(k, loss) for k, (loss, _) in enumerate(plan) if is_custom(loss)}
     metrics = {k: [trace(k, m) for m in ms] for k, ms in enumerate(traced_metrics(model)) if ms}
+    # Custom stateful metrics: their variables' increments, one unbatched tensor each.
+    model._state_tensors, model._metric_increments = {}, {}
+    for k, ms in enumerate(stateful_metrics(model)):
+        for m in ms:
+            tensors = _trace_one(model, core, ids, outputs, k, m, shapes[k], y_true,
+                                 increments=model._metric_increments)
+            model._state_tensors.setdefault(k, []).extend(tensors)
     return losses, metrics
 
 
-def _trace_one(model, core, ids, outputs, k, fn, shape, y_true):
-    """Traces ``fn.call(y_true, y_pred)`` for output k into core; returns its tensor."""
+def stateful_metrics(model):
+    """Per output, the custom stateful metrics (Metric subclasses with update_state)."""
+    from shenjing.metrics import _stateful
+    metrics = getattr(model, "_metrics", None) or []
+    return [[m for m in ms if _stateful(m)] for ms in metrics]
+
+
+def _trace_one(model, core, ids, outputs, k, fn, shape, y_true, increments=None):
+    """Traces ``fn.call(y_true, y_pred)`` for output k into core; returns its tensor. With
+    ``increments`` (a dict): traces a stateful metric's update_state instead, records its
+    [(variable, increment)] there under id(fn) and returns the increments' tensors."""
     from shenjing.functional import graph_nodes
     from shenjing.ops import _trace
     t_true = KerasTensor((None,) + tuple(shape), "float32", name="y_true")
     t_pred = KerasTensor(outputs[k].shape, outputs[k].dtype, name="y_pred")
     _trace._scopes.append(fn)
     try:
-        value = _trace.as_tensor(fn.call(t_true, t_pred))
+        if increments is None:
+            values = [_trace.as_tensor(fn.call(t_true, t_pred))]
+        else:
+            from shenjing import _metric_custom
+            recorded = _metric_custom.trace_update(fn, t_true, t_pred)
+            increments[id(fn)] = recorded
+            values = [t for _, t in recorded]
     finally:
         _trace._scopes.pop()
-    nodes = graph_nodes([t_true, t_pred], [value], getattr(fn, "name", None) or "loss")
+    nodes = graph_nodes([t_true, t_pred], values, getattr(fn, "name", None) or "loss")
     ids[id(t_pred)] = ids[id(outputs[k])]
     if any(t is t_true for node in nodes for t in node.inputs):  # the targets are read
         if k not in y_true:
             y_true[k] = core.add_target(k, list(shape))
         ids[id(t_true)] = y_true[k]
     model._emit(core, nodes, ids, {}, model._graph_order, True)
-    return ids[id(value)]
+    return [ids[id(v)] for v in values] if increments is not None else ids[id(values[0])]

@@ -83,7 +83,9 @@ class Progbar:
         else:
             line = f"{current}/{self.target} - {elapsed:.0f}s - {_fmt_time_per_step(per_step)}"
         for k, v in self._values.items():
-            line += f" - {k}: {_fmt_value(float(np.asarray(v)))}"
+            # An array-valued metric (thresholds lists, per-class scores) shows its mean, as
+            # Keras's Progbar does.
+            line += f" - {k}: {_fmt_value(float(np.mean(np.asarray(v))))}"
         if self._dynamic and self.verbose == 1:
             pad = max(0, self._prev_len - len(line))
             self._stream.write("\r" + line + " " * pad)

@@ -1,8 +1,10 @@
 """Keras 3's single-batch calls (``train_on_batch``, ``test_on_batch``, ``predict_on_batch``)
 and ``model(x)`` on arrays: each one C++ call on the whole batch. As in Keras 3, the metrics
 are reset at every call, so the values returned are this batch's."""
-from shenjing import _data_parallel as dp, _multi_io as mio, _sample_weights as sw
-from shenjing._weighted_metrics import HIDDEN
+import numpy as np
+
+from shenjing import _data_parallel as dp, _metric_custom, _multi_io as mio
+from shenjing import _sample_weights as sw
 from shenjing.callbacks import _pythonify
 
 
@@ -12,16 +14,22 @@ class TrainerBatch:
     def _logs(self, names, sums, loss_sum, seen, trackers=(), out_sums=None):
         """Keras's logs: 'loss' (the total), the compiled metrics and, with several outputs,
         each output's unweighted loss (``<output>_loss``), all means over the samples seen;
-        weighted metrics are divided by their output's weight sum instead (0 when it is 0,
-        Keras's divide_no_nan), which rides in ``names`` under a hidden name."""
+        a state metric's result comes from its state summed over the batches (_metric_slices);
+        weighted metrics are divided by their output's weight sum (0 when it is 0, Keras's
+        divide_no_nan)."""
         logs = {"loss": loss_sum / seen}
-        div = getattr(self, "_weight_div", None) or {}
-        for j, (name, s) in enumerate(zip(names, sums)):
-            if name.startswith(HIDDEN):
-                continue
-            d = div.get(j)
-            logs[name] = float(s / seen) if d is None else \
-                float(s / sums[d]) if sums[d] != 0 else 0.0
+        slices = self._metric_slices
+        for name, (a, b, m, width) in zip(names, slices):
+            if m is None:
+                logs[name] = float(sums[a] / seen)
+            elif not getattr(m, "_state", False):  # a custom stateful metric
+                logs[name] = _metric_custom.result_from(m, self._metric_increments[id(m)],
+                                                        sums[a:b])
+            else:  # the metric object holds the state too, as a Keras metric after fit does
+                m._total, m._width = np.array(sums[a:b]), width
+                logs[name] = m.result()
+        for name, (v, d) in zip(names[len(slices):], self._weighted_slices):
+            logs[name] = float(sums[v] / sums[d]) if sums[d] != 0 else 0.0
         for name, k in trackers:
             logs[name] = float(out_sums[k] / seen)
         return logs

@@ -30,16 +30,22 @@ class TrainerCompile:
         have = getattr(self, "_metric_tensors", {})
         if any(n != len(have.get(k, [])) for k, n in enumerate(want)):
             return self._build_graph(init=False)  # traced metrics join the graph
+        traced_state = getattr(self, "_metric_increments", {})
+        if any(id(m) not in traced_state for ms in _loss_graph.stateful_metrics(self)
+               for m in ms):
+            return self._build_graph(init=False)  # custom stateful metrics join it too
         specs = []
         shapes = self._output_shapes()
         for k, ((loss, w), ms) in enumerate(zip(self._loss_plan, metrics)):
-            codes = [m._code for m in ms if not getattr(m, "_traced", False)]
+            codes = [m._code for m in ms if m._code is not None]
             spec = (6, False, 1.0) if k in traced else loss._spec()
             # Options (label smoothing, ...) are checked against the output's shape here.
             opts = {} if k in traced else loss._options(shapes[k] if k < len(shapes) else None)
             # A traced custom loss is the mean of its graph's values; traced metrics report
             # theirs after the built-in ones (the order _resolve_metrics gives them).
-            specs.append(spec + (w, codes, traced.get(k, -1), have.get(k, []), opts))
+            specs.append(spec + (w, codes, traced.get(k, -1), have.get(k, []), opts,
+                                 [m._spec() for m in ms if getattr(m, "_state", False)],
+                                 getattr(self, "_state_tensors", {}).get(k, [])))
         self._core.compile(specs, self.optimizer._spec())
         wm.apply(self)  # compile cleared the core's weighted metrics
         self.optimizer._attach(self._core, self)
@@ -65,26 +71,47 @@ class TrainerCompile:
                     if len(names) == 1:
                         raise
                     raise ValueError(f"Output '{names[k]}': {e}") from None
-            # Built-in metrics first: the core reports traced ones after them.
-            metrics.append([m for m in ms if not getattr(m, "_traced", False)] +
-                           [m for m in ms if getattr(m, "_traced", False)])
+            # Built-in metrics first: the core reports traced ones after them, and the state
+            # metrics' states after every output's means.
+            state = [m for m in ms if getattr(m, "_state", False)]
+            custom = [m for m in ms if metrics_mod._stateful(m)]
+            metrics.append([m for m in ms if not getattr(m, "_traced", False) and
+                            m not in state and m not in custom]
+                           + [m for m in ms if getattr(m, "_traced", False)] + state + custom)
         codes = [[m._code for m in ms if m._code is not None] for ms in metrics]
         old = self._metrics
         self._metrics = metrics
-        if old is None or [[id(m) for m in ms] for ms in _loss_graph.traced_metrics(self)] != \
-                [[id(m) for m in ms if getattr(m, "_traced", False)] for ms in old]:
-            if any(_loss_graph.traced_metrics(self)) or (old and any(
-                    getattr(m, "_traced", False) for ms in old for m in ms)):
-                self._rollback_on_error(lambda: self._build_graph(init=False))
+        def graphed(ms):  # the metrics traced into the graph
+            return [id(m) for m in ms if getattr(m, "_traced", False) or
+                    metrics_mod._stateful(m)]
+        # Traced metrics see y_true shaped as the data (sparse labels, say), not the output.
+        current = _loss_graph.target_shapes(self)
+        wanted = [tuple(y.shape[1:]) if graphed(ms) else s
+                  for y, ms, s in zip(ys, metrics, current)]
+        if old is None or [graphed(ms) for ms in metrics] != [graphed(ms) for ms in old] or \
+                wanted != current:
+            if any(graphed(ms) for ms in metrics) or (old and any(graphed(ms) for ms in old)):
+                def rebuild():
+                    self._target_shapes = wanted
+                    self._build_graph(init=False)
+                self._rollback_on_error(rebuild)
         if old is None or codes != [[m._code for m in ms if m._code is not None]
                                     for ms in old]:
             self._core.set_metrics(codes)
-        self._log_names = cu.metric_names(names, metrics)
-        weighted = wm.resolve(self, ys, shapes)  # appends the weighted metrics' names
+        self._core.set_state_metrics([[m._spec() for m in ms if getattr(m, "_state", False)]
+                                      for ms in metrics])
+        # The batch sums: the mean metrics, the weighted metrics' sums, then the states.
+        weighted = wm.resolve(self, ys, shapes)
+        n_mean = sum(1 for ms in metrics for m in ms
+                     if not getattr(m, "_state", False) and not metrics_mod._stateful(m))
+        self._weighted_slices, block = wm.slices(weighted, n_mean)
+        self._metric_slices, self._n_sums = _metric_slices(
+            metrics, shapes, getattr(self, "_metric_increments", {}), n_mean + block)
+        self._log_names = cu.metric_names(names, metrics) + [
+            name for _, name in wm.weighted_names(names, metrics, weighted)]
         trackers = cu.loss_names(names, self._loss_order)
         self._trackers = list(zip(trackers, self._loss_order))
-        shown = [n for n in self._log_names if not n.startswith(wm.HIDDEN)]
-        keys = dict.fromkeys(["loss"] + shown + trackers)
+        keys = dict.fromkeys(["loss"] + self._log_names + trackers)
         self._eval_keys = wm.eval_keys(keys, metrics, weighted, trackers) if any(weighted) \
             else cu.flatten_in_order(keys, metrics, trackers)
 
@@ -96,7 +123,8 @@ class TrainerCompile:
         """metrics_mod.get, with one wrapper per metric function for the model's life (its
         traced graph is then made once)."""
         metric = metrics_mod.get(m, y_shape, out_shape)
-        if getattr(metric, "_traced", False) and metric is not m:
+        if (getattr(metric, "_traced", False) or metrics_mod._stateful(metric)) and \
+                metric is not m:
             cache = self.__dict__.setdefault("_metric_wrappers", {})
             metric = cache.setdefault(id(m), (m, metric))[1]
         return metric
@@ -130,3 +158,28 @@ class TrainerCompile:
         config = cu.compile_config(self.optimizer, *self._compile_args)
         config["weighted_metrics"] = cu.serialize_arg(getattr(self, "_weighted_arg", None))
         return config
+
+
+def _metric_slices(metrics, shapes, increments, states_at):
+    """Where each metric's values sit in the sums a batch call returns: (start, stop, state
+    metric or None, output width) per metric in log order, and the sums' length. The core
+    returns one sum per mean metric (outputs in order), the weighted metrics' sums, then from
+    ``states_at`` per output the custom stateful metrics' variable increments and the state
+    metrics' states."""
+    from shenjing import _metric_custom
+    pos = states_at
+    mean, where = 0, {}
+    for k, (ms, shape) in enumerate(zip(metrics, shapes)):
+        width = int(shape[-1]) if len(shape) > 1 else 1
+        custom = [j for j, m in enumerate(ms) if metrics_mod._stateful(m)]
+        for j in custom + [j for j, m in enumerate(ms) if getattr(m, "_state", False)]:
+            m = ms[j]
+            size = sum(_metric_custom.sizes(increments[id(m)])) if j in custom else \
+                m._state_size(width)
+            where[k, j] = (pos, pos + size, m, width)
+            pos += size
+        for j in range(len(ms)):
+            if (k, j) not in where:
+                where[k, j] = (mean, mean + 1, None, width)
+                mean += 1
+    return [where[k, j] for k, ms in enumerate(metrics) for j in range(len(ms))], pos

@@ -165,7 +165,7 @@ def _fit_epochs(model, source, pending, y_shapes, val, cbl, callbacks, verbose, 
         if pending is None:
             source.begin_epoch()  # after the callbacks' hook, as Keras's EpochIterator
         model.optimizer._push_learning_rate(model._core)
-        loss_sum, sums, seen, b = 0.0, np.zeros(len(names)), 0, 0
+        loss_sum, sums, seen, b = 0.0, np.zeros(model._n_sums), 0, 0
         out_sums = np.zeros(len(y_shapes))
         next_draw, logs, drawn = time.perf_counter() + redraw_every, None, True
         target, ran_out = source.epoch_steps, False
@@ -260,8 +260,8 @@ def evaluate(model, x, y=None, batch_size=None, verbose="auto", return_dict=Fals
         end_cbs = cbl._batch_callbacks("on_test_batch_end", skip=quiet)
         names, trackers = model._log_names, model._trackers
         cbl.on_test_begin()
-        loss_sum, sums, out_sums, seen, b = 0.0, np.zeros(len(names)), np.zeros(len(y_shapes)), \
-            0, 0
+        loss_sum, sums, seen, b = 0.0, np.zeros(model._n_sums), 0, 0
+        out_sums = np.zeros(len(y_shapes))
         target = source.epoch_steps
         while target is None or b < target:
             if pending is not None:

@@ -2,11 +2,8 @@
 ``trainers/compile_utils.py``): metrics averaged with the sample weights (sum(w * value) /
 sum(w) over the epoch; plain ``metrics`` stay unweighted). The core computes them after every
 output's unweighted metrics and reports each output's weight sum after its weighted metrics
-(``OutputTraining::weighted_metrics``); those sums ride in the log-name list under hidden names
-(starting with NUL) that ``Trainer._logs`` divides by and never logs."""
+(``OutputTraining::weighted_metrics``); ``slices`` says where, for ``Trainer._logs``."""
 from shenjing import _compile_utils as cu, metrics as metrics_mod
-
-HIDDEN = "\x00"
 
 
 def resolve_ids(weighted_metrics, outs):
@@ -34,9 +31,8 @@ def _check_weighable(m):
 
 
 def resolve(model, ys, shapes):
-    """At the first data (as the unweighted metrics): the metric objects of each output, the
-    core told which to weigh, and the log names extended (weighted names, hidden weight
-    sums). Returns the weighted metrics per output (for evaluate's order)."""
+    """At the first data (as the unweighted metrics): the metric objects of each output, and
+    the core told which to weigh. Returns the weighted metrics per output."""
     ids = getattr(model, "_weighted_ids", None) or [[] for _ in shapes]
     per_output = []
     for k, mids in enumerate(ids):
@@ -46,21 +42,19 @@ def resolve(model, ys, shapes):
         per_output.append(ms)
     model._weighted = per_output
     apply(model)
-    base = list(model._log_names)
-    named = weighted_names(model._out.names, model._metrics, per_output)
-    extra, div, i = [], {}, 0
-    for k, ms in enumerate(per_output):
-        if not ms:
-            continue
-        first = len(base) + len(extra)
-        extra += [name for _, name in named[i:i + len(ms)]]
-        i += len(ms)
-        for j in range(len(ms)):  # divided by this output's weight sum, which comes next
-            div[first + j] = len(base) + len(extra)
-        extra.append(f"{HIDDEN}weights{k}")
-    model._log_names = base + extra
-    model._weight_div = div
     return per_output
+
+
+def slices(per_output, start):
+    """Where the core puts the weighted sums, from index ``start`` of a batch's metric sums:
+    for each output with weighted metrics, one sum of weight * value per metric and then the
+    output's sum of weights. (value index, weight-sum index) per weighted metric in order."""
+    out, pos = [], start
+    for ms in per_output:
+        if ms:
+            out += [(pos + j, pos + len(ms)) for j in range(len(ms))]
+            pos += len(ms) + 1
+    return out, pos - start
 
 
 def apply(model):

@@ -3,6 +3,8 @@ functions here compute the same per-sample values in NumPy."""
 import numpy as np
 
 from shenjing import _config
+from shenjing._metric_custom import CustomMetricAPI
+from shenjing.layers.base import _auto_name
 
 # Codes of the C++ MetricKind enum.
 _BINARY_ACC, _CATEGORICAL_ACC, _SPARSE_ACC, _MSE, _MAE = range(5)
@@ -34,20 +36,27 @@ def mean_absolute_error(y_true, y_pred):
     return np.mean(np.abs(y_pred - np.asarray(y_true).reshape(y_pred.shape)), axis=-1)
 
 
-class Metric:
-    """A metric computed in the C++ train/test steps; ``name`` is the key in logs/History."""
+class Metric(CustomMetricAPI):
+    """A metric computed in the C++ train/test steps; ``name`` is the key in logs/History.
+    Subclasses with ``update_state``/``result`` are custom stateful metrics
+    (_metric_custom.py)."""
 
     _code = None
     _fn = None
     _module = "keras.metrics"
 
-    def __init__(self, name=None):
-        self.name = name or self._default_name
+    def __init__(self, name=None, dtype=None):
+        self.name = name or getattr(self, "_default_name", None) or \
+            _auto_name(type(self).__name__)
+        self.dtype = "float32"
 
     def get_config(self):
         return {"name": self.name}
 
-    def __call__(self, y_true, y_pred):
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        if _stateful(self):  # Keras: update the state, return the result
+            self.update_state(y_true, y_pred, sample_weight=sample_weight)
+            return self.result()
         return float(np.mean(type(self)._fn(y_true, y_pred)))
 
 
@@ -113,13 +122,8 @@ def _stateful(identifier):
 def get(identifier, y_true_shape, y_pred_shape):
     """Resolves a metric identifier; 'accuracy'/'acc' picks binary, sparse or categorical
     accuracy from the shapes of the targets and predictions, as Keras 3 does."""
-    if _stateful(identifier):
-        name = identifier.__name__ if isinstance(identifier, type) else type(identifier).__name__
-        raise ValueError(
-            f"Metric {name} defines update_state()/result(): a stateful Python metric cannot be "
-            f"traced into the C++ graph (it would run per batch). Write it as a function "
-            f"fn(y_true, y_pred) with shenjing.ops returning per-sample values and pass "
-            f"metrics=[fn]; its mean over the samples is logged.")
+    if _stateful(identifier):  # traced into the graph at fit/evaluate (_metric_custom.py)
+        return identifier() if isinstance(identifier, type) else identifier
     if isinstance(identifier, Metric):
         return identifier
     if isinstance(identifier, dict) and identifier.get("class_name") == "function":
@@ -167,6 +171,8 @@ def check_targets(metric, y_true_shape, y_pred_shape):
         return  # its traced ops check the shapes
     if hasattr(metric, "_check_output"):
         metric._check_output(y_pred_shape)  # an axis it cannot compute over
+    if getattr(metric, "_state", False):
+        return metric._check_targets(y_true_shape, y_pred_shape)
     if metric._code == _CATEGORICAL_ACC:
         ok, need = per == width, f"one-hot targets shaped like the output {y_pred_shape}"
         alt = " For integer labels use 'sparse_categorical_accuracy' (or 'accuracy')."
@@ -194,3 +200,22 @@ from shenjing._losses_extra import (  # noqa: E402,F401
 from shenjing import _metrics_extra  # noqa: E402
 _BY_NAME.update(_metrics_extra.BY_NAME)
 _BY_FUNCTION.update(_metrics_extra.BY_FUNCTION)
+# State metrics (confusion counts, AUC, R2, F-scores, top-k, RMSE): see _metrics_state.py.
+from shenjing._metrics_state import (  # noqa: E402
+    F1Score, FBetaScore, R2Score, RootMeanSquaredError, SparseTopKCategoricalAccuracy,
+    TopKCategoricalAccuracy)
+from shenjing._metrics_confusion import (  # noqa: E402
+    AUC, FalseNegatives, FalsePositives, Precision, Recall, TrueNegatives, TruePositives)
+import re as _re  # noqa: E402
+
+
+def _snake(name):  # Keras's to_snake_case
+    name = _re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return _re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+for _cls in (AUC, FalseNegatives, FalsePositives, Precision, Recall, TrueNegatives,
+             TruePositives, F1Score, FBetaScore, R2Score, RootMeanSquaredError,
+             SparseTopKCategoricalAccuracy, TopKCategoricalAccuracy):
+    # Keras's metrics.get takes the class name and its snake_case ("auc", "f_beta_score").
+    _BY_NAME[_cls.__name__] = _BY_NAME[_snake(_cls.__name__)] = _cls

@@ -226,7 +226,7 @@ class Trainer(TrainerData, TrainerCompile, TrainerBatch):
                 idx = order()
                 if parallel:
                     idx = dp.broadcast_order(idx)
-            loss_sum, sums, seen = 0.0, np.zeros(len(names)), 0
+            loss_sum, sums, seen = 0.0, np.zeros(self._n_sums), 0
             out_sums = np.zeros(len(p.ys))
             next_draw = time.perf_counter() + redraw_every
             for b in range(steps_per_epoch or steps):
@@ -330,7 +330,7 @@ class Trainer(TrainerData, TrainerCompile, TrainerBatch):
         (x, y), n = p.core_args(), p.n
         idx = order()
         cbl.on_test_begin()
-        loss_sum, sums, out_sums, seen = 0.0, np.zeros(len(names)), np.zeros(len(p.ys)), 0
+        loss_sum, sums, out_sums, seen = 0.0, np.zeros(self._n_sums), np.zeros(len(p.ys)), 0
         for b in range(steps):
             if begin_cbs:
                 batch_begin = {}
@@ -339,7 +339,7 @@ class Trainer(TrainerData, TrainerCompile, TrainerBatch):
             start = b * batch_size
             count = min(batch_size, n - start)
             if dp.active():  # each rank evaluates its part; the sums are global
-                ls, ms, outs = dp.test_step(self._core, x, y, idx, start, count, len(names),
+                ls, ms, outs = dp.test_step(self._core, x, y, idx, start, count, self._n_sums,
                                             len(p.ys), weights)
             else:
                 ls, ms, outs = self._core.test_step(x, y, idx, start, count,

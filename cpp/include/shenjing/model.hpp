@@ -19,6 +19,7 @@
 
 #include "shenjing/layers.hpp"
 #include "shenjing/losses.hpp"
+#include "shenjing/metrics_state.hpp"
 #include "shenjing/optimizers.hpp"
 #include "shenjing/tensor.hpp"
 
@@ -34,7 +35,9 @@ struct Value;
 // penalties), each output's own loss * n, and metric sums (outputs in order, each output's
 // metrics in order); divide by the sample count to get means. After every output's metrics
 // come the weighted metrics (Keras's weighted_metrics): for each output that has some, the
-// sums of weight * value, then that output's sum of weights (divide by it instead).
+// sums of weight * value, then that output's sum of weights (divide by it instead). The state
+// metrics' per-batch state vectors follow all of those (outputs in order), to be added up over
+// batches.
 struct BatchStats {
   double loss_sum = 0.0;
   std::vector<double> output_loss_sums;
@@ -56,6 +59,13 @@ struct OutputTraining {
   std::vector<int> value_metrics;
   // Keras's weighted_metrics: built-in metrics weighted by the batch's sample weights.
   std::vector<MetricKind> weighted_metrics;
+  // State metrics (AUC, Precision, ...): each appends its batch state to metric_sums after
+  // every output's mean metrics (see metrics_state.hpp).
+  std::vector<StateMetricSpec> state_metrics;
+  // Traced custom Metric subclasses: unbatched tensors (a batch's increment of a metric
+  // variable, from its assign_add) whose values are appended as they are, after this
+  // output's state metrics.
+  std::vector<int> state_tensors;
 };
 
 // Targets of one output for a batch call: `width` float values per sample (see train_step),
@@ -167,6 +177,7 @@ class Model {
   void set_metrics(const std::vector<std::vector<MetricKind>>& per_output);
   // Keras's weighted_metrics per output (kept until the next call; compile() clears them).
   void set_weighted_metrics(const std::vector<std::vector<MetricKind>>& per_output);
+  void set_state_metrics(const std::vector<std::vector<StateMetricSpec>>& per_output);
   bool compiled() const { return optimizer_ != nullptr; }
   Optimizer& optimizer() { return *optimizer_; }
 

@@ -1,0 +1,45 @@
+"""Mean, weighted and state metrics of several outputs in one model: each logged value sits
+where the core put its sums (mean metrics, then weighted sums, then state vectors)."""
+import numpy as np
+import pytest
+
+import shenjing as keras
+from shenjing import layers, metrics
+
+
+def _model():
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((5,), name="x")
+    h = layers.Dense(8, activation="relu")(inp)
+    a = layers.Dense(1, activation="sigmoid", name="a")(h)
+    b = layers.Dense(3, activation="softmax", name="b")(h)
+    return keras.Model(inp, [a, b])
+
+
+def test_mean_weighted_and_state_metrics_together():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 5)).astype(np.float32)
+    ya = (x[:, 0] > 0).astype(np.float32)[:, None]
+    yb = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 50)]
+    w = rng.uniform(0.2, 2, 50).astype(np.float32)
+    model = _model()
+    model.compile(optimizer="sgd", loss=["binary_crossentropy", "categorical_crossentropy"],
+                  metrics=[["accuracy", metrics.AUC(name="auc"), "mae"],
+                           [metrics.TopKCategoricalAccuracy(k=2, name="top2"), "accuracy"]],
+                  weighted_metrics=[["accuracy"], ["accuracy"]])
+    logs = model.evaluate(x, [ya, yb], sample_weight=w, batch_size=7, verbose=0,
+                          return_dict=True)
+    pa, pb = model.predict(x, verbose=0)
+    acc_a = ((pa > 0.5) == ya).astype(np.float64)[:, 0]
+    acc_b = (pb.argmax(-1) == yb.argmax(-1)).astype(np.float64)
+    top2 = (np.argsort(-pb, -1)[:, :2] == yb.argmax(-1)[:, None]).any(-1)
+    assert logs["a_accuracy"] == pytest.approx(acc_a.mean())
+    assert logs["a_weighted_accuracy"] == pytest.approx((acc_a * w).sum() / w.sum(), rel=1e-5)
+    assert logs["b_weighted_accuracy"] == pytest.approx((acc_b * w).sum() / w.sum(), rel=1e-5)
+    assert logs["a_mae"] == pytest.approx(np.abs(pa - ya).mean(), rel=1e-5)
+    assert logs["b_top2"] == pytest.approx(top2.mean())
+    auc = metrics.AUC()
+    auc.update_state(ya, pa)
+    assert logs["a_auc"] == pytest.approx(float(auc.result()), rel=1e-6)
+    hist = model.fit(x, [ya, yb], sample_weight=w, epochs=2, batch_size=7, verbose=0)
+    assert {"a_auc", "b_top2", "a_weighted_accuracy", "b_weighted_accuracy"} <= set(hist.history)
