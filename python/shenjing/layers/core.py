@@ -1,7 +1,8 @@
 """Dense, Activation, Dropout and Identity layers."""
 import numbers
 
-from shenjing import _random, activations, initializers, regularizers
+from shenjing import activations, initializers, regularizers
+from shenjing.layers import _seeds
 from shenjing.layers.base import Layer
 
 
@@ -64,15 +65,7 @@ class Dropout(Layer):
         self.seed = seed
 
     def _core_config(self):
-        # The C++ stream needs a seed; configs carry integers exactly up to 2^53. One drawn
-        # seed per layer (at its first build), so that rebuilding a model draws nothing more:
-        # a Sequential (rebuilt at every add) and the same functional model get the same.
-        seed = self.seed
-        if seed is None:
-            if getattr(self, "_drawn_seed", None) is None:
-                self._drawn_seed = _random.draw_seed()
-            seed = self._drawn_seed
-        return {**self.get_config(), "seed": int(seed) % 2**53}
+        return _seeds.core_config(self)  # the C++ stream's seed (drawn once when None)
 
 
 class Identity(Layer):

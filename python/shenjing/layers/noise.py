@@ -4,7 +4,7 @@ layers/activation_layers.cpp). The noise layers draw from a seeded stream in the
 in ``fit`` only; ``predict`` and ``evaluate`` pass the input through."""
 import numbers
 
-from shenjing import _random
+from shenjing.layers import _seeds
 from shenjing.layers.base import Layer
 
 
@@ -20,11 +20,7 @@ def _rate(cls, what, v, closed):
 
 
 def _seed(cls, seed):
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
-                             or seed < 0):
-        raise ValueError(f"{cls}: seed must be None or a non-negative integer, received "
-                         f"{seed!r}.")
-    return None if seed is None else int(seed)
+    return _seeds.check_seed(seed, cls)
 
 
 class _Seeded(Layer):
@@ -34,12 +30,7 @@ class _Seeded(Layer):
     supports_masking = True
 
     def _core_config(self):
-        seed = self.seed
-        if seed is None:
-            if getattr(self, "_drawn_seed", None) is None:
-                self._drawn_seed = _random.draw_seed()
-            seed = self._drawn_seed
-        return {**self.get_config(), "seed": int(seed) % 2**53}
+        return _seeds.core_config(self)  # the C++ stream's seed (drawn once when None)
 
 
 class GaussianNoise(_Seeded):

@@ -12,7 +12,7 @@ import numbers
 
 import numpy as np
 
-from shenjing import _random
+from shenjing.layers import _seeds
 from shenjing.layers._window import check_data_format
 from shenjing.layers.base import Layer
 
@@ -35,12 +35,7 @@ def _number(value, what, cls):
     return float(value)
 
 
-def _seed(seed, cls):
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
-                             or seed < 0):
-        raise ValueError(f"{cls}: seed must be None or a non-negative integer, received "
-                         f"{seed!r}.")
-    return None if seed is None else int(seed)
+_seed = _seeds.check_seed
 
 
 def _check_modes(fill_mode, interpolation):
@@ -101,14 +96,7 @@ class _RandomImageLayer(_ImageLayer):
     _train_only = True  # changes with training=; layers/base.py refuses training=False calls
 
     def _core_config(self):
-        # One seed per layer, drawn from the package generator at the first build when
-        # seed=None (Dropout's rule: rebuilding a model draws nothing more).
-        seed = self.seed
-        if seed is None:
-            if getattr(self, "_drawn_seed", None) is None:
-                self._drawn_seed = _random.draw_seed()
-            seed = self._drawn_seed
-        return {**self.get_config(), "seed": int(seed) % 2**53}
+        return _seeds.core_config(self)  # the C++ stream's seed (drawn once when None)
 
     def _augment(self, batch):
         """The layer in training mode on one batch of arrays; each call continues the layer's
