@@ -1,8 +1,6 @@
 """Callbacks with Keras 3 names: Callback, History, ProgbarLogger and EarlyStopping here;
 ModelCheckpoint and BackupAndRestore (_checkpoints.py), CSVLogger and TerminateOnNaN
 (_log_callbacks.py), TensorBoard (_tensorboard.py), LambdaCallback (_lambda_callback.py)."""
-import math
-import os
 import warnings
 
 from shenjing._progbar import Progbar
