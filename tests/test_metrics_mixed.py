@@ -43,3 +43,56 @@ def test_mean_weighted_and_state_metrics_together():
     assert logs["a_auc"] == pytest.approx(float(auc.result()), rel=1e-6)
     hist = model.fit(x, [ya, yb], sample_weight=w, epochs=2, batch_size=7, verbose=0)
     assert {"a_auc", "b_top2", "a_weighted_accuracy", "b_weighted_accuracy"} <= set(hist.history)
+
+
+def test_outputs_without_a_loss_ignore_sample_weights():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(30, 5)).astype(np.float32)
+    ya = (x[:, :1] > 0).astype(np.float32)
+    w = rng.uniform(0.2, 2, 30).astype(np.float32)
+    model = _model()
+    model.compile(optimizer="sgd", loss=["binary_crossentropy", None])
+    one = model.evaluate(x, [ya, None], sample_weight=w, verbose=0)
+    assert one == pytest.approx(model.evaluate(x, [ya, None], sample_weight=[w, None],
+                                               verbose=0))
+    assert one == pytest.approx(model.evaluate(x, {"a": ya}, sample_weight={"a": w},
+                                               verbose=0))
+    model.fit(x, {"a": ya}, sample_weight=w, epochs=1, verbose=0)
+
+
+def test_weighted_metrics_the_core_cannot_weigh_are_refused():
+    model = _model()
+    with pytest.raises(ValueError, match="weighted_metrics: metric 'log_cosh_error' is not one"):
+        model.compile(optimizer="sgd", loss=["mse", "mse"],
+                      weighted_metrics=[["log_cosh_error"], []])
+
+
+def test_a_subclass_of_a_state_metric_is_counted_by_the_core():
+    class MyPrecision(metrics.Precision):
+        def result(self):
+            return super().result() * 1.0
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(40, 5)).astype(np.float32)
+    ya = (x[:, :1] > 0).astype(np.float32)
+    model = _model()
+    model.compile(optimizer="sgd", loss=["binary_crossentropy", None],
+                  metrics=[[MyPrecision(name="p"), metrics.Precision(name="q")], []])
+    logs = model.evaluate(x, [ya, None], verbose=0, return_dict=True)
+    assert logs["a_p"] == logs["a_q"]
+
+
+def test_metrics_of_an_output_without_a_loss_read_its_targets():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(30, 5)).astype(np.float32)
+    ya = (x[:, :1] > 0).astype(np.float32)
+    yb = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 30)]
+    model = _model()
+    model.compile(optimizer="sgd", loss=["binary_crossentropy", None],
+                  metrics=[[], ["categorical_accuracy"]])
+    logs = model.evaluate(x, [ya, yb], verbose=0, return_dict=True)
+    pb = model.predict(x, verbose=0)[1]
+    assert logs["b_categorical_accuracy"] == pytest.approx(
+        float((pb.argmax(-1) == yb.argmax(-1)).mean()))
+    with pytest.raises(ValueError, match="missing"):  # its metrics need its targets
+        model.evaluate(x, {"a": ya}, verbose=0)

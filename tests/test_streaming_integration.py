@@ -80,3 +80,31 @@ def test_terminate_on_nan_in_the_stream_path(capsys):
               callbacks=[keras.callbacks.TerminateOnNaN()])
     assert re.match(r"Batch [12]: Invalid loss, terminating training", capsys.readouterr().out)
     assert len(model.history.history["loss"]) == 1
+
+
+def test_ema_validation_freq_and_weighted_validation_match_arrays():
+    x, y = _data()
+    w = np.random.default_rng(2).uniform(0, 2, len(x)).astype(np.float32)
+    kw = dict(epochs=3, validation_data=(x[:20], y[:20], w[:20]), validation_freq=2,
+              verbose=0)
+    a = _model(keras.optimizers.SGD(0.1, use_ema=True))
+    ha = a.fit(x, y, batch_size=16, shuffle=False, **kw)
+    b = _model(keras.optimizers.SGD(0.1, use_ema=True))
+    hb = b.fit(Batches(x, y), shuffle=False, **kw)
+    _same(a, b)  # the EMA averages become the weights at the end of both
+    assert len(hb.history["val_loss"]) == 1
+    np.testing.assert_allclose(ha.history["val_loss"], hb.history["val_loss"], rtol=1e-12)
+    with pytest.raises(ValueError, match="validation_freq"):
+        _model().fit(Batches(x, y), validation_data=(x, y), validation_freq=0, verbose=0)
+
+
+def test_class_weight_on_a_sequence_output_is_refused_for_iterables_too():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((5, 3)), layers.Dense(4, activation="softmax")])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    x = np.zeros((8, 5, 3), np.float32)
+    y = np.zeros((8, 5), np.int64)
+    for data in ((x, y), (Batches(x, y),)):
+        kwargs = {"y": data[1]} if len(data) == 2 else {}
+        with pytest.raises(ValueError, match="one class per sample"):
+            model.fit(data[0], class_weight={0: 5.0}, verbose=0, **kwargs)

@@ -9,6 +9,7 @@ import numbers
 import numpy as np
 
 from shenjing import _checks as checks, _multi_io as mio
+from shenjing._loss_graph import NoLoss
 
 
 class Weights(list):
@@ -67,11 +68,22 @@ def sample_weights(model, sample_weight, n, label="sample_weight"):
     """``sample_weight`` in any form Keras takes (one array; with several outputs a list or a
     dict by output name, or one per-sample array used for every output) as ``Weights``."""
     names = model._out.names
-    shapes = [tuple(s) for s in model._core.output_shapes]
     if sample_weight is None:
         return Weights([None] * len(names))
     if isinstance(sample_weight, Weights):
         return sample_weight
+    # An output without a loss weighs nothing: its weights (or their absence) are ignored.
+    no_loss = [isinstance(loss, NoLoss) for loss, _ in model._loss_plan]
+    if isinstance(sample_weight, dict) and any(no_loss):
+        sample_weight = {**{k: None for k, skip in zip(names, no_loss) if skip},
+                         **sample_weight}
+    weights = _all_outputs(model, sample_weight, n, label)
+    return Weights(None if skip else w for w, skip in zip(weights, no_loss))
+
+
+def _all_outputs(model, sample_weight, n, label):
+    names = model._out.names
+    shapes = [tuple(s) for s in model._core.output_shapes]
     if len(names) == 1:
         raw = mio._single(sample_weight) if isinstance(sample_weight, (list, tuple)) else \
             sample_weight
@@ -97,12 +109,22 @@ def sample_weights(model, sample_weight, n, label="sample_weight"):
     return Weights([one] * len(names))
 
 
+def check_class_weight_model(model):
+    """class_weight needs one output with one class per sample (arrays and iterables alike)."""
+    if len(model._out.names) > 1:
+        raise ValueError("`class_weight` is only supported for Models with a single output.")
+    if len(model._core.output_shapes[0]) > 1:
+        # Keras would take the argmax over time steps here: a silent nonsense, refused.
+        raise ValueError(f"class_weight needs an output with one class per sample; this "
+                         f"output has shape {(None,) + tuple(model._core.output_shapes[0])}. "
+                         f"Pass sample_weight of shape (samples, steps) instead.")
+
+
 def class_weights(model, y, class_weight):
     """Keras's class_weight_to_sample_weights for the targets y (float32, checked): the
     class of a sample is its label (rounded), the argmax of a one-hot row, or the value of a
     (n, 1) binary label; classes missing from the dict weigh 1."""
-    if len(model._out.names) > 1:
-        raise ValueError("`class_weight` is only supported for Models with a single output.")
+    check_class_weight_model(model)
     if not isinstance(class_weight, dict):
         raise ValueError(f"class_weight must be a dict mapping class indices to weights, "
                          f"received {type(class_weight).__name__}.")
@@ -110,11 +132,6 @@ def class_weights(model, y, class_weight):
         if isinstance(v, bool) or not isinstance(v, numbers.Real) or not np.isfinite(v):
             raise ValueError(f"class_weight: the weight of class {k!r} must be a finite "
                              f"number, received {v!r}.")
-    if len(model._core.output_shapes[0]) > 1:
-        # Keras would take the argmax over time steps here: a silent nonsense, refused.
-        raise ValueError(f"class_weight needs an output with one class per sample; this "
-                         f"output has shape {(None,) + tuple(model._core.output_shapes[0])}. "
-                         f"Pass sample_weight of shape (samples, steps) instead.")
     labels = y
     if labels.ndim > 1:
         labels = np.argmax(labels, axis=-1) if labels.shape[-1] != 1 else labels[..., 0]

@@ -83,7 +83,7 @@ class TrainerBatch:
         self._resolve_metrics(p.ys)
         cx, cy = p.core_args()
         if dp.active():
-            stats = dp.test_step(self._core, cx, cy, None, 0, p.n, len(self._log_names),
+            stats = dp.test_step(self._core, cx, cy, None, 0, p.n, self._n_sums,
                                  len(p.ys), weights)
         else:
             stats = self._core.test_step(cx, cy, None, 0, p.n, sample_weight=weights)

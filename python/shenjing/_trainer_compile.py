@@ -71,13 +71,9 @@ class TrainerCompile:
                     if len(names) == 1:
                         raise
                     raise ValueError(f"Output '{names[k]}': {e}") from None
-            # Built-in metrics first: the core reports traced ones after them, and the state
-            # metrics' states after every output's means.
-            state = [m for m in ms if getattr(m, "_state", False)]
-            custom = [m for m in ms if metrics_mod._stateful(m)]
-            metrics.append([m for m in ms if not getattr(m, "_traced", False) and
-                            m not in state and m not in custom]
-                           + [m for m in ms if getattr(m, "_traced", False)] + state + custom)
+            # In the user's order (Keras's metrics_names); _metric_slices finds each one's
+            # values in the core's order.
+            metrics.append(ms)
         codes = [[m._code for m in ms if m._code is not None] for ms in metrics]
         old = self._metrics
         self._metrics = metrics
@@ -178,8 +174,9 @@ def _metric_slices(metrics, shapes, increments, states_at):
                 m._state_size(width)
             where[k, j] = (pos, pos + size, m, width)
             pos += size
-        for j in range(len(ms)):
-            if (k, j) not in where:
-                where[k, j] = (mean, mean + 1, None, width)
-                mean += 1
+        # The core's mean metrics of an output: the built-in ones, then the traced functions.
+        means = [j for j in range(len(ms)) if (k, j) not in where]
+        for j in sorted(means, key=lambda j: bool(getattr(ms[j], "_traced", False))):
+            where[k, j] = (mean, mean + 1, None, width)
+            mean += 1
     return [where[k, j] for k, ms in enumerate(metrics) for j in range(len(ms))], pos

@@ -66,7 +66,7 @@ class TrainerData:
         them: shaped like the output (a trailing axis of 1 may be added or dropped), or for
         sparse_categorical_crossentropy one integer label per position of the output but its
         last axis (``(batch,)`` for ``(None, 10)``, ``(batch, time)`` for ``(None, time, 10)``)."""
-        if isinstance(self._loss_plan[k][0], NoLoss):
+        if not self._reads_targets(k):
             return np.zeros((n, 0), np.float32)  # no loss: its targets, if any, are unused
         y = checks.numeric(y, what)
         if y.shape[0] != n:
@@ -106,6 +106,14 @@ class TrainerData:
                              f"{where}.{hint}")
         return np.ascontiguousarray(y, dtype=np.float32)  # checked above
 
+    def _reads_targets(self, k):
+        """Whether output k's targets are used: by its loss, or by its metrics when compile
+        gave it none."""
+        if not isinstance(self._loss_plan[k][0], NoLoss):
+            return True
+        weighted = getattr(self, "_weighted_ids", None) or []
+        return bool(self._metric_ids[k] or (k < len(weighted) and weighted[k]))
+
     def _arrays(self, x, y, what, prefix=""):
         """x and y converted and checked (``mio.Prepared``: lists in model order)."""
         if isinstance(x, mio.Prepared):  # checked before: only the core's shapes to set
@@ -113,8 +121,7 @@ class TrainerData:
             return x
         xs, xlabels = self._inputs(x, prefix)
         outs = self._out
-        unused = [name for (loss, _), name in zip(self._loss_plan, outs.names)
-                  if isinstance(loss, NoLoss)]
+        unused = [name for k, name in enumerate(outs.names) if not self._reads_targets(k)]
         if y is None and len(unused) == len(outs.names):
             y = {name: None for name in outs.names}  # only add_loss terms: no targets
         elif isinstance(y, dict) and unused:

@@ -10,7 +10,8 @@ import time
 import numpy as np
 
 from shenjing import _checks as checks, _data_adapters as da, _data_parallel as dp
-from shenjing import _multi_io as mio, distribution as dist
+from shenjing import _fit_args as fa, _multi_io as mio, _sample_weights as weights_mod
+from shenjing import distribution as dist
 from shenjing._prefetch import END
 from shenjing.callbacks import CallbackList, ProgbarLogger, TerminateOnNaN, _pythonify
 
@@ -36,19 +37,7 @@ def _relabel(e, label, what):
     return type(e)(f"{what}: {label}: {e}")
 
 
-def _sample_weight(sw, n, label, what):
-    if sw is None:
-        return None
-    a = checks.numeric(sw, "sample_weight")
-    if a.shape in ((n,), (n, 1)):
-        a = np.ascontiguousarray(a.reshape(n), dtype=np.float32)
-        checks.check_finite(a, "sample_weight")
-        return a
-    raise ValueError(f"{what}: {label}: sample_weight has shape {a.shape}; it needs one weight "
-                     f"per sample of the batch, shape ({n},).")
-
-
-def _convert(model, batch, what, y_shapes=None):
+def _convert(model, batch, what, y_shapes=None, class_weight=None):
     """(Prepared, sample weights or None) of one batch from the Source."""
     x, y, sw, label = batch
     if y is None:
@@ -56,7 +45,10 @@ def _convert(model, batch, what, y_shapes=None):
                          f"or (inputs, targets, sample_weights).")
     try:
         p = model._arrays(x, y, what)
-        sw = _sample_weight(sw, p.n, label, what)
+        if class_weight is not None:
+            weights_mod.check_class_weight_model(model)
+        # Any form fit's sample_weight takes: per sample or step, per output.
+        sw = weights_mod.sample_weights(model, sw, p.n).core_arg()
     except (ValueError, TypeError) as e:
         raise _relabel(e, label, what) from e
     if y_shapes is not None and [a.shape[1:] for a in p.ys] != y_shapes:
@@ -83,7 +75,8 @@ def _first(source, what):
 
 
 def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data,
-        shuffle, class_weight, initial_epoch, steps_per_epoch, validation_steps):
+        shuffle, class_weight, initial_epoch, steps_per_epoch, validation_steps,
+        validation_batch_size=None, validation_freq=1):
     if model.optimizer is None:
         raise ValueError("You must call compile() before fit().")
     level = checks.verbosity(verbose) if dist.rank() == 0 else 0
@@ -91,6 +84,7 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
     _count("initial_epoch", initial_epoch)
     _count("steps_per_epoch", steps_per_epoch, allow_none=True, positive=True)
     _count("validation_steps", validation_steps, allow_none=True, positive=True)
+    fa.check(validation_steps, validation_batch_size, validation_freq)
     if validation_split:
         raise ValueError(f"`validation_split` is only supported for Tensors or NumPy arrays. "
                          f"Found incompatible type in the input: {type(x)}. Pass "
@@ -100,26 +94,30 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
     val_stream = da.is_stream(validation_data)
     if val_stream:
         validation_source(validation_data, validation_steps, epochs - initial_epoch, False)
-    elif validation_data is not None and (not isinstance(validation_data, (tuple, list))
-                                          or len(validation_data) != 2):
-        raise ValueError("validation_data must be a tuple (x_val, y_val) or a Python "
-                         "iterable of batches.")
+    elif validation_data is not None:
+        fa.unpack_validation(validation_data)  # (x, y) or (x, y, sample_weight), checked now
     cbl = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
         callbacks, add_history=True, add_progbar=level != 0)
     source = da.Source(x, "fit", steps_per_epoch, shuffle, class_weight,
                        model._shuffle_generator, epochs=epochs - initial_epoch)
-    val = None
+    val, val_args = None, {}
     try:
         source.begin_epoch()
-        pending = _convert(model, _first(source, "fit"), "fit")  # builds a model without shapes
+        # The first batch builds a model without shapes (then class_weight can be checked).
+        pending = _convert(model, _first(source, "fit"), "fit", class_weight=class_weight)
         y_shapes = [a.shape[1:] for a in pending[0].ys]
         if val_stream:
             val = validation_source(validation_data, validation_steps, epochs - initial_epoch)
-        elif validation_data is not None:
-            val = model._arrays(*validation_data, "fit", prefix="validation ")
+        elif validation_data is not None:  # arrays, evaluated as fit's array path does
+            vx, vy, vsw = fa.unpack_validation(validation_data)
+            val = model._arrays(vx, vy, "fit", prefix="validation ")
+            val_args["sample_weight"] = weights_mod.sample_weights(
+                model, vsw, val.n, "validation sample_weight")
+            val_args["batch_size"] = validation_batch_size or batch_size
+            val_args["steps"] = validation_steps
         model._resolve_metrics(pending[0].ys)
         _fit_epochs(model, source, pending, y_shapes, val, cbl, callbacks, verbose, epochs,
-                    initial_epoch)
+                    initial_epoch, validation_freq, val_args)
     finally:
         source.close()
         if isinstance(val, da.Source):
@@ -141,7 +139,7 @@ def validation_source(data, steps, n_epochs, make=True):
 
 
 def _fit_epochs(model, source, pending, y_shapes, val, cbl, callbacks, verbose, epochs,
-                initial_epoch):
+                initial_epoch, validation_freq, val_args):
     if cbl is not callbacks:
         cbl.set_model(model)
         cbl.set_params({"verbose": verbose, "epochs": epochs, "steps": source.epoch_steps})
@@ -211,16 +209,19 @@ def _fit_epochs(model, source, pending, y_shapes, val, cbl, callbacks, verbose, 
         epoch_logs = model._logs(names, sums, loss_sum, seen, trackers, out_sums)
         if progbar and not drawn:  # the bar counts the batches of an epoch of unknown length
             progbar.on_train_batch_end(b - 1, _pythonify(epoch_logs))
-        if isinstance(val, da.Source):
+        validate = val is not None and fa.should_eval(epoch, validation_freq)
+        if validate and isinstance(val, da.Source):
             vlogs = evaluate(model, val, callbacks=cbl, return_dict=True)
-        elif val is not None:
-            vlogs = model.evaluate(val, None, callbacks=cbl, return_dict=True)
-        if val is not None:
+        elif validate:
+            vlogs = model.evaluate(val, None, callbacks=cbl, return_dict=True, **val_args)
+        if validate:
             epoch_logs.update({"val_" + k: v for k, v in vlogs.items()})
         cbl.on_epoch_end(epoch, epoch_logs)
         training_logs = epoch_logs
         if model.stop_training:
             break
+    if epochs > 0:
+        model.optimizer.finalize_variable_values()  # use_ema: the averages become weights
     cbl.on_train_end(training_logs)
 
 

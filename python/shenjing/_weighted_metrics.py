@@ -22,8 +22,11 @@ def resolve_ids(weighted_metrics, outs):
     return ids
 
 
+_WEIGHABLE = range(5)  # MetricKind codes metric_sum weighs: the accuracies, mse, mae
+
+
 def _check_weighable(m):
-    if getattr(m, "_code", None) is None or getattr(m, "_traced", False):
+    if getattr(m, "_code", None) not in _WEIGHABLE or getattr(m, "_traced", False):
         raise ValueError(
             f"weighted_metrics: metric '{m.name}' is not one of the built-in metrics the core "
             f"can weigh (accuracy, binary/categorical/sparse_categorical accuracy, mse, mae); "

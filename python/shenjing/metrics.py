@@ -113,8 +113,11 @@ class MeanMetricWrapper(Metric):
 
 
 def _stateful(identifier):
+    """A user's Metric subclass with its own update_state/result, traced (_metric_custom.py);
+    a subclass of a built-in state metric (AUC, Precision, ...) stays counted by the core."""
     cls = identifier if isinstance(identifier, type) else type(identifier)
     return issubclass(cls, Metric) and not cls.__module__.startswith("shenjing.") and \
+        not getattr(cls, "_state", False) and \
         any(k in vars(c) for c in cls.__mro__ if not c.__module__.startswith("shenjing.")
             for k in ("update_state", "result"))
 

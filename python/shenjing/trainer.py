@@ -138,7 +138,8 @@ class Trainer(TrainerData, TrainerCompile, TrainerBatch, TrainerInference):
                                  "batches instead.")
             return stream.fit(self, x, y, batch_size, epochs, verbose, callbacks,
                               validation_split, validation_data, shuffle, class_weight,
-                              initial_epoch, steps_per_epoch, validation_steps)
+                              initial_epoch, steps_per_epoch, validation_steps,
+                              validation_batch_size, validation_freq)
         if self.optimizer is None:
             raise ValueError("You must call compile() before fit().")
         if x is None:
