@@ -2,9 +2,7 @@
 (examples/guides/training_with_built_in_methods.py: the guide's code with only its imports
 changed) runs as a user runs it, in its own process and folder, on a shortened training set
 (SHENJING_GUIDE_QUICK: the guide's code is otherwise as written). Only the cells that need
-TensorFlow's tf.data may be skipped, and one custom-metric cell whose Keras result compares
-every label with every prediction of a batch (a cross-sample broadcast shenjing's per-sample
-graphs refuse); each says so."""
+TensorFlow's tf.data may be skipped, and they say so."""
 import os
 import re
 import subprocess
@@ -30,8 +28,7 @@ def test_training_guide_runs(tmp_path):
     out = p.stdout
     skipped = re.search(r"Guide cells skipped: (.*)", out).group(1)
     allowed = {"tf.data Datasets (TensorFlow is not installed)",
-               "multi-input tf.data Dataset (TensorFlow is not installed)",
-               "custom metric comparing every label with every prediction of a batch"}
+               "multi-input tf.data Dataset (TensorFlow is not installed)"}
     parts = [] if skipped == "none" else [s.strip(" '[]\"") for s in skipped.split("', '")]
     assert set(parts) <= allowed | {s for s in parts if s.startswith("plot_model (")}, skipped
     # What the guide prints: its first fit's history, evaluate's [loss, accuracy], predict's

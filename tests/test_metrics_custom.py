@@ -121,19 +121,50 @@ class PerSample(CategoricalTruePositives):
         self.true_positives.assign_add(ops.sum(y_pred, axis=1))
 
 
-@pytest.mark.parametrize("cls,match", [(AssignsTraced, "assign"), (ReadsVariable, "read"),
-                                       (Branches, "."), (PerSample, "batch axis")])
-def test_untraceable_update_state(cls, match):
-    x = np.zeros((8, 8), "float32")
-    y = np.zeros((8, 1), "float32")
+@pytest.mark.parametrize("cls,expected", [
+    (AssignsTraced, lambda sums: sums[-1]),  # assign keeps the last batch's value
+    (ReadsVariable, lambda sums: sum(sums)),
+    (Branches, lambda sums: sum(s for s in sums if s > 0))])
+def test_untraceable_update_state_runs_per_batch(cls, expected):
+    """What cannot be traced (assign, reading a variable, Python branches on values) runs as
+    Keras runs it: update_state on each batch in Python, with a warning that says so."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(12, 8)).astype("float32")
+    y = np.zeros((12, 1), "float32")
     model = _model(4)
     model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=[cls()])
-    with pytest.raises((ValueError, TypeError), match=match):
-        model.evaluate(x, y, verbose=0)
-    # The failed call changed nothing: a plain compile still works.
-    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    assert np.isfinite(model.evaluate(x, y, verbose=0))
+    with pytest.warns(UserWarning, match="runs in Python on every batch"):
+        logs = model.evaluate(x, y, batch_size=5, verbose=0, return_dict=True)
+    pred = model.predict(x, verbose=0)
+    sums = [float(pred[i:i + 5].sum()) for i in range(0, 12, 5)]
+    assert logs["categorical_true_positives"] == pytest.approx(expected(sums), rel=1e-5)
+    hist = model.fit(x, y, batch_size=5, epochs=2, verbose=0)  # decided once: no new warning
+    assert len(hist.history["categorical_true_positives"]) == 2
+
+
+def test_guide_metric_on_labels_of_one_axis_compares_every_pair():
+    """keras.io's guide passes labels shaped (batch,): Keras broadcasts them against the
+    (batch, 1) predictions, counting every label equal to every prediction of the batch."""
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(10, 8)).astype("float32")
+    y = rng.integers(0, 4, size=10).astype("float32")
+    model = _model(4)
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=[CategoricalTruePositives()])
+    with pytest.warns(UserWarning, match="runs in Python on every batch"):
+        got = model.evaluate(x, y, batch_size=5, verbose=0, return_dict=True)
+    p = model.predict(x, verbose=0).argmax(1)
+    want = sum(float((y[i:i + 5][:, None] == p[i:i + 5][None, :]).sum()) for i in (0, 5))
+    assert got["categorical_true_positives"] == want
+
+
+def test_per_sample_increment_is_a_clear_error():
+    model = _model(4)
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=[PerSample()])
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match="cannot assign a value"):
+        model.evaluate(np.zeros((8, 8), "float32"), np.zeros((8, 1), "float32"), verbose=0)
 
 
 def test_save_load_with_custom_metric(tmp_path):

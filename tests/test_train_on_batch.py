@@ -175,3 +175,26 @@ def test_layer_called_on_arrays_builds_and_keeps_its_weights():
     s = Scale()
     np.testing.assert_allclose(s(X), X * 2.0, rtol=1e-6)
     assert [w.shape for w in s.weights] == [(4,)]
+
+
+def test_train_on_batch_keeps_a_schedule():
+    """A learning-rate schedule stays a schedule through train_on_batch (it was once replaced
+    by its current value)."""
+    x = np.random.default_rng(5).normal(size=(16, 4)).astype(np.float32)
+    y = x[:, :2].copy()
+
+    def model():
+        keras.utils.set_random_seed(0)
+        m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+        sched = keras.optimizers.schedules.ExponentialDecay(0.2, decay_steps=1, decay_rate=0.5)
+        m.compile(optimizer=keras.optimizers.SGD(sched), loss="mse")
+        return m
+
+    a, b = model(), model()
+    a.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    for _ in range(2):
+        b.train_on_batch(x[:8], y[:8])
+        b.train_on_batch(x[8:], y[8:])
+    for p, q in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(p, q)
+    assert b.optimizer.learning_rate == pytest.approx(0.2 * 0.5 ** 4)

@@ -550,6 +550,21 @@ PYBIND11_MODULE(_core, m) {
            },
            "Appends the layer described by a Keras layer config (JSON text)")
       .def("reset_states", &Model::reset_states, py::call_guard<py::gil_scoped_release>())
+      .def("last_output",
+           [](const Model& self, std::size_t k, int n) {
+             if (k >= self.num_outputs()) throw ValueError("last_output: no such output.");
+             std::vector<py::ssize_t> shape{n};
+             for (long long d : self.output_shape(k)) shape.push_back((py::ssize_t)d);
+             if (n <= 0) throw ValueError("last_output: n must be positive.");
+             py::array_t<float> out(shape);
+             float* p = out.mutable_data();
+             {
+               py::gil_scoped_release nogil;
+               self.last_output(k, p, n);
+             }
+             return out;
+           },
+           "Output k of the last batch call's forward, n rows (a copy)")
       .def("random_state",
            [](Model& self, int i) -> py::object {
              uint64_t* s = self.layers().at(i)->random_state();

@@ -1,6 +1,7 @@
 // The model graph: inputs, nodes, outputs, compile. Batch calls are in model_run.cpp, the
 // run plans (which nodes run, gradient and activation buffers) in model_plan.cpp.
 #include <algorithm>
+#include <cstring>
 
 #include "shenjing/model.hpp"
 
@@ -246,6 +247,18 @@ void Model::reset_states(std::size_t layer) {
     throw ValueError("reset_states: no layer " + std::to_string(layer) + " in a model of " +
                      std::to_string(layers_.size()) + " layers.");
   layers_[layer]->reset_states();
+}
+
+void Model::last_output(std::size_t k, float* out, int n) const {
+  std::lock_guard<std::mutex> lock(*mu_);
+  if (k >= outputs_.size())
+    throw ValueError("last_output: no output " + std::to_string(k) + " in a model of " +
+                     std::to_string(outputs_.size()) + ".");
+  if (n <= 0 || n != last_rows_)
+    throw ValueError("last_output: the last batch had " + std::to_string(last_rows_) +
+                     " rows, not " + std::to_string(n) + ".");
+  const int t = outputs_[k];
+  std::memcpy(out, act_ptr_[t], sizeof(float) * (size_t)n * (size_t)shape_size(tensors_[t].shape));
 }
 
 void Model::set_metrics(const std::vector<std::vector<MetricKind>>& per_output) {

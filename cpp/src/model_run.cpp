@@ -119,6 +119,7 @@ void Model::run_forward(const std::vector<ArrayRef>& xs, const std::vector<Targe
                         const std::vector<int>& nodes) {
   RunContext base{training};
   if (training && allreduce_) base.allreduce = &allreduce_;
+  last_rows_ = 0;  // set once the whole forward ran
   if (ys)
     for (int t : targets_) {
       // The batch's targets of an output, as a custom loss's y_true tensor.
@@ -164,6 +165,7 @@ void Model::run_forward(const std::vector<ArrayRef>& xs, const std::vector<Targe
     l.forward_inputs(in.data(), y, n, ctx);
     act_ptr_[nd.output] = y;
   }
+  last_rows_ = n;
 }
 
 // Loss and metric sums of every output: rows are the output's positions (all axes but the

@@ -72,9 +72,10 @@ def emit(model, core, ids, outputs):
 
 def stateful_metrics(model):
     """Per output, the custom stateful metrics (Metric subclasses with update_state)."""
+    from shenjing._metric_eager import is_eager
     from shenjing.metrics import _stateful
     metrics = getattr(model, "_metrics", None) or []
-    return [[m for m in ms if _stateful(m)] for ms in metrics]
+    return [[m for m in ms if _stateful(m) and not is_eager(m)] for ms in metrics]
 
 
 def _trace_one(model, core, ids, outputs, k, fn, shape, y_true, increments=None):

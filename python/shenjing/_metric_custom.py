@@ -46,7 +46,11 @@ class MetricVariable:
     def assign(self, value):
         self._guard("assign")
         value = np.asarray(value, dtype=np.float32)
-        self._value = np.array(np.broadcast_to(value, self.shape), dtype=np.float32)
+        try:
+            self._value = np.array(np.broadcast_to(value, self.shape), dtype=np.float32)
+        except ValueError:
+            raise ValueError(f"Metric variable '{self.path}' has shape {self.shape}; cannot "
+                             f"assign a value of shape {value.shape}.") from None
         return self
 
     def assign_add(self, value, _sign=1.0):

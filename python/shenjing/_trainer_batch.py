@@ -3,7 +3,7 @@ and ``model(x)`` on arrays: each one C++ call on the whole batch. As in Keras 3,
 are reset at every call, so the values returned are this batch's."""
 import numpy as np
 
-from shenjing import _data_parallel as dp, _metric_custom, _multi_io as mio
+from shenjing import _data_parallel as dp, _metric_custom, _metric_eager, _multi_io as mio
 from shenjing import _sample_weights as sw
 from shenjing.callbacks import _pythonify
 
@@ -22,6 +22,8 @@ class TrainerBatch:
         for name, (a, b, m, width) in zip(names, slices):
             if m is None:
                 logs[name] = float(sums[a] / seen)
+            elif _metric_eager.is_eager(m):  # updated per batch in Python (_metric_eager.py)
+                logs[name] = _metric_eager.result(m)
             elif not getattr(m, "_state", False):  # a custom stateful metric
                 logs[name] = _metric_custom.result_from(m, self._metric_increments[id(m)],
                                                         sums[a:b])
@@ -67,12 +69,13 @@ class TrainerBatch:
         self._resolve_metrics(p.ys)
         cx, cy = p.core_args()
         core = self._core
-        core.learning_rate = self.optimizer.learning_rate
+        self.optimizer._push_learning_rate(core)  # a schedule stays a schedule
         if dp.active():
             dp.prepare(self)
             stats = dp.train_step(self, core, cx, cy, None, 0, p.n, weights)
         else:
             stats = core.train_step(cx, cy, None, 0, p.n, sample_weight=weights)
+        self._eager_batch(p)
         return self._batch_logs(stats, p.n, return_dict)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
@@ -87,7 +90,15 @@ class TrainerBatch:
                                  len(p.ys), weights)
         else:
             stats = self._core.test_step(cx, cy, None, 0, p.n, sample_weight=weights)
+        self._eager_batch(p)
         return self._batch_logs(stats, p.n, return_dict)
+
+    def _eager_batch(self, p):
+        """Metrics reset at every single-batch call (Keras 3): an eager metric sees this batch."""
+        eager = _metric_eager.EagerMetrics(self)
+        if eager:
+            eager.reset()
+            eager.update(p.ys, p.n)
 
     def predict_on_batch(self, x):
         """The outputs for the batch x (as ``predict`` returns them), in one call."""

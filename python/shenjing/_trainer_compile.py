@@ -2,7 +2,7 @@
 metrics resolved from the first data seen, and the traced graphs of custom losses and metric
 functions (which need the core model rebuilt with them, see _loss_graph.py)."""
 from shenjing import _compile_utils as cu, _loss_graph, metrics as metrics_mod
-from shenjing import _weighted_metrics as wm
+from shenjing import _metric_eager, _weighted_metrics as wm
 
 
 class TrainerCompile:
@@ -74,12 +74,13 @@ class TrainerCompile:
             # In the user's order (Keras's metrics_names); _metric_slices finds each one's
             # values in the core's order.
             metrics.append(ms)
+        _metric_eager.decide(self, metrics, ys, shapes)  # custom metrics that cannot trace
         codes = [[m._code for m in ms if m._code is not None] for ms in metrics]
         old = self._metrics
         self._metrics = metrics
         def graphed(ms):  # the metrics traced into the graph
             return [id(m) for m in ms if getattr(m, "_traced", False) or
-                    metrics_mod._stateful(m)]
+                    metrics_mod._stateful(m) and not _metric_eager.is_eager(m)]
         # Traced metrics see y_true shaped as the data (sparse labels, say), not the output.
         current = _loss_graph.target_shapes(self)
         wanted = [tuple(y.shape[1:]) if graphed(ms) else s
@@ -98,7 +99,7 @@ class TrainerCompile:
                                       for ms in metrics])
         # The batch sums: the mean metrics, the weighted metrics' sums, then the states.
         weighted = wm.resolve(self, ys, shapes)
-        n_mean = sum(1 for ms in metrics for m in ms
+        n_mean = sum(1 for ms in metrics for m in ms  # custom stateful ones: not means
                      if not getattr(m, "_state", False) and not metrics_mod._stateful(m))
         self._weighted_slices, block = wm.slices(weighted, n_mean)
         self._metric_slices, self._n_sums = _metric_slices(
@@ -167,7 +168,11 @@ def _metric_slices(metrics, shapes, increments, states_at):
     mean, where = 0, {}
     for k, (ms, shape) in enumerate(zip(metrics, shapes)):
         width = int(shape[-1]) if len(shape) > 1 else 1
-        custom = [j for j, m in enumerate(ms) if metrics_mod._stateful(m)]
+        custom = [j for j, m in enumerate(ms) if metrics_mod._stateful(m)
+                  and not _metric_eager.is_eager(m)]
+        for j, m in enumerate(ms):
+            if _metric_eager.is_eager(m):  # updated in Python: nothing in the core's sums
+                where[k, j] = (0, 0, m, width)
         for j in custom + [j for j, m in enumerate(ms) if getattr(m, "_state", False)]:
             m = ms[j]
             size = sum(_metric_custom.sizes(increments[id(m)])) if j in custom else \

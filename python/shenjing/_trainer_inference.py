@@ -6,6 +6,7 @@ import numpy as np
 from shenjing import _data_adapters as da, _data_parallel as dp, _multi_io as mio
 from shenjing import _checks as checks, _fit_args as fa, _sample_weights as sw
 from shenjing import _trainer_stream as stream, distribution as dist
+from shenjing._metric_eager import EagerMetrics
 from shenjing.callbacks import CallbackList, ProgbarLogger, _pythonify
 from shenjing.data import DataLoader, Dataset
 
@@ -54,6 +55,8 @@ class TrainerInference:
         (x, y), n = p.core_args(), p.n
         idx = order()
         cbl.on_test_begin()
+        eager = EagerMetrics(self)  # custom metrics updated in Python per batch (rare)
+        eager.reset()
         loss_sum, sums, out_sums, seen = 0.0, np.zeros(self._n_sums), np.zeros(len(p.ys)), 0
         for b in range(steps):
             if begin_cbs:
@@ -68,6 +71,8 @@ class TrainerInference:
             else:
                 ls, ms, outs = self._core.test_step(x, y, idx, start, count,
                                                     sample_weight=weights)
+            if eager:
+                eager.update_rows(y, idx, start, count)
             loss_sum += ls
             sums += ms
             if trackers:

@@ -12,6 +12,7 @@ import numpy as np
 from shenjing import _checks as checks, _data_adapters as da, _data_parallel as dp
 from shenjing import _fit_args as fa, _multi_io as mio, _sample_weights as weights_mod
 from shenjing import distribution as dist
+from shenjing._metric_eager import EagerMetrics
 from shenjing._prefetch import END
 from shenjing.callbacks import CallbackList, ProgbarLogger, TerminateOnNaN, _pythonify
 
@@ -148,6 +149,7 @@ def _fit_epochs(model, source, pending, y_shapes, val, cbl, callbacks, verbose, 
     end_cbs = cbl._batch_callbacks("on_train_batch_end", skip=progbar)
     redraw_every = 0.05 if progbar and progbar.verbose == 1 else math.inf
     names, trackers = model._log_names, model._trackers
+    eager = EagerMetrics(model)  # custom metrics updated in Python per batch (rare)
     model.stop_training = False
     cbl.on_train_begin()
     # As trainer.fit: BackupAndRestore's resume epoch, TerminateOnNaN, Python-side rates.
@@ -160,6 +162,8 @@ def _fit_epochs(model, source, pending, y_shapes, val, cbl, callbacks, verbose, 
             da.warn_ran_out()  # a generator is never restarted: nothing left to train on
             break
         cbl.on_epoch_begin(epoch)
+        if eager:
+            eager.reset()  # Keras resets the metrics at each epoch
         if pending is None:
             source.begin_epoch()  # after the callbacks' hook, as Keras's EpochIterator
         model.optimizer._push_learning_rate(model._core)
@@ -182,6 +186,8 @@ def _fit_epochs(model, source, pending, y_shapes, val, cbl, callbacks, verbose, 
             if py_lr:
                 model._core.learning_rate = model.optimizer.learning_rate
             ls, ms, outs = _step(model._core.train_step, p, sw)
+            if eager:
+                eager.update(p.ys, p.n)
             if not math.isfinite(ls) and not nan_stops:
                 raise ValueError(
                     f"The loss became {ls / p.n} at epoch {epoch + 1}, batch {b + 1}: training "
@@ -261,6 +267,8 @@ def evaluate(model, x, y=None, batch_size=None, verbose="auto", return_dict=Fals
         end_cbs = cbl._batch_callbacks("on_test_batch_end", skip=quiet)
         names, trackers = model._log_names, model._trackers
         cbl.on_test_begin()
+        eager = EagerMetrics(model)  # custom metrics updated in Python per batch (rare)
+        eager.reset()
         loss_sum, sums, seen, b = 0.0, np.zeros(model._n_sums), 0, 0
         out_sums = np.zeros(len(y_shapes))
         target = source.epoch_steps
@@ -277,6 +285,8 @@ def evaluate(model, x, y=None, batch_size=None, verbose="auto", return_dict=Fals
             for c in begin_cbs:
                 c.on_test_batch_begin(b, {})
             ls, ms, outs = _step(model._core.test_step, p, sw)
+            if eager:
+                eager.update(p.ys, p.n)
             loss_sum += ls
             sums += ms
             if trackers:

@@ -16,6 +16,7 @@ from shenjing import distribution as dist
 from shenjing import _checks as checks, metrics as metrics_mod, optimizers as optimizers_mod
 from shenjing import _fit_args as fa, _sample_weights as sw, _weighted_metrics as wm
 from shenjing._loss_graph import NoLoss
+from shenjing._metric_eager import EagerMetrics
 from shenjing._trainer_batch import TrainerBatch
 from shenjing._trainer_compile import TrainerCompile
 from shenjing._trainer_data import TrainerData
@@ -189,6 +190,7 @@ class Trainer(TrainerData, TrainerCompile, TrainerBatch, TrainerInference):
         if train_shapes:  # the validation data may have had other sequence lengths
             self._specialize(train_shapes)
         self._resolve_metrics(p.ys)
+        eager = EagerMetrics(self)  # custom metrics updated in Python per batch (rare)
 
         if cbl is not callbacks:
             cbl.set_model(self)
@@ -217,6 +219,8 @@ class Trainer(TrainerData, TrainerCompile, TrainerBatch, TrainerInference):
         pos = 0  # batches of the current pass over the data done (steps_per_epoch continues it)
         for epoch in range(initial_epoch, epochs):
             cbl.on_epoch_begin(epoch)
+            if eager:
+                eager.reset()  # Keras resets the metrics at each epoch
             if train_shapes:  # back from validation data of other sequence lengths
                 self._specialize(train_shapes)
                 core = self._core
@@ -255,6 +259,8 @@ class Trainer(TrainerData, TrainerCompile, TrainerBatch, TrainerInference):
                 else:
                     ls, ms, outs = core.train_step(x, y, idx, start, count,
                                                    sample_weight=weights)
+                if eager:
+                    eager.update_rows(y, idx, start, count)
                 if not math.isfinite(ls) and not nan_stops:
                     raise ValueError(
                         f"The loss became {ls / count} at epoch {epoch + 1}, batch {b + 1}: "

@@ -169,6 +169,10 @@ class Model {
   void set_trainable(std::size_t layer, bool trainable);
   // Keras's reset_states() on layer `layer` (stateful recurrent layers; others: nothing).
   void reset_states(std::size_t layer);
+  // Copies output k of the last batch a batch call ran forward (its n rows of output_shape(k))
+  // into out: for a metric Python updates itself per batch (a custom metric whose update_state
+  // cannot be traced). ValueError unless the last batch had n rows.
+  void last_output(std::size_t k, float* out, int n) const;
   // One OutputTraining per output.
   void compile(const std::vector<OutputTraining>& outputs, const OptimizerOptions& opt);
   // A model with one output.
@@ -351,6 +355,7 @@ class Model {
   std::vector<std::vector<float>> infer_slots_;  // inference activations
   std::vector<std::vector<float>> grad_slots_;
   std::vector<const float*> act_ptr_;  // per tensor, this batch
+  int last_rows_ = 0;                  // rows of the batch act_ptr_ holds (0: none)
   std::vector<std::vector<float>> ybatch_;
   std::vector<std::vector<float>> wbatch_, wrows_;  // per output: gathered, expanded weights
   std::vector<int> wwidth_;                          // per output: weights per sample, 0: none
