@@ -69,8 +69,9 @@ class TrainerInference:
                 ls, ms, outs = dp.test_step(self._core, x, y, idx, start, count, self._n_sums,
                                             len(p.ys), weights)
             else:
-                ls, ms, outs = self._core.test_step(x, y, idx, start, count,
-                                                    sample_weight=weights)
+                ls, ms, outs = self._core.test_step(x, y, idx, start, count) \
+                    if weights is None else \
+                    self._core.test_step(x, y, idx, start, count, sample_weight=weights)
             if eager:
                 eager.update_rows(y, idx, start, count)
             loss_sum += ls

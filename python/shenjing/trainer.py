@@ -257,8 +257,9 @@ class Trainer(TrainerData, TrainerCompile, TrainerBatch, TrainerInference):
                 if parallel:
                     ls, ms, outs = dp.train_step(self, core, x, y, idx, start, count, weights)
                 else:
-                    ls, ms, outs = core.train_step(x, y, idx, start, count,
-                                                   sample_weight=weights)
+                    # A keyword argument costs pybind11 ~0.3 us: passed only when needed.
+                    ls, ms, outs = core.train_step(x, y, idx, start, count) if weights is None \
+                        else core.train_step(x, y, idx, start, count, sample_weight=weights)
                 if eager:
                     eager.update_rows(y, idx, start, count)
                 if not math.isfinite(ls) and not nan_stops:
