@@ -96,3 +96,28 @@ def test_metrics_of_an_output_without_a_loss_read_its_targets():
         float((pb.argmax(-1) == yb.argmax(-1)).mean()))
     with pytest.raises(ValueError, match="missing"):  # its metrics need its targets
         model.evaluate(x, {"a": ya}, verbose=0)
+
+
+def test_weighted_state_metrics_weigh_each_sample():
+    """weighted_metrics=[AUC(), Precision()]: each sample counts with its weight (Keras's
+    sample_weight in update_state), beside the same metrics unweighted."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(60, 5)).astype(np.float32)
+    ya = (x[:, :1] + rng.normal(size=(60, 1)) > 0).astype(np.float32)
+    yb = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 60)]
+    w = rng.uniform(0, 2, 60).astype(np.float32)
+    model = _model()
+    model.compile(optimizer="sgd", loss=["binary_crossentropy", "categorical_crossentropy"],
+                  metrics=[[metrics.AUC(name="auc")], []],
+                  weighted_metrics=[[metrics.AUC(name="auc"), metrics.Precision(name="p"),
+                                     "accuracy"], ["accuracy"]])
+    logs = model.evaluate(x, [ya, yb], sample_weight=w, batch_size=16, verbose=0,
+                          return_dict=True)
+    pa = model.predict(x, verbose=0)[0]
+    for name, metric in (("a_auc", metrics.AUC()), ("a_weighted_auc", metrics.AUC()),
+                         ("a_p", metrics.Precision())):
+        metric.update_state(ya, pa, sample_weight=None if name == "a_auc" else w)
+        assert logs[name] == pytest.approx(float(metric.result()), rel=1e-6), name
+    assert logs["a_weighted_auc"] != pytest.approx(logs["a_auc"])
+    acc = ((pa > 0.5) == ya)[:, 0]
+    assert logs["a_accuracy"] == pytest.approx((acc * w).sum() / w.sum(), rel=1e-5)

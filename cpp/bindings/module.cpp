@@ -461,6 +461,7 @@ StateMetricSpec state_spec(const py::handle& h) {
   get("k", s.k);
   get("has_threshold", s.has_threshold);
   get("threshold", s.threshold);
+  get("weighted", s.weighted);
   return s;
 }
 

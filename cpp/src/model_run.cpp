@@ -237,8 +237,9 @@ double Model::losses(const std::vector<Target>& ys, const long long* idx, int n,
       for (const StateMetricSpec& m : train_[k].state_metrics) {
         const size_t at = st->metric_sums.size();
         st->metric_sums.resize(at + state_metric_size(m, ow), 0.0);
-        state_metric_update(m, act_ptr_[o], yk, n, opos, ow, (int)(ys[k].width / opos),
-                            nullptr, st->metric_sums.data() + at);
+        const float* rw = m.weighted && wwidth_[k] ? row_weights(k, opos, n) : nullptr;
+        state_metric_update(m, act_ptr_[o], yk, n, opos, ow, (int)(ys[k].width / opos), rw,
+                            st->metric_sums.data() + at);
       }
     }
   return total;

@@ -30,8 +30,14 @@ class TrainerBatch:
             else:  # the metric object holds the state too, as a Keras metric after fit does
                 m._total, m._width = np.array(sums[a:b]), width
                 logs[name] = m.result()
-        for name, (v, d) in zip(names[len(slices):], self._weighted_slices):
-            logs[name] = float(sums[v] / sums[d]) if sums[d] != 0 else 0.0
+        for name, where in zip(names[len(slices):], self._weighted_slices):
+            if len(where) == 2:  # (weighted sum, weight sum) of a mean metric
+                v, d = where
+                logs[name] = float(sums[v] / sums[d]) if sums[d] != 0 else 0.0
+            else:  # a weighted state metric: its state, as above
+                a, b, m, width = where
+                m._total, m._width = np.array(sums[a:b]), width
+                logs[name] = m.result()
         for name, k in trackers:
             logs[name] = float(out_sums[k] / seen)
         return logs

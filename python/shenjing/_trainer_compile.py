@@ -44,7 +44,7 @@ class TrainerCompile:
             # A traced custom loss is the mean of its graph's values; traced metrics report
             # theirs after the built-in ones (the order _resolve_metrics gives them).
             specs.append(spec + (w, codes, traced.get(k, -1), have.get(k, []), opts,
-                                 [m._spec() for m in ms if getattr(m, "_state", False)],
+                                 self._state_specs(k, ms),
                                  getattr(self, "_state_tensors", {}).get(k, [])))
         self._core.compile(specs, self.optimizer._spec())
         wm.apply(self)  # compile cleared the core's weighted metrics
@@ -95,15 +95,17 @@ class TrainerCompile:
         if old is None or codes != [[m._code for m in ms if m._code is not None]
                                     for ms in old]:
             self._core.set_metrics(codes)
-        self._core.set_state_metrics([[m._spec() for m in ms if getattr(m, "_state", False)]
-                                      for ms in metrics])
         # The batch sums: the mean metrics, the weighted metrics' sums, then the states.
         weighted = wm.resolve(self, ys, shapes)
+        self._core.set_state_metrics([self._state_specs(k, ms) for k, ms in enumerate(metrics)])
         n_mean = sum(1 for ms in metrics for m in ms  # custom stateful ones: not means
                      if not getattr(m, "_state", False) and not metrics_mod._stateful(m))
-        self._weighted_slices, block = wm.slices(weighted, n_mean)
-        self._metric_slices, self._n_sums = _metric_slices(
-            metrics, shapes, getattr(self, "_metric_increments", {}), n_mean + block)
+        mean_slices, block = wm.slices(weighted, n_mean)
+        self._metric_slices, state_slices, self._n_sums = _metric_slices(
+            metrics, shapes, getattr(self, "_metric_increments", {}), n_mean + block, weighted)
+        means = iter(mean_slices)  # weighted metrics in log order, each from its part
+        self._weighted_slices = [state_slices[k, id(m)] if wm.is_state(m) else next(means)
+                                 for k, ws in enumerate(weighted) for m in ws]
         self._log_names = cu.metric_names(names, metrics) + [
             name for _, name in wm.weighted_names(names, metrics, weighted)]
         trackers = cu.loss_names(names, self._loss_order)
@@ -111,6 +113,14 @@ class TrainerCompile:
         keys = dict.fromkeys(["loss"] + self._log_names + trackers)
         self._eval_keys = wm.eval_keys(keys, metrics, weighted, trackers) if any(weighted) \
             else cu.flatten_in_order(keys, metrics, trackers)
+
+    def _state_specs(self, k, metrics):
+        """Output k's state metrics for the core: its metrics' and then its weighted metrics'
+        (which weigh each row by its sample weight)."""
+        weighted = (getattr(self, "_weighted", None) or [])
+        return [m._spec() for m in metrics if wm.is_state(m)] + [
+            {**m._spec(), "weighted": True}
+            for m in (weighted[k] if k < len(weighted) else []) if wm.is_state(m)]
 
     def _has_added_losses(self):
         """Whether the graph has add_loss() terms (a model may then compile with no loss)."""
@@ -157,14 +167,14 @@ class TrainerCompile:
         return config
 
 
-def _metric_slices(metrics, shapes, increments, states_at):
+def _metric_slices(metrics, shapes, increments, states_at, weighted):
     """Where each metric's values sit in the sums a batch call returns: (start, stop, state
     metric or None, output width) per metric in log order, and the sums' length. The core
     returns one sum per mean metric (outputs in order), the weighted metrics' sums, then from
     ``states_at`` per output the custom stateful metrics' variable increments and the state
-    metrics' states."""
+    metrics' states, then its weighted state metrics' (returned as {(output, id): slice})."""
     from shenjing import _metric_custom
-    pos = states_at
+    pos, weighted_states = states_at, {}
     mean, where = 0, {}
     for k, (ms, shape) in enumerate(zip(metrics, shapes)):
         width = int(shape[-1]) if len(shape) > 1 else 1
@@ -179,9 +189,15 @@ def _metric_slices(metrics, shapes, increments, states_at):
                 m._state_size(width)
             where[k, j] = (pos, pos + size, m, width)
             pos += size
+        for m in weighted[k] if k < len(weighted) else []:
+            if getattr(m, "_state", False):
+                size = m._state_size(width)
+                weighted_states[k, id(m)] = (pos, pos + size, m, width)
+                pos += size
         # The core's mean metrics of an output: the built-in ones, then the traced functions.
         means = [j for j in range(len(ms)) if (k, j) not in where]
         for j in sorted(means, key=lambda j: bool(getattr(ms[j], "_traced", False))):
             where[k, j] = (mean, mean + 1, None, width)
             mean += 1
-    return [where[k, j] for k, ms in enumerate(metrics) for j in range(len(ms))], pos
+    return ([where[k, j] for k, ms in enumerate(metrics) for j in range(len(ms))],
+            weighted_states, pos)

@@ -25,12 +25,19 @@ def resolve_ids(weighted_metrics, outs):
 _WEIGHABLE = range(5)  # MetricKind codes metric_sum weighs: the accuracies, mse, mae
 
 
+def is_state(m):
+    return bool(getattr(m, "_state", False))
+
+
 def _check_weighable(m):
+    if is_state(m):
+        return  # AUC, Precision, ...: their core update weighs each row
     if getattr(m, "_code", None) not in _WEIGHABLE or getattr(m, "_traced", False):
         raise ValueError(
             f"weighted_metrics: metric '{m.name}' is not one of the built-in metrics the core "
-            f"can weigh (accuracy, binary/categorical/sparse_categorical accuracy, mse, mae); "
-            f"pass it in metrics= instead.")
+            f"can weigh (accuracy, binary/categorical/sparse_categorical accuracy, mse, mae, "
+            f"and the state metrics such as AUC, Precision, Recall); pass it in metrics= "
+            f"instead.")
 
 
 def resolve(model, ys, shapes):
@@ -49,11 +56,13 @@ def resolve(model, ys, shapes):
 
 
 def slices(per_output, start):
-    """Where the core puts the weighted sums, from index ``start`` of a batch's metric sums:
-    for each output with weighted metrics, one sum of weight * value per metric and then the
-    output's sum of weights. (value index, weight-sum index) per weighted metric in order."""
+    """Where the core puts the weighted mean metrics' sums, from index ``start`` of a batch's
+    metric sums: for each output with some, one sum of weight * value per metric and then the
+    output's sum of weights. (value index, weight-sum index) per such metric in order (the
+    weighted state metrics' states come with the other states: _trainer_compile)."""
     out, pos = [], start
     for ms in per_output:
+        ms = [m for m in ms if not is_state(m)]
         if ms:
             out += [(pos + j, pos + len(ms)) for j in range(len(ms))]
             pos += len(ms) + 1
@@ -64,7 +73,8 @@ def apply(model):
     """Tells the core the weighted metrics (again after each compile of the core)."""
     per_output = getattr(model, "_weighted", None)
     if per_output is not None and model._core is not None:
-        model._core.set_weighted_metrics([[m._code for m in ms] for ms in per_output])
+        model._core.set_weighted_metrics([[m._code for m in ms if not is_state(m)]
+                                          for ms in per_output])
 
 
 def weighted_names(out_names, metrics, weighted):

@@ -40,6 +40,7 @@ struct StateMetricSpec {
   int k = 5;                  // top-k accuracies
   bool has_threshold = false; // FScore: pred > threshold, else the row's max (and |p| > 1e-9)
   float threshold = 0.5f;
+  bool weighted = false;      // Keras's weighted_metrics: each row counts with its sample weight
 };
 
 // Values in one batch's state vector for predictions of `width` per row.
