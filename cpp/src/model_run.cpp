@@ -170,16 +170,23 @@ void Model::run_forward(const std::vector<ArrayRef>& xs, const std::vector<Targe
 
 // Loss and metric sums of every output: rows are the output's positions (all axes but the
 // last). With grads, each loss writes its weighted gradient where back_ says.
+const float* Model::batch_targets(const std::vector<Target>& ys, std::size_t k,
+                                  const long long* idx, int n) {
+  if (!ygathered_[k]) ygathered_[k] = gather_rows(ys[k].data, ys[k].width, idx, n, ybatch_[k]);
+  return ygathered_[k];
+}
+
 double Model::losses(const std::vector<Target>& ys, const long long* idx, int n, bool grads,
                      BatchStats* st) {
   if (ybatch_.size() < outputs_.size()) ybatch_.resize(outputs_.size());
+  ygathered_.assign(outputs_.size(), nullptr);  // the loss, metrics and states share one gather
   double total = 0.0;
   for (size_t k = 0; k < train_.size(); ++k) {
     const int t = loss_tensor(k);
     const auto [width, positions] = row_layout(tensors_[t].shape);
     const long long rows = (tensors_[t].batched ? n : 1) * positions;
     const bool value = train_[k].loss.kind == LossKind::Value;  // no targets
-    const float* y = value ? nullptr : gather_rows(ys[k].data, ys[k].width, idx, n, ybatch_[k]);
+    const float* y = value ? nullptr : batch_targets(ys, k, idx, n);
     const OutputTraining& tr = train_[k];
     float* g = nullptr;
     const BackStep* step = grads && loss_step_[k] >= 0 ? &back_[loss_step_[k]] : nullptr;
@@ -209,7 +216,7 @@ double Model::losses(const std::vector<Target>& ys, const long long* idx, int n,
         // Metrics compare the output itself with the targets, whatever the loss.
         const int o = outputs_[k];
         const auto [ow, opos] = row_layout(tensors_[o].shape);
-        const float* yk = value ? gather_rows(ys[k].data, ys[k].width, idx, n, ybatch_[k]) : y;
+        const float* yk = batch_targets(ys, k, idx, n);
         for (MetricKind m : tr.metrics)
           st->metric_sums.push_back(metric_sum(m, act_ptr_[o], yk, (long long)n * opos, ow,
                                                (int)(ys[k].width / opos)) / opos);
@@ -233,7 +240,7 @@ double Model::losses(const std::vector<Target>& ys, const long long* idx, int n,
       if (train_[k].state_metrics.empty()) continue;
       const int o = outputs_[k];
       const auto [ow, opos] = row_layout(tensors_[o].shape);
-      const float* yk = gather_rows(ys[k].data, ys[k].width, idx, n, ybatch_[k]);
+      const float* yk = batch_targets(ys, k, idx, n);
       for (const StateMetricSpec& m : train_[k].state_metrics) {
         const size_t at = st->metric_sums.size();
         st->metric_sums.resize(at + state_metric_size(m, ow), 0.0);

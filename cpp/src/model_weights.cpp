@@ -99,17 +99,8 @@ void Model::weighted_metric_sums(const std::vector<Target>& ys, const long long*
     const int width = shape.empty() ? 1 : shape.back();
     const long long pos = loss_positions(shape);
     const float* rw = wwidth_[k] ? row_weights(k, pos, n) : nullptr;
-    // The batch's targets in row order (a second gather: only when weighted metrics exist).
     const int yw = ys[k].width;
-    const float* y = ys[k].data;
-    if (idx) {
-      std::vector<float>& buf = ybatch_[k];
-      if (buf.size() < (size_t)n * yw) buf.resize((size_t)n * yw);
-      for (int i = 0; i < n; ++i)
-        std::memcpy(buf.data() + (size_t)i * yw, ys[k].data + (size_t)idx[i] * yw,
-                    yw * sizeof(float));
-      y = buf.data();
-    }
+    const float* y = batch_targets(ys, k, idx, n);
     // Per-sample sums, as the unweighted metrics report them: a sample's rows average.
     for (MetricKind m : ms)
       st->metric_sums.push_back(

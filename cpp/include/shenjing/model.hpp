@@ -272,6 +272,9 @@ class Model {
   const float* row_weights(std::size_t k, long long per_sample, int n);
   void weighted_metric_sums(const std::vector<Target>& ys, const long long* idx, int n,
                             BatchStats* st);
+  // Output k's targets in batch row order, gathered once per batch (losses() resets them).
+  const float* batch_targets(const std::vector<Target>& ys, std::size_t k, const long long* idx,
+                             int n);
   void check_batch(const std::vector<ArrayRef>& xs, const std::vector<Target>* ys) const;
   void predict_unlocked(const std::vector<ArrayRef>& xs, int n, const std::vector<float*>& outs);
   // Forward, losses, backward; fills gradients and stats, returns the total loss.
@@ -357,6 +360,7 @@ class Model {
   std::vector<const float*> act_ptr_;  // per tensor, this batch
   int last_rows_ = 0;                  // rows of the batch act_ptr_ holds (0: none)
   std::vector<std::vector<float>> ybatch_;
+  std::vector<const float*> ygathered_;  // per output: this batch's targets once gathered
   std::vector<std::vector<float>> wbatch_, wrows_;  // per output: gathered, expanded weights
   std::vector<int> wwidth_;                          // per output: weights per sample, 0: none
   std::vector<float> stash_;  // a shared layer's weight gradients from its other nodes
