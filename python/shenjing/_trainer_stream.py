@@ -60,6 +60,18 @@ def _convert(model, batch, what, y_shapes=None, class_weight=None):
     return p, sw
 
 
+def _take(model, source, pending, what, y_shapes):
+    """The batch to run next: the one converted ahead (``pending``) or the Source's next, as
+    (Prepared, sample weights); END when the data ran out (with Keras's warning)."""
+    if pending is not None:
+        return pending
+    batch = source.next()
+    if batch is END:
+        da.warn_ran_out()
+        return END
+    return _convert(model, batch, what, y_shapes)
+
+
 def _step(fn, p, sw):
     x, y = p.core_args()
     if sw is None:
@@ -172,15 +184,11 @@ def _fit_epochs(model, source, pending, y_shapes, val, cbl, callbacks, verbose, 
         next_draw, logs, drawn = time.perf_counter() + redraw_every, None, True
         target, ran_out = source.epoch_steps, False
         while target is None or b < target:
-            if pending is not None:
-                (p, sw), pending = pending, None
-            else:
-                batch = source.next()
-                if batch is END:
-                    ran_out = True
-                    da.warn_ran_out()
-                    break
-                p, sw = _convert(model, batch, "fit", y_shapes)
+            item, pending = _take(model, source, pending, "fit", y_shapes), None
+            if item is END:
+                ran_out = True
+                break
+            p, sw = item
             for c in begin_cbs:
                 c.on_train_batch_begin(b, {})
             if py_lr:
@@ -273,15 +281,11 @@ def evaluate(model, x, y=None, batch_size=None, verbose="auto", return_dict=Fals
         out_sums = np.zeros(len(y_shapes))
         target = source.epoch_steps
         while target is None or b < target:
-            if pending is not None:
-                (p, sw), pending = pending, None
-            else:
-                batch = source.next()
-                if batch is END:
-                    ran_out = True
-                    da.warn_ran_out()
-                    break
-                p, sw = _convert(model, batch, "evaluate", y_shapes)
+            item, pending = _take(model, source, pending, "evaluate", y_shapes), None
+            if item is END:
+                ran_out = True
+                break
+            p, sw = item
             for c in begin_cbs:
                 c.on_test_batch_begin(b, {})
             ls, ms, outs = _step(model._core.test_step, p, sw)
